@@ -1,0 +1,52 @@
+"""Shared fixtures: the embedded MEDLINE corpus, a small plain-text corpus, a tiny vocabulary."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CORPUS_DIR = pathlib.Path(os.environ.get("BIOALBERT_CORPUS_DIR", ROOT / ".cache" / "corpus"))
+SHARED_DATA = pathlib.Path(os.environ.get("BIOALBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+MEDLINE_FILES = ["pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz"]
+
+
+def medline_path(name: str = MEDLINE_FILES[0]) -> pathlib.Path:
+    path = CORPUS_DIR / name
+    if not path.exists():
+        pytest.skip(f"embedded MEDLINE corpus missing ({path}); `make corpus` fetches it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_text_corpus(tmp_path_factory) -> pathlib.Path:
+    """The first 400 MEDLINE abstracts in the plain format (sentence per line, blank between docs)."""
+    from tfrecords_builder import corpus
+
+    stats = corpus.ReadStats()
+    out = tmp_path_factory.mktemp("corpus") / "medline_sample.txt"
+    with open(out, "w", encoding="utf-8") as f:
+        for i, doc in enumerate(corpus.iter_documents(str(medline_path()), stats)):
+            if i == 400:
+                break
+            f.write("\n".join(doc) + "\n\n")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_spm(tmp_path_factory, small_text_corpus) -> str:
+    """A 1000-piece unigram model with ALBERT's special ids, trained on the sample."""
+    from tfrecords_builder import vocab
+
+    prefix = tmp_path_factory.mktemp("vocab") / "tiny"
+    vocab.train(
+        vocab.VocabConfig(
+            input_files=(str(small_text_corpus),),
+            model_prefix=str(prefix),
+            vocab_size=1000,
+            num_threads=1,
+        )
+    )
+    return str(prefix) + ".model"

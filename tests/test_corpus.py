@@ -1,0 +1,205 @@
+"""Corpus readers on the real MEDLINE/PMC files and on small files written here."""
+
+import gzip
+import io
+import tarfile
+
+import pytest
+
+from tests.conftest import CORPUS_DIR, medline_path
+from tfrecords_builder import corpus
+
+
+def _read(path, **kw):
+    stats = corpus.ReadStats()
+    docs = list(corpus.iter_documents(str(path), stats, **kw))
+    return docs, stats
+
+
+def test_medline_baseline_file_streams_title_and_abstract():
+    docs, stats = _read(medline_path("pubmed20n0014.xml.gz"))
+    c = stats.counts
+    assert c["citations"] == 30000
+    assert c["citations_without_abstract"] == 15168
+    assert len(docs) == 30000 - 15168
+    first = docs[0]
+    assert first[0].startswith("Monitoring of bacteriological contamination")  # the ArticleTitle
+    assert first[1].startswith("Two hundred and sixty nine beef")  # abstract, sentence-split
+    assert all(len(s) >= 20 for d in docs for s in d)
+    assert all(s == s.strip() and "\n" not in s for d in docs[:500] for s in d)
+
+
+def test_medline_newer_file_counts_deletions():
+    docs, stats = _read(medline_path("pubmed21n1298.xml.gz"))
+    assert stats.counts["citations_deleted"] == 20
+    assert len(docs) == stats.counts["citations"] - stats.counts["citations_without_abstract"]
+
+
+def test_sentence_splitter_keeps_biomedical_abbreviations():
+    text = (
+        "Patients received 2.5 mg of drug X, e.g. aspirin, as described by Smith et al. in 2005. "
+        "The difference was significant (p < 0.05). As shown in Fig. 3, the effect was larger in vitro."
+    )
+    assert corpus.split_sentences(text) == [
+        "Patients received 2.5 mg of drug X, e.g. aspirin, as described by Smith et al. in 2005.",
+        "The difference was significant (p < 0.05).",
+        "As shown in Fig. 3, the effect was larger in vitro.",
+    ]
+
+
+def test_pmc_nxml_real_article_body_without_tables_or_references():
+    path = CORPUS_DIR / "pone.0000217.nxml"
+    if not path.exists():
+        pytest.skip("embedded PMC sample missing; `make corpus` fetches it")
+    docs, stats = _read(path)
+    assert len(docs) == 1 and stats.counts["articles"] == 1
+    doc = docs[0]
+    assert doc[0] == "Quantifying Organismal Complexity using a Population Genetic Approach"
+    text = " ".join(doc)
+    raw = path.read_text(encoding="utf-8")
+    ref_title = raw.split("<ref-list")[1].split("<article-title>")[1].split("</article-title>")[0]
+    assert ref_title.strip()[:40] not in text  # the reference list is not in the text
+    assert len(doc) > 100
+
+
+def test_pmc_tar_package(tmp_path):
+    article = (
+        b"<article><front><article-meta><title-group><article-title>A study of kinase signalling in cells"
+        b"</article-title></title-group><abstract><p>We studied the kinase in detail. It was active in cells.</p>"
+        b"</abstract></article-meta></front><body><sec><p>The body paragraph has one sentence here.</p>"
+        b"<table-wrap><table><tr><td>table cell text that is long enough</td></tr></table></table-wrap></sec></body>"
+        b"<back><ref-list><ref><mixed-citation>Reference text that should not appear.</mixed-citation></ref></ref-list></back></article>"
+    )
+    pkg = tmp_path / "oa_package.tar.gz"
+    with tarfile.open(pkg, "w:gz") as tar:
+        for name in ("PMC1/a.nxml", "PMC2/b.nxml"):
+            info = tarfile.TarInfo(name)
+            info.size = len(article)
+            tar.addfile(info, io.BytesIO(article))
+    docs, stats = _read(pkg)
+    assert len(docs) == 2
+    assert docs[0] == [
+        "A study of kinase signalling in cells",
+        "We studied the kinase in detail.",
+        "It was active in cells.",
+        "The body paragraph has one sentence here.",
+    ]
+
+
+def test_mimic_noteevents(tmp_path):
+    path = tmp_path / "NOTEEVENTS.csv"
+    path.write_text(
+        "ROW_ID,SUBJECT_ID,HADM_ID,CHARTDATE,CHARTTIME,STORETIME,CATEGORY,DESCRIPTION,CGID,ISERROR,TEXT\n"
+        '1,10,100,2151-07-16,,,Discharge summary,Report,,,"Admission Date:  [**2151-7-16**]\n\n'
+        'The patient was admitted with chest pain and\nshortness of breath. She was treated with aspirin.\n\nShort."\n'
+        '2,11,101,2151-07-17,,,Nursing,Note,,1,"This note was marked as an error by the hospital."\n'
+        '3,12,102,2151-07-18,,,Radiology,Report,,,"Chest x-ray shows no acute process in the lungs."\n',
+        encoding="utf-8",
+    )
+    docs, stats = _read(path)
+    assert docs == [
+        [
+            "Admission Date: [**2151-7-16**]",
+            "The patient was admitted with chest pain and shortness of breath.",
+            "She was treated with aspirin.",
+        ],
+        ["Chest x-ray shows no acute process in the lungs."],
+    ]
+    assert stats.counts["notes"] == 2 and stats.counts["notes_marked_error"] == 1
+    assert stats.counts["lines_short"] == 1
+
+
+def test_mimic_without_text_column_names_the_file(tmp_path):
+    path = tmp_path / "NOTEEVENTS.csv"
+    path.write_text("ROW_ID,BODY\n1,hello\n", encoding="utf-8")
+    with pytest.raises(
+        corpus.CorpusError, match=r"NOTEEVENTS.csv: line 1: expected .* TEXT column"
+    ):
+        _read(path)
+
+
+def test_plain_text_documents_and_bad_lines(tmp_path):
+    path = tmp_path / "corpus.txt"
+    lines = [
+        b"The first sentence of document one is here.",
+        b"short line",
+        b"Second sentence of the first document, long enough.",
+        b"",
+        b"Document two has an invalid byte \xff\xfe in this line.",
+        b"Document two has a NUL \x00 byte inside this line.",
+        b"x" * 1_000_000,  # a 1 MB single line
+        b"Document two keeps this sentence, which is fine.",
+        b"",
+        b"",
+    ]
+    path.write_bytes(b"\n".join(lines))
+    docs, stats = _read(path)
+    assert docs == [
+        [
+            "The first sentence of document one is here.",
+            "Second sentence of the first document, long enough.",
+        ],
+        ["Document two keeps this sentence, which is fine."],
+    ]
+    assert stats.counts["lines_invalid_utf8"] == 1
+    assert stats.counts["lines_with_nul"] == 1
+    assert stats.counts["lines_overlong"] == 1
+    assert stats.counts["lines_short"] == 1
+
+
+def test_empty_file_is_counted(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    docs, stats = _read(path)
+    assert docs == [] and stats.counts["files_empty"] == 1
+
+
+def test_missing_file_is_an_error(tmp_path):
+    with pytest.raises(corpus.CorpusError, match="nope.xml.gz: no such file"):
+        _read(tmp_path / "nope.xml.gz")
+
+
+def test_truncated_medline_gz_is_an_error_or_a_counted_skip(tmp_path):
+    data = medline_path("pubmed20n0014.xml.gz").read_bytes()
+    path = tmp_path / "pubmed_truncated.xml.gz"
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(
+        corpus.CorpusError, match=r"pubmed_truncated.xml.gz: unreadable after \d+ documents"
+    ):
+        _read(path)
+    docs, stats = _read(path, skip_bad_files=True)
+    assert 1000 < len(docs) < 14832
+    assert stats.counts["files_bad"] == 1
+    assert "pubmed_truncated.xml.gz" in stats.bad_files[0]
+
+
+def test_malformed_xml_is_an_error(tmp_path):
+    path = tmp_path / "bad.xml"
+    path.write_bytes(b"<PubmedArticleSet><PubmedArticle><MedlineCitation>")
+    with pytest.raises(corpus.CorpusError, match="bad.xml"):
+        _read(path)
+
+
+def test_gzip_plain_text(tmp_path):
+    path = tmp_path / "c.txt.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b"A gzipped sentence of plain text here.\n\nAnother document starts right here.\n")
+    docs, _ = _read(path)
+    assert docs == [
+        ["A gzipped sentence of plain text here."],
+        ["Another document starts right here."],
+    ]
+
+
+@pytest.mark.parametrize(
+    "name,fmt",
+    [
+        ("pubmed21n0001.xml.gz", "medline"),
+        ("a.nxml", "pmc"),
+        ("oa.tar.gz", "pmc"),
+        ("NOTEEVENTS.csv.gz", "mimic"),
+        ("x.txt", "text"),
+    ],
+)
+def test_format_detection(name, fmt):
+    assert corpus.detect_format(name) == fmt

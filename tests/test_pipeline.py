@@ -1,0 +1,262 @@
+"""The Beam pipeline end to end: bytes, schema, statistics, sharding, crash and rerun."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from bioalbert_tf import features
+from tests.conftest import ROOT
+from tfrecords_builder import pipeline
+
+tf = pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def two_files(small_text_corpus, tmp_path_factory) -> str:
+    """The 400-abstract sample split into two plain-text files (documents kept whole)."""
+    docs = small_text_corpus.read_text(encoding="utf-8").split("\n\n")
+    folder = tmp_path_factory.mktemp("two")
+    (folder / "part-a.txt").write_text("\n\n".join(docs[:200]) + "\n", encoding="utf-8")
+    (folder / "part-b.txt").write_text("\n\n".join(docs[200:]), encoding="utf-8")
+    return str(folder / "part-*.txt")
+
+
+def _config(inputs, out, spm, **kw):
+    settings = dict(
+        max_seq_length=128, max_predictions_per_seq=20, dupe_factor=2, docs_per_chunk=50
+    )
+    settings.update(kw)
+    return pipeline.BuildConfig(
+        input_files=(inputs,), output_dir=str(out), spm_model_file=spm, **settings
+    )
+
+
+def _shard_bytes(out) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(pathlib.Path(out).glob("*.tfrecord"))}
+
+
+@pytest.fixture(scope="module")
+def built(two_files, tiny_spm, tmp_path_factory):
+    out = tmp_path_factory.mktemp("built")
+    stats = pipeline.run(_config(two_files, out, tiny_spm), ["--direct_num_workers=1"])
+    return out, stats
+
+
+def test_same_seed_same_bytes_whatever_the_parallelism(built, two_files, tiny_spm, tmp_path):
+    out, _ = built
+    again = tmp_path / "two_workers"
+    pipeline.run(
+        _config(two_files, again, tiny_spm),
+        ["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+    )
+    first, second = _shard_bytes(out), _shard_bytes(again)
+    assert list(first) == ["pretrain-00000-of-00002.tfrecord", "pretrain-00001-of-00002.tfrecord"]
+    assert first == second
+
+
+def test_another_seed_gives_other_masks(built, two_files, tiny_spm, tmp_path):
+    out, _ = built
+    other = tmp_path / "seed2"
+    pipeline.run(_config(two_files, other, tiny_spm, random_seed=2), ["--direct_num_workers=1"])
+    for a, b in zip(_shard_bytes(out).values(), _shard_bytes(other).values(), strict=True):
+        assert a != b
+
+
+def _parsed(out, seq=128, pred=20):
+    files = sorted(str(p) for p in pathlib.Path(out).glob("*.tfrecord"))
+    ds = tf.data.TFRecordDataset(files).batch(10_000)
+    return [features.parse_pretraining_examples(batch, seq, pred) for batch in ds]
+
+
+def test_examples_parse_with_the_schema_and_hold_the_invariants(built):
+    out, stats = built
+    batches = _parsed(out)
+    n = sum(int(b["input_ids"].shape[0]) for b in batches)
+    assert n == stats["examples"] == sum(stats["shards"].values())
+    for b in batches:
+        ids = b["input_ids"].numpy()
+        mask = b["input_mask"].numpy()
+        seg = b["segment_ids"].numpy()
+        pos = b["masked_lm_positions"].numpy()
+        w = b["masked_lm_weights"].numpy()
+        assert (
+            ids.shape[1] == 128 and pos.shape[1] == 20 and b["next_sentence_labels"].shape[1] == 1
+        )
+        assert b["masked_lm_weights"].dtype == tf.float32
+        for i in range(ids.shape[0]):
+            length = int(mask[i].sum())
+            k = int(w[i].sum())
+            # A random replacement may draw any id, [SEP] included (as in the reference):
+            # restore the labels before checking the layout.
+            original = ids[i].copy()
+            original[pos[i, :k]] = b["masked_lm_ids"].numpy()[i, :k]
+            assert mask[i, :length].all() and not mask[i, length:].any()
+            assert original[0] == 2 and original[length - 1] == 3 and not ids[i, length:].any()
+            seps = np.flatnonzero(original[:length] == 3)
+            assert len(seps) == 2
+            assert not seg[i, : seps[0] + 1].any() and seg[i, seps[0] + 1 : length].all()
+            assert 1 <= k <= min(20, max(1, round(length * 0.15)))
+            assert (
+                (np.diff(pos[i, :k]) > 0).all()
+                and pos[i, :k].min() > 0
+                and pos[i, :k].max() < length
+            )
+            assert not np.isin(pos[i, :k], seps).any()
+
+
+def test_stats_json(built):
+    out, stats = built
+    on_disk = json.loads((pathlib.Path(out) / "stats.json").read_text())
+    assert on_disk["examples"] == stats["examples"] > 300
+    assert on_disk["documents"] == 400
+    assert on_disk["flags"]["max_seq_length"] == 128 and on_disk["flags"]["dupe_factor"] == 2
+    assert 0.4 < on_disk["sop_label_1_share"] < 0.65
+    shares = on_disk["masked_replacement_shares"]
+    assert abs(shares["mask"] - 0.8) < 0.03 and abs(shares["kept"] - 0.1) < 0.03
+    assert set(on_disk["ngram_span_histogram"]) <= {"1", "2", "3"}
+    assert sum(on_disk["length_histogram"].values()) == on_disk["examples"]
+    assert on_disk["read"]["files"] == 2
+
+
+def test_dupe_passes_mask_differently(two_files, tiny_spm, tmp_path):
+    one = pipeline.run(
+        _config(two_files, tmp_path / "d1", tiny_spm, dupe_factor=1), ["--direct_num_workers=1"]
+    )
+    three = pipeline.run(
+        _config(two_files, tmp_path / "d3", tiny_spm, dupe_factor=3), ["--direct_num_workers=1"]
+    )
+    assert 2.5 * one["examples"] < three["examples"] < 3.5 * one["examples"]
+    records = {
+        r.numpy()
+        for r in tf.data.TFRecordDataset([str(p) for p in (tmp_path / "d3").glob("*.tfrecord")])
+    }
+    assert len(records) == three["examples"]  # no two passes produced the same example
+
+
+def test_more_shards_than_files(small_text_corpus, tiny_spm, tmp_path):
+    stats = pipeline.run(
+        _config(str(small_text_corpus), tmp_path, tiny_spm, num_shards=3),
+        ["--direct_num_workers=1"],
+    )
+    assert sorted(stats["shards"]) == [f"pretrain-0000{i}-of-00003.tfrecord" for i in range(3)]
+    assert all(n > 50 for n in stats["shards"].values())
+
+
+def test_stale_shards_of_another_build_are_refused(built, two_files, tiny_spm):
+    out, _ = built
+    with pytest.raises(FileExistsError, match="different build"):
+        pipeline.run(_config(two_files, out, tiny_spm, num_shards=3), ["--direct_num_workers=1"])
+
+
+def test_rerun_skips_finished_groups(built, two_files, tiny_spm, caplog):
+    out, _ = built
+    before = _shard_bytes(out)
+    mtimes = {p: p.stat().st_mtime_ns for p in pathlib.Path(out).glob("*.tfrecord")}
+    pipeline.run(_config(two_files, out, tiny_spm), ["--direct_num_workers=1"])
+    assert _shard_bytes(out) == before
+    assert {p: p.stat().st_mtime_ns for p in pathlib.Path(out).glob("*.tfrecord")} == mtimes
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from tfrecords_builder import pipeline
+    original, calls = pipeline.process_chunk, [0]
+    def dying(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == int(sys.argv[4]):
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: a preempted machine
+        return original(*args, **kwargs)
+    pipeline.process_chunk = dying
+    config = pipeline.BuildConfig(input_files=(sys.argv[1],), output_dir=sys.argv[2], spm_model_file=sys.argv[3],
+                                  max_seq_length=128, dupe_factor=2, docs_per_chunk=50)
+    pipeline.run(config, ["--direct_num_workers=1"])
+    """
+)
+
+
+def test_killed_run_leaves_no_partial_shard_and_rerun_completes(
+    built, two_files, tiny_spm, tmp_path
+):
+    clean, _ = built
+    out = tmp_path / "killed"
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # 4 chunks per file: the kill lands in the second group, after the first has committed.
+    proc = subprocess.run(
+        [sys.executable, str(script), two_files, str(out), tiny_spm, "6"],
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    names = sorted(p.name for p in out.iterdir())
+    finished = [n for n in names if n.endswith(".tfrecord")]
+    assert len(finished) == 1  # the first group committed, the second did not
+    assert any(".tmp-" in n for n in names)  # the killed group's temporary file, never renamed
+    assert not (out / "stats.json").exists()
+    pipeline.run(_config(two_files, out, tiny_spm), ["--direct_num_workers=1"])
+    assert _shard_bytes(out) == _shard_bytes(clean)
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+
+
+def test_cli_runs_and_reports(two_files, tiny_spm, tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "tfrecords_builder.build_pretraining_data",
+        f"--input_files={two_files}",
+        f"--output_dir={tmp_path}",
+        f"--spm_model_file={tiny_spm}",
+        "--max_seq_length=64",
+        "--dupe_factor=1",
+        "--num_shards=1",
+        "--direct_num_workers=1",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '"examples":' in proc.stdout and f"to {tmp_path}" in proc.stdout
+    assert (tmp_path / "pretrain-00000-of-00001.tfrecord").exists()
+
+
+def test_cli_names_a_missing_input(tiny_spm, tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "tfrecords_builder.build_pretraining_data",
+        f"--input_files={tmp_path}/none-*.xml.gz",
+        f"--output_dir={tmp_path}/out",
+        f"--spm_model_file={tiny_spm}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 1
+    assert "no input files match" in proc.stderr and "none-*.xml.gz" in proc.stderr
+
+
+def test_cli_truncated_file_error_names_it(tiny_spm, tmp_path):
+    from tests.conftest import medline_path
+
+    bad = tmp_path / "pubmed_cut.xml.gz"
+    bad.write_bytes(medline_path().read_bytes()[:200_000])
+    cmd = [
+        sys.executable,
+        "-m",
+        "tfrecords_builder.build_pretraining_data",
+        f"--input_files={bad}",
+        f"--output_dir={tmp_path}/out",
+        f"--spm_model_file={tiny_spm}",
+        "--dupe_factor=1",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 1
+    assert (
+        "pubmed_cut.xml.gz: unreadable after" in proc.stderr and "--skip_bad_files" in proc.stderr
+    )
+    assert not list((tmp_path / "out").glob("*.tfrecord"))

@@ -1,0 +1,82 @@
+"""Vocabulary training and adoption with ALBERT's special ids."""
+
+import io
+import pathlib
+
+import pytest
+import sentencepiece as spm
+
+from bioalbert_tf import tokenization
+from tfrecords_builder import vocab
+
+
+def test_trained_model_has_albert_ids(tiny_spm):
+    sp = tokenization.load_sentencepiece(tiny_spm)
+    assert [sp.id_to_piece(i) for i in range(5)] == ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
+    assert sp.bos_id() == -1 and sp.eos_id() == -1
+    assert sp.get_piece_size() == 1000
+    # ALBERT's user-defined symbols are always single pieces
+    assert sp.encode("(x)", out_type=str)[-1] == ")"
+    vocab_file = tiny_spm[: -len(".model")] + ".vocab"
+    lines = pathlib.Path(vocab_file).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1000 and lines[2].startswith("[CLS]\t")
+
+
+def test_training_is_deterministic(small_text_corpus, tiny_spm, tmp_path):
+    again = tmp_path / "again"
+    vocab.train(
+        vocab.VocabConfig(
+            input_files=(str(small_text_corpus),),
+            model_prefix=str(again),
+            vocab_size=1000,
+            num_threads=1,
+        )
+    )
+    assert pathlib.Path(tiny_spm).read_bytes() == (tmp_path / "again.model").read_bytes()
+
+
+def test_vocab_too_large_for_corpus_says_what_to_do(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("a small corpus sentence that repeats.\n" * 50, encoding="utf-8")
+    with pytest.raises(ValueError, match="lower --vocab_size"):
+        vocab.train(
+            vocab.VocabConfig(
+                input_files=(str(text),),
+                model_prefix=str(tmp_path / "m"),
+                vocab_size=5000,
+                num_threads=1,
+            )
+        )
+
+
+def test_adopting_a_model_with_wrong_ids_is_refused(small_text_corpus, tmp_path):
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        input=str(small_text_corpus), model_writer=model, vocab_size=300, minloglevel=2
+    )
+    bad = tmp_path / "default_ids.model"
+    bad.write_bytes(model.getvalue())  # sentencepiece defaults: <unk>=0, <s>=1, </s>=2
+    with pytest.raises(
+        tokenization.SpecialIdsError,
+        match=r"<pad> is missing \(ALBERT expects it at id 0\); <unk> has id 0, ALBERT expects 1; \[CLS\] is missing",
+    ):
+        vocab.adopt_existing(str(bad), str(tmp_path / "adopted"))
+
+
+def test_adopting_a_good_model_copies_it(tiny_spm, tmp_path):
+    summary = vocab.adopt_existing(tiny_spm, str(tmp_path / "copy"))
+    assert (tmp_path / "copy.model").read_bytes() == pathlib.Path(tiny_spm).read_bytes()
+    assert summary["vocab_size"] == 1000
+
+
+def test_preprocess_text_is_albert_normalisation():
+    assert tokenization.preprocess_text("  Café  ``Naïve''\tTNF-α  ") == 'cafe "naive" tnf-α'
+    assert tokenization.preprocess_text("Keep Case", lower=False) == "Keep Case"
+
+
+def test_start_piece_rule_is_the_reference_one():
+    assert tokenization.is_start_piece("\u2581the")
+    assert tokenization.is_start_piece(",") and tokenization.is_start_piece("<unk>")
+    assert tokenization.is_start_piece("12")  # digits are not English letters
+    assert not tokenization.is_start_piece("ing")
+    assert tokenization.is_start_piece("ox")  # the reference's letter set lacks "x"

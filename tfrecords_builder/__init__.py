@@ -1,0 +1,1 @@
+"""Corpus -> SentencePiece vocabulary -> ALBERT MLM + SOP pretraining TFRecords."""

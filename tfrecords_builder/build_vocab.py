@@ -1,0 +1,72 @@
+r"""Trains a SentencePiece vocabulary with ALBERT's special ids, or adopts an existing one.
+
+  python -m tfrecords_builder.build_vocab --input_files='pubmed/*.xml.gz' \
+      --model_prefix=vocab/bio30k --vocab_size=30000
+  python -m tfrecords_builder.build_vocab --existing_model=30k-clean.model --model_prefix=vocab/30k-clean
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import app, flags
+
+from tfrecords_builder import corpus, vocab
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("input_files", None, "Comma list of files or globs, any corpus format.")
+flags.DEFINE_string("model_prefix", None, "Writes <model_prefix>.model and <model_prefix>.vocab.")
+flags.DEFINE_integer("vocab_size", 30000, "Pieces, specials included (ALBERT/BioALBERT: 30000).")
+flags.DEFINE_float(
+    "character_coverage", 0.99995, "SentencePiece character coverage (ALBERT's value)."
+)
+flags.DEFINE_integer("input_sentence_size", 10_000_000, "Sentences sampled for training.")
+flags.DEFINE_bool("do_lower_case", True, "Lowercase in normalisation, as at encoding time.")
+flags.DEFINE_enum(
+    "input_format", "auto", ["auto", *corpus.FORMATS], "Corpus format; auto = by extension."
+)
+flags.DEFINE_bool(
+    "hard_vocab_limit", True, "If false, a small corpus may give fewer pieces than vocab_size."
+)
+flags.DEFINE_integer("random_seed", 12345, "Seed of SentencePiece's sentence sampling.")
+flags.DEFINE_string(
+    "existing_model",
+    None,
+    "Instead of training: check this model's ids (e.g. ALBERT's 30k-clean.model) and copy it to model_prefix.",
+)
+
+
+def main(argv):
+    del argv
+    if not FLAGS.model_prefix:
+        raise app.UsageError("--model_prefix is required")
+    try:
+        if FLAGS.existing_model:
+            summary = vocab.adopt_existing(FLAGS.existing_model, FLAGS.model_prefix)
+        else:
+            if not FLAGS.input_files:
+                raise app.UsageError("--input_files (or --existing_model) is required")
+            from tfrecords_builder.pipeline import expand_inputs
+
+            config = vocab.VocabConfig(
+                input_files=tuple(expand_inputs(FLAGS.input_files)),
+                model_prefix=FLAGS.model_prefix,
+                vocab_size=FLAGS.vocab_size,
+                character_coverage=FLAGS.character_coverage,
+                input_sentence_size=FLAGS.input_sentence_size,
+                do_lower_case=FLAGS.do_lower_case,
+                input_format=FLAGS.input_format,
+                hard_vocab_limit=FLAGS.hard_vocab_limit,
+                random_seed=FLAGS.random_seed,
+            )
+            summary = vocab.train(config)
+    except (corpus.CorpusError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,303 @@
+"""Corpus readers: raw sources -> documents, each a list of sentences.
+
+The BioALBERT paper's rules are applied here, once: one sentence per line, blank lines
+dropped, lines (sentences) shorter than 20 characters dropped. Lowercasing is NOT done here:
+it belongs to normalisation (`bioalbert_tf.tokenization.preprocess_text`).
+
+Formats:
+  medline  PubMed/MEDLINE baseline XML (`*.xml`, `*.xml.gz`): title + abstract per citation;
+           citations without an abstract are skipped and counted. Streamed with iterparse.
+  pmc      PMC Open Access JATS (`*.nxml`, `*.nxml.gz`, or `*.tar.gz` packages of them):
+           article title, abstract and body paragraphs; tables, figures, references left out.
+  mimic    MIMIC-III NOTEEVENTS.csv(.gz): the TEXT column, one note per document; rows with
+           ISERROR=1 skipped and counted.
+  text     The original format: one sentence per line, a blank line between documents.
+
+Bad input never crashes without a message: undecodable or NUL-carrying lines and over-long
+lines are skipped and counted; a truncated or malformed file raises CorpusError naming the
+file (or, with skip_bad_files, keeps what was read before the damage and is counted).
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import gzip
+import io
+import sys
+import tarfile
+import zlib
+from collections.abc import Iterator
+
+import blingfire
+from lxml import etree
+
+from bioalbert_tf import fileio
+
+FORMATS = ("medline", "pmc", "mimic", "text")
+MIN_LINE_CHARS = 20  # the paper: lines shorter than 20 characters are removed
+MAX_LINE_CHARS = 100_000  # longer "sentences" are markup or binary junk: skipped and counted
+
+# lxml never fetches DTDs or entities (PubMed files name a DTD by URL).
+_XML_OPTS = dict(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=True)
+_PMC_SKIP = frozenset(
+    {"table-wrap", "table", "fig", "ref-list", "supplementary-material", "fn-group"}
+)
+
+
+class CorpusError(Exception):
+    """A corpus file that cannot be read; the message names the file and the position."""
+
+
+class ReadStats:
+    """Counters of what was read, kept and skipped, plus the files that could not be read."""
+
+    def __init__(self):
+        self.counts: collections.Counter = collections.Counter()
+        self.bad_files: list[str] = []
+
+    def to_dict(self) -> dict:
+        return {"counts": dict(sorted(self.counts.items())), "bad_files": list(self.bad_files)}
+
+
+def detect_format(path: str) -> str:
+    name = fileio.basename(path).lower()
+    for suffix in (".gz", ".bz2"):
+        if name.endswith(suffix) and not name.endswith((".tar.gz", ".tgz")):
+            name = name[: -len(suffix)]
+    if name.endswith((".nxml", ".tar.gz", ".tgz", ".tar")):
+        return "pmc"
+    if name.endswith(".xml"):
+        return "medline"
+    if name.endswith(".csv"):
+        return "mimic"
+    return "text"
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentence splitting for biomedical prose (blingfire: keeps `e.g.`, `et al.`, `Fig. 3`, `2.5 mg`)."""
+    if not text or text.isspace():
+        return []
+    return blingfire.text_to_sentences(text).split("\n")
+
+
+def clean_lines(lines, stats: ReadStats, min_chars: int = MIN_LINE_CHARS) -> list[str]:
+    """The paper's rule: drop blank lines and lines shorter than `min_chars` characters."""
+    kept = []
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        if "\x00" in line:
+            stats.counts["lines_with_nul"] += 1
+        elif len(line) > MAX_LINE_CHARS:
+            stats.counts["lines_overlong"] += 1
+        elif len(line) < min_chars:
+            stats.counts["lines_short"] += 1
+        else:
+            kept.append(line)
+    return kept
+
+
+def _open_binary(path: str):
+    raw = fileio.open_file(path, "rb")
+    if path.endswith(".gz") and not path.endswith((".tar.gz", ".tgz")):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if path.endswith(".bz2"):
+        import bz2
+
+        return bz2.BZ2File(raw, mode="rb")
+    return raw
+
+
+def _itertext(elem) -> str:
+    return " ".join("".join(elem.itertext()).split())
+
+
+def _read_medline(f, stats: ReadStats, min_chars: int) -> Iterator[list[str]]:
+    tags = ("PubmedArticle", "PubmedBookArticle", "MedlineCitation", "DeleteCitation")
+    for _, elem in etree.iterparse(f, events=("end",), tag=tags, **_XML_OPTS):
+        parent = elem.getparent()
+        if elem.tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
+            continue  # handled with its PubmedArticle
+        if elem.tag == "DeleteCitation":
+            stats.counts["citations_deleted"] += len(elem.findall("PMID"))
+        elif elem.tag == "PubmedBookArticle":
+            stats.counts["book_articles_skipped"] += 1
+        else:
+            stats.counts["citations"] += 1
+            article = elem.find(".//Article")
+            abstract = [] if article is None else article.findall("./Abstract/AbstractText")
+            if not abstract:
+                stats.counts["citations_without_abstract"] += 1
+            else:
+                title = article.find("./ArticleTitle")
+                lines = [_itertext(title)] if title is not None else []
+                for part in abstract:
+                    lines.extend(split_sentences(_itertext(part)))
+                doc = clean_lines(lines, stats, min_chars)
+                if doc:
+                    yield doc
+                else:
+                    stats.counts["documents_empty_after_cleaning"] += 1
+        # Bounded memory on 30k-citation files: drop what has been read.
+        elem.clear()
+        while elem.getprevious() is not None:
+            del elem.getparent()[0]
+
+
+def _pmc_article(f, stats: ReadStats, min_chars: int) -> list[str]:
+    root = etree.parse(f, etree.XMLParser(**_XML_OPTS)).getroot()
+    lines = []
+    title = root.find(".//front//article-title")
+    if title is not None:
+        lines.append(_itertext(title))
+    paragraphs = root.findall(".//front//abstract//p") + root.findall(".//body//p")
+    for p in paragraphs:
+        ancestors = {a.tag for a in p.iterancestors()}
+        if "p" in ancestors or ancestors & _PMC_SKIP:
+            continue  # nested paragraphs are inside their parent's text; tables/figures left out
+        lines.extend(split_sentences(_itertext(p)))
+    stats.counts["articles"] += 1
+    return clean_lines(lines, stats, min_chars)
+
+
+def _read_pmc(path: str, f, stats: ReadStats, min_chars: int) -> Iterator[list[str]]:
+    name = path.lower()
+    if name.endswith((".tar.gz", ".tgz", ".tar")):
+        with tarfile.open(fileobj=f, mode="r|*") as tar:
+            for member in tar:
+                if not member.isfile() or not member.name.lower().endswith((".nxml", ".xml")):
+                    continue
+                try:
+                    doc = _pmc_article(tar.extractfile(member), stats, min_chars)
+                except etree.XMLSyntaxError as e:
+                    stats.counts["articles_malformed"] += 1
+                    stats.bad_files.append(f"{path}!{member.name}: {e}")
+                    continue
+                if doc:
+                    yield doc
+        return
+    doc = _pmc_article(f, stats, min_chars)
+    if doc:
+        yield doc
+
+
+def _read_mimic(path: str, f, stats: ReadStats, min_chars: int) -> Iterator[list[str]]:
+    csv.field_size_limit(sys.maxsize)
+    text_stream = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
+    reader = csv.reader(text_stream)
+    header = next(reader, None)
+    if header is None:
+        return
+    upper = [h.strip().upper() for h in header]
+    if "TEXT" not in upper:
+        raise CorpusError(
+            f"{path}: line 1: expected a NOTEEVENTS.csv header with a TEXT column, got {header[:12]}"
+        )
+    text_col = upper.index("TEXT")
+    error_col = upper.index("ISERROR") if "ISERROR" in upper else None
+    try:
+        for row in reader:
+            if len(row) != len(header):
+                raise CorpusError(
+                    f"{path}: line {reader.line_num}: expected {len(header)} columns, got {len(row)}"
+                )
+            if error_col is not None and row[error_col].strip() == "1":
+                stats.counts["notes_marked_error"] += 1
+                continue
+            stats.counts["notes"] += 1
+            lines = []
+            # Notes are hard-wrapped: blank lines separate blocks, single newlines are wraps.
+            for block in row[text_col].replace("\r\n", "\n").split("\n\n"):
+                lines.extend(split_sentences(" ".join(block.split())))
+            doc = clean_lines(lines, stats, min_chars)
+            if doc:
+                yield doc
+            else:
+                stats.counts["documents_empty_after_cleaning"] += 1
+    except csv.Error as e:
+        raise CorpusError(f"{path}: line {reader.line_num}: malformed CSV ({e})") from e
+
+
+_READ_LIMIT = 4 * MAX_LINE_CHARS  # bytes per readline: bounded memory on a one-line 1 GB file
+
+
+def _read_text(f, stats: ReadStats, min_chars: int) -> Iterator[list[str]]:
+    doc: list[str] = []
+    while True:
+        raw = f.readline(_READ_LIMIT)
+        if not raw:
+            break
+        if len(raw) == _READ_LIMIT and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):  # consume the rest of the over-long line
+                raw = f.readline(_READ_LIMIT)
+            stats.counts["lines_overlong"] += 1
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            stats.counts["lines_invalid_utf8"] += 1
+            continue
+        if not line.strip():
+            if doc:
+                yield doc
+            doc = []
+            continue
+        doc.extend(clean_lines([line], stats, min_chars))
+    if doc:
+        yield doc
+
+
+def iter_documents(
+    path: str,
+    stats: ReadStats,
+    input_format: str = "auto",
+    min_line_chars: int = MIN_LINE_CHARS,
+    skip_bad_files: bool = False,
+) -> Iterator[list[str]]:
+    """Yields the documents (lists of cleaned sentences) of one corpus file.
+
+    Counts go to `stats`. A damaged file raises CorpusError, or with `skip_bad_files` ends the
+    file at the damage (documents read before it are kept) and is listed in `stats.bad_files`.
+    """
+    fmt = detect_format(path) if input_format == "auto" else input_format
+    if fmt not in FORMATS:
+        raise ValueError(f"input_format must be auto or one of {FORMATS}, got {input_format!r}")
+    if not fileio.exists(path):
+        raise CorpusError(f"{path}: no such file")
+    stats.counts["files"] += 1
+    if fileio.size(path) == 0:
+        stats.counts["files_empty"] += 1
+        return
+    n_docs = 0
+    try:
+        with _open_binary(path) as f:
+            if fmt == "medline":
+                docs = _read_medline(f, stats, min_line_chars)
+            elif fmt == "pmc":
+                docs = _read_pmc(path, f, stats, min_line_chars)
+            elif fmt == "mimic":
+                docs = _read_mimic(path, f, stats, min_line_chars)
+            else:
+                docs = _read_text(f, stats, min_line_chars)
+            for doc in docs:
+                n_docs += 1
+                yield doc
+    except (
+        EOFError,
+        zlib.error,
+        gzip.BadGzipFile,
+        OSError,
+        etree.XMLSyntaxError,
+        tarfile.TarError,
+    ) as e:
+        kind = type(e).__name__
+        msg = f"{path}: unreadable after {n_docs} documents ({kind}: {e})"
+        if not skip_bad_files:
+            raise CorpusError(
+                msg + ". The file may be truncated or not in the expected format "
+                f"({fmt}); re-download it, or pass --skip_bad_files to keep what was read."
+            ) from e
+        stats.counts["files_bad"] += 1
+        stats.bad_files.append(msg)
