@@ -88,7 +88,15 @@ def create_instances_from_document(
 
 
 def reference_masked_lm(
-    tokens, is_start, masked_lm_prob, max_predictions_per_seq, vocab_size, rng, ngram=3, mask_id=4, choose_n=None
+    tokens,
+    is_start,
+    masked_lm_prob,
+    max_predictions_per_seq,
+    vocab_size,
+    rng,
+    ngram=3,
+    mask_id=4,
+    choose_n=None,
 ):
     """The reference's create_masked_lm_predictions (whole-word, n-gram, favor_shorter_ngram),
     with its full pre-shuffled n-gram list. The reference draws n with numpy's global RNG
