@@ -1,0 +1,122 @@
+r"""Converts ALBERT checkpoints between the original TF1 layout and ours.
+
+TF1 (Google ALBERT, published BioALBERT) -> ours (a TF2 object checkpoint of the pretrainer):
+  python -m bioalbert_tf.convert_checkpoint --tf1_checkpoint=albert_base/model.ckpt-best \
+      --albert_config_file=albert_base/albert_config.json --output_dir=converted/
+Ours (a conversion or a pretraining output_dir, or a ckpt prefix) -> TF1:
+  python -m bioalbert_tf.convert_checkpoint --to_tf1 --keras_checkpoint=pretrain_out/ \
+      --albert_config_file=albert_config.json --output_tf1=export/model.ckpt-best
+Add --keras_hub_preset_dir (and --spm_model_file) to also write a keras-hub AlbertBackbone preset.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import app, flags
+
+from bioalbert_tf import checkpoints, fileio
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string(
+    "tf1_checkpoint", None, "TF1 checkpoint prefix (local or gs://), e.g. .../model.ckpt-best."
+)
+flags.DEFINE_string(
+    "albert_config_file", None, "albert_config.json; default: the one beside the checkpoint."
+)
+flags.DEFINE_string("output_dir", None, "Where our checkpoint (ckpt-N, albert_config.json) goes.")
+flags.DEFINE_bool("to_tf1", False, "Convert ours -> TF1 instead.")
+flags.DEFINE_string(
+    "keras_checkpoint", None, "Our checkpoint: a prefix, or a folder with a `checkpoint` file."
+)
+flags.DEFINE_string("output_tf1", None, "TF1 prefix to write, e.g. export/model.ckpt-best.")
+flags.DEFINE_integer(
+    "global_step", None, "global_step to store in the TF1 checkpoint (default: ours, if any)."
+)
+flags.DEFINE_string(
+    "keras_hub_preset_dir", None, "Also write a keras-hub AlbertBackbone preset here."
+)
+flags.DEFINE_string(
+    "spm_model_file", None, "SentencePiece model to include in the keras-hub preset."
+)
+
+
+def _config(checkpoint_path: str):
+    from bioalbert_tf.config import AlbertConfig
+
+    path = FLAGS.albert_config_file
+    if not path:
+        folder = (
+            checkpoint_path if fileio.isdir(checkpoint_path) else checkpoint_path.rsplit("/", 1)[0]
+        )
+        path = fileio.join(folder, checkpoints.CONFIG_NAME)
+        if not fileio.exists(path):
+            raise FileNotFoundError(
+                f"--albert_config_file not given and no {checkpoints.CONFIG_NAME} beside {checkpoint_path}"
+            )
+    return AlbertConfig.from_json_file(path)
+
+
+def _step(prefix: str) -> int | None:
+    import tensorflow as tf
+
+    names = dict(tf.train.list_variables(prefix))
+    for name in ("step/.ATTRIBUTES/VARIABLE_VALUE", "global_step"):
+        if name in names:
+            return int(tf.train.load_variable(prefix, name))
+    return None
+
+
+def main(argv):
+    del argv
+    from bioalbert_tf.config import ConfigError
+    from bioalbert_tf.modeling import AlbertPretrainer
+
+    try:
+        if FLAGS.to_tf1:
+            if not (FLAGS.keras_checkpoint and FLAGS.output_tf1):
+                raise app.UsageError("--to_tf1 needs --keras_checkpoint and --output_tf1")
+            prefix = checkpoints.resolve_checkpoint(FLAGS.keras_checkpoint)
+            model = AlbertPretrainer(_config(FLAGS.keras_checkpoint))
+            checkpoints.load_keras_checkpoint(model, prefix)
+            step = FLAGS.global_step if FLAGS.global_step is not None else _step(prefix)
+            names = checkpoints.save_tf1_checkpoint(model, FLAGS.output_tf1, step)
+            model.config.to_json_file(
+                fileio.join(FLAGS.output_tf1.rsplit("/", 1)[0] or ".", checkpoints.CONFIG_NAME)
+            )
+            summary = {
+                "from": prefix,
+                "to": FLAGS.output_tf1,
+                "variables": len(names),
+                "global_step": step,
+            }
+        else:
+            if not (FLAGS.tf1_checkpoint and FLAGS.output_dir):
+                raise app.UsageError("give --tf1_checkpoint and --output_dir (or --to_tf1 ...)")
+            prefix = checkpoints.resolve_checkpoint(FLAGS.tf1_checkpoint)
+            model = AlbertPretrainer(_config(FLAGS.tf1_checkpoint))
+            report = checkpoints.load_tf1_checkpoint(model, prefix)
+            path = checkpoints.save_keras_checkpoint(model, FLAGS.output_dir, report.global_step)
+            summary = {
+                "from": prefix,
+                "to": path,
+                "loaded": report.loaded,
+                "ignored_optimizer_and_step": report.ignored,
+                "global_step": report.global_step,
+            }
+        if FLAGS.keras_hub_preset_dir:
+            from bioalbert_tf.keras_hub_export import save_keras_hub_preset
+
+            summary["keras_hub_preset"] = save_keras_hub_preset(
+                model.encoder, FLAGS.keras_hub_preset_dir, FLAGS.spm_model_file
+            )
+    except (checkpoints.CheckpointMismatchError, FileNotFoundError, ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,85 @@
+r"""Exports a SavedModel for TF Serving.
+
+  python -m bioalbert_tf.export_saved_model --model=pretrainer \
+      --checkpoint=<TF1 prefix or ours> --albert_config_file=albert_config.json --output_dir=saved_model/
+
+`serving_default` of the pretrainer takes int32 input_ids, input_mask, segment_ids [batch, seq]
+and returns sequence_output [batch, seq, hidden], pooled_output [batch, hidden],
+mlm_logits [batch, seq, vocab] (every position) and sop_logits [batch, 2].
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import app, flags
+
+from bioalbert_tf import checkpoints, fileio
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("model", "pretrainer", ["pretrainer"], "What to export.")
+flags.DEFINE_string("checkpoint", None, "TF1 prefix or ours (prefix or folder), local or gs://.")
+flags.DEFINE_string(
+    "albert_config_file", None, "albert_config.json; default: the one beside the checkpoint."
+)
+flags.DEFINE_string("output_dir", None, "SavedModel folder to write.")
+
+
+def export_pretrainer(model, output_dir: str) -> str:
+    import keras
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, None], tf.int32)
+
+    def serve(input_ids, input_mask, segment_ids):
+        out = model.encoder(
+            {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+        )
+        return {
+            "sequence_output": out["sequence_output"],
+            "pooled_output": out["pooled_output"],
+            "mlm_logits": model.mlm_logits(out["sequence_output"]),
+            "sop_logits": model.sop_logits(out["pooled_output"]),
+        }
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve, input_signature=[spec, spec, spec])
+    archive.write_out(output_dir, verbose=False)
+    return output_dir
+
+
+def main(argv):
+    del argv
+    from bioalbert_tf.config import AlbertConfig, ConfigError
+    from bioalbert_tf.modeling import AlbertPretrainer
+
+    if not (FLAGS.checkpoint and FLAGS.output_dir):
+        raise app.UsageError("--checkpoint and --output_dir are required")
+    try:
+        config_path = FLAGS.albert_config_file
+        if not config_path:
+            folder = (
+                FLAGS.checkpoint
+                if fileio.isdir(FLAGS.checkpoint)
+                else FLAGS.checkpoint.rsplit("/", 1)[0]
+            )
+            config_path = fileio.join(folder, checkpoints.CONFIG_NAME)
+        model = AlbertPretrainer(AlbertConfig.from_json_file(config_path))
+        kind = checkpoints.load_init_checkpoint(model, FLAGS.checkpoint)
+        export_pretrainer(model, FLAGS.output_dir)
+    except (checkpoints.CheckpointMismatchError, FileNotFoundError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(
+        json.dumps(
+            {"checkpoint": FLAGS.checkpoint, "kind": kind, "saved_model": FLAGS.output_dir},
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,172 @@
+"""The pretrainer SavedModel (fresh-process load, saved_model_cli) and the keras-hub preset."""
+
+import json
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from bioalbert_tf import checkpoints
+from bioalbert_tf.config import AlbertConfig
+from tests.conftest import ROOT
+from tests.tf1_names import write_random_tf1_checkpoint
+
+tf = pytest.importorskip("tensorflow")
+SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A random TF1 checkpoint exported through the command line, and our Keras model's outputs."""
+    from bioalbert_tf.modeling import AlbertPretrainer
+
+    tmp = tmp_path_factory.mktemp("export")
+    config = AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json"))
+    write_random_tf1_checkpoint(config, str(tmp / "tf1" / "model.ckpt-best"))
+    (tmp / "tf1" / "albert_config.json").write_text(config.to_json_string())
+    cmd = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.export_saved_model",
+        "--model=pretrainer",
+        f"--checkpoint={tmp}/tf1/model.ckpt-best",
+        f"--output_dir={tmp}/saved_model",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = AlbertPretrainer(config)
+    checkpoints.load_init_checkpoint(model, str(tmp / "tf1"))
+    ids = np.array([[2, 11, 12, 13, 3, 21, 22, 3], [2, 31, 32, 3, 41, 3, 0, 0]], np.int32)
+    mask = (ids > 0).astype(np.int32)
+    seg = np.array([[0] * 5 + [1] * 3, [0] * 4 + [1] * 2 + [0] * 2], np.int32)
+    out = model.encoder({"input_ids": ids, "input_mask": mask, "segment_ids": seg})
+    expected = {
+        "sequence_output": np.asarray(out["sequence_output"]),
+        "pooled_output": np.asarray(out["pooled_output"]),
+        "mlm_logits": np.asarray(model.mlm_logits(out["sequence_output"])),
+        "sop_logits": np.asarray(model.sop_logits(out["pooled_output"])),
+    }
+    np.savez(tmp / "inputs.npz", input_ids=ids, input_mask=mask, segment_ids=seg)
+    return tmp, expected
+
+
+LOADER = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    model = tf.saved_model.load(sys.argv[1])
+    x = np.load(sys.argv[2])
+    out = model.signatures["serving_default"](**{k: tf.constant(x[k]) for k in x.files})
+    print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
+    """
+)
+
+
+def test_fresh_process_load_gives_the_keras_outputs(exported):
+    tmp, expected = exported
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADER, str(tmp / "saved_model"), str(tmp / "inputs.npz")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(got) == set(expected)
+    shapes = {
+        "sequence_output": (2, 8, 12),
+        "pooled_output": (2, 12),
+        "mlm_logits": (2, 8, 97),
+        "sop_logits": (2, 2),
+    }
+    for k, v in expected.items():
+        assert np.asarray(got[k]).shape == shapes[k]
+        np.testing.assert_allclose(np.asarray(got[k]), v, atol=1e-5, err_msg=k)
+
+
+def test_saved_model_cli_show_and_run(exported):
+    tmp, expected = exported
+    show = subprocess.run(
+        [str(SAVED_MODEL_CLI), "show", "--dir", str(tmp / "saved_model"), "--all"],
+        capture_output=True,
+        text=True,
+    )
+    assert show.returncode == 0, show.stderr[-2000:]
+    for name in (
+        "input_ids",
+        "input_mask",
+        "segment_ids",
+        "sequence_output",
+        "pooled_output",
+        "mlm_logits",
+        "sop_logits",
+    ):
+        assert f"['{name}']" in show.stdout
+    exprs = "input_ids=[[2,11,12,13,3,21,22,3]];input_mask=[[1,1,1,1,1,1,1,1]];segment_ids=[[0,0,0,0,0,1,1,1]]"
+    run = subprocess.run(
+        [
+            str(SAVED_MODEL_CLI),
+            "run",
+            "--dir",
+            str(tmp / "saved_model"),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--input_exprs",
+            exprs,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]  # the TF1 session loader, as TF Serving uses
+    sop = run.stdout.split("Result for output key sop_logits:")[1].split("]]")[0].replace("[", " ")
+    np.testing.assert_allclose(np.array(sop.split(), float), expected["sop_logits"][0], atol=1e-5)
+
+
+def test_keras_hub_preset_loads_with_from_preset(tmp_path):
+    import keras_hub
+
+    from bioalbert_tf.keras_hub_export import save_keras_hub_preset
+    from bioalbert_tf.modeling import AlbertEncoder
+
+    config = AlbertConfig(
+        vocab_size=211,
+        embedding_size=16,
+        hidden_size=48,
+        num_hidden_layers=4,
+        num_hidden_groups=2,
+        inner_group_num=2,
+        num_attention_heads=4,
+        intermediate_size=60,
+        max_position_embeddings=32,
+    )
+    encoder = AlbertEncoder(config)
+    rng = np.random.default_rng(0)
+    for v in encoder.weights:
+        v.assign(v.numpy() + 0.1 * rng.standard_normal(v.shape).astype(np.float32))
+    save_keras_hub_preset(encoder, str(tmp_path / "preset"))
+    backbone = keras_hub.models.AlbertBackbone.from_preset(str(tmp_path / "preset"))
+    ids = rng.integers(5, 211, size=(2, 9))
+    mask = np.ones_like(ids)
+    mask[1, 6:] = 0
+    seg = np.zeros_like(ids)
+    seg[:, 4:] = 1
+    ours = encoder({"input_ids": ids, "input_mask": mask, "segment_ids": seg})
+    theirs = backbone({"token_ids": ids, "padding_mask": mask, "segment_ids": seg})
+    for k in ("sequence_output", "pooled_output"):  # keras-hub's own layers: an independent check
+        np.testing.assert_allclose(np.asarray(ours[k]), np.asarray(theirs[k]), atol=1e-5, err_msg=k)
+
+
+def test_keras_hub_preset_refuses_uneven_groups():
+    from bioalbert_tf.keras_hub_export import to_keras_hub_backbone
+    from bioalbert_tf.modeling import AlbertEncoder
+
+    encoder = AlbertEncoder(AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json")))
+    with pytest.raises(
+        ValueError, match=r"num_hidden_layers \(5\) to be a multiple of num_hidden_groups \(2\)"
+    ):
+        to_keras_hub_backbone(encoder)

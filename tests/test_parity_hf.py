@@ -1,0 +1,125 @@
+"""Numerical parity with an independent ALBERT: Hugging Face transformers' PyTorch AlbertForPreTraining,
+loading the same TF1 checkpoint through its own TF-checkpoint loader."""
+
+import numpy as np
+import pytest
+
+from bioalbert_tf import checkpoints
+from bioalbert_tf.config import AlbertConfig
+from tests.conftest import ROOT
+from tests.tf1_names import write_random_tf1_checkpoint
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+TOLERANCE = 1e-5
+
+
+def _hf_model(config: AlbertConfig, prefix: str):
+    from transformers import AlbertConfig as HFConfig
+    from transformers import AlbertForPreTraining
+    from transformers.models.albert.modeling_albert import load_tf_weights_in_albert
+
+    hf_config = HFConfig(
+        vocab_size=config.vocab_size,
+        embedding_size=config.embedding_size,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_hidden_groups=config.num_hidden_groups,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        inner_group_num=config.inner_group_num,
+        hidden_act="gelu_new",  # HF's name for ALBERT's tanh-approximate GELU
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        classifier_dropout_prob=0.0,
+        max_position_embeddings=config.max_position_embeddings,
+        type_vocab_size=config.type_vocab_size,
+        layer_norm_eps=1e-12,
+        attn_implementation="eager",
+    )
+    model = AlbertForPreTraining(hf_config)
+    load_tf_weights_in_albert(model, hf_config, prefix)
+    return model.eval()
+
+
+def _inputs(config, batch=3, seq=11, seed=1):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, config.vocab_size, size=(batch, seq)).astype(np.int32)
+    lengths = [seq, seq - 4, 5]  # padding in two of the rows
+    mask = np.array([[1] * n + [0] * (seq - n) for n in lengths], np.int32)
+    segments = np.array([[0] * (n // 2) + [1] * (seq - n // 2) for n in lengths], np.int32) * mask
+    ids[:, 0] = 2
+    ids = ids * mask
+    return ids, mask, segments
+
+
+def _compare(config: AlbertConfig, tmp_path, scale: float = 0.2, rtol: float = 0.0):
+    from bioalbert_tf.modeling import AlbertPretrainer
+
+    prefix = str(tmp_path / "model.ckpt-1234")
+    write_random_tf1_checkpoint(config, prefix, scale=scale)
+    ours = AlbertPretrainer(config)
+    report = checkpoints.load_tf1_checkpoint(ours, prefix)
+    assert report.ignored == 2 * report.loaded + 1  # adam_m, adam_v per variable + global_step
+    ids, mask, segments = _inputs(config)
+    out = ours.encoder({"input_ids": ids, "input_mask": mask, "segment_ids": segments})
+    seq_ours = np.asarray(out["sequence_output"])
+    ours_values = {
+        "sequence_output": seq_ours,
+        "pooled_output": np.asarray(out["pooled_output"]),
+        "mlm_logits": np.asarray(ours.mlm_logits(out["sequence_output"])),
+        "sop_logits": np.asarray(ours.sop_logits(out["pooled_output"])),
+    }
+    hf = _hf_model(config, prefix)
+    with torch.no_grad():
+        t = {
+            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "attention_mask": torch.tensor(mask, dtype=torch.long),
+            "token_type_ids": torch.tensor(segments, dtype=torch.long),
+        }
+        base = hf.albert(**t)
+        pre = hf(**t)
+    theirs = {
+        "sequence_output": base.last_hidden_state.numpy(),
+        "pooled_output": base.pooler_output.numpy(),
+        "mlm_logits": pre.prediction_logits.numpy(),
+        "sop_logits": pre.sop_logits.numpy(),
+    }
+    diffs = {k: float(np.max(np.abs(ours_values[k] - theirs[k]))) for k in theirs}
+    real = mask.astype(bool)
+    diffs["sequence_output_real_tokens"] = float(
+        np.max(np.abs(seq_ours[real] - theirs["sequence_output"][real]))
+    )
+    diffs["largest_abs_value"] = float(np.max(np.abs(theirs["sequence_output"])))
+    print(f"max abs difference vs transformers {transformers.__version__}: {diffs}")
+    for k in theirs:
+        assert ours_values[k].shape == theirs[k].shape, k
+        # |ours - theirs| <= 1e-5 (+ rtol * |theirs|: float32 rounding over 12 full-size layers)
+        np.testing.assert_allclose(ours_values[k], theirs[k], atol=TOLERANCE, rtol=rtol, err_msg=k)
+    assert np.abs(theirs["mlm_logits"]).max() > 0.1  # values of a real size, not all zeros
+    return diffs
+
+
+def test_parity_tiny_config_with_groups_and_inner_groups(tmp_path):
+    # 5 layers over 2 groups (3 + 2 layers) x 2 inner groups: the group assignment is exercised
+    _compare(AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json")), tmp_path)
+
+
+def test_parity_one_group_like_the_released_models(tmp_path):
+    config = AlbertConfig(
+        vocab_size=211,
+        embedding_size=16,
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=60,
+        max_position_embeddings=32,
+    )
+    _compare(config, tmp_path)
+
+
+def test_parity_base_size(tmp_path):
+    # ALBERT's initialisation scale; outputs reach |x| ~ 20 (float32 spacing 2e-6 there), and
+    # measured differences are float32 rounding over 12 layers: max 1.7e-5 absolute, 5e-6 relative
+    config = AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_base.json"))
+    _compare(config, tmp_path, scale=config.initializer_range, rtol=1e-5)
