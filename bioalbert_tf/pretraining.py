@@ -1,0 +1,386 @@
+"""The pretraining loop as a library function (run_pretraining.py is its command line).
+
+What it does, as google-research/albert run_pretraining.py did on TPUEstimator:
+- input: shuffled files, interleaved, shuffle(100), batched with drop_remainder, int64 -> int32;
+- loss: masked-LM + SOP; gradients clipped to global norm 1.0 per replica, then averaged;
+- LAMB (or AdamW) with linear warm-up and polynomial decay from step 0;
+- `iterations_per_loop` steps per host call; a checkpoint every `save_checkpoints_steps`.
+What it adds: every run is resumable. Checkpoints hold the model, the optimizer (slots and step)
+and the input iterator's position, so a run killed at any point and started again with the same
+command continues from the last checkpoint and produces the same weights as an uninterrupted run
+(on CPU, where the ops are deterministic). Seeds fix initialisation and data order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+from absl import logging
+
+from bioalbert_tf import checkpoints, features, fileio
+
+AUTOTUNE = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainingConfig:
+    input_file: tuple[str, ...]
+    output_dir: str
+    albert_config_file: str
+    init_checkpoint: str | None = None
+    eval_input_file: tuple[str, ...] = ()  # default: input_file, as the reference evaluates
+    train_batch_size: int = 1024  # global; BioALBERT base (8 TPU v3 replicas x 128)
+    eval_batch_size: int = 64
+    max_seq_length: int = 512
+    max_predictions_per_seq: int = 20
+    learning_rate: float = 0.00176
+    num_train_steps: int = 200_000
+    num_warmup_steps: int = 3125
+    poly_power: float = 1.0
+    optimizer: str = "lamb"
+    save_checkpoints_steps: int = 5000
+    keep_checkpoint_max: int = 5
+    iterations_per_loop: int = 1000
+    do_train: bool = True
+    do_eval: bool = False
+    max_eval_steps: int = 100
+    use_bfloat16: bool = False
+    random_seed: int = 12345
+    export_tf1: bool = False
+
+    def validate(self) -> None:
+        for name in ("train_batch_size", "eval_batch_size", "max_seq_length", "max_predictions_per_seq",
+                     "num_train_steps", "save_checkpoints_steps", "keep_checkpoint_max", "iterations_per_loop",
+                     "max_eval_steps"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_warmup_steps < 0:
+            raise ValueError(f"--num_warmup_steps must be >= 0, got {self.num_warmup_steps}")
+        if self.optimizer not in ("lamb", "adamw"):
+            raise ValueError(f"--optimizer must be lamb or adamw, got {self.optimizer!r}")
+        if not (self.do_train or self.do_eval):
+            raise ValueError("nothing to do: set --do_train and/or --do_eval")
+
+
+def expand_files(patterns) -> list[str]:
+    files = []
+    for item in patterns:
+        for pattern in (p.strip() for p in str(item).split(",")):
+            if pattern:
+                matched = fileio.glob(pattern)
+                if not matched:
+                    raise FileNotFoundError(f"no TFRecord files match {pattern!r}")
+                files.extend(matched)
+    if not files:
+        raise ValueError("no input files given (--input_file)")
+    return sorted(set(files))
+
+
+def _compression(path: str) -> str:
+    with fileio.open_file(path, "rb") as f:
+        return "GZIP" if f.read(2) == b"\x1f\x8b" else ""
+
+
+def make_dataset(
+    files: list[str],
+    batch_size: int,
+    config: PretrainingConfig,
+    is_training: bool,
+    input_context=None,
+):
+    """Per-replica batches of parsed examples (int32 ids, float32 weights)."""
+    import tensorflow as tf
+
+    compression = _compression(files[0])
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    shards = input_context.num_input_pipelines if input_context else 1
+    index = input_context.input_pipeline_id if input_context else 0
+    shard_records = shards > 1 and len(files) < shards
+    if shards > 1 and not shard_records:
+        ds = ds.shard(shards, index)  # each worker reads its own files
+    if is_training:
+        ds = ds.repeat().shuffle(len(files), seed=config.random_seed)
+        ds = ds.interleave(
+            lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
+            cycle_length=min(4, len(files)),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+        if shard_records:
+            ds = ds.shard(shards, index)
+        ds = ds.shuffle(100, seed=config.random_seed)
+    else:
+        ds = tf.data.TFRecordDataset(files, compression_type=compression)
+        if shard_records or shards > 1:
+            ds = ds.shard(shards, index)
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=True)  # static shapes for TPUs
+    seq, pred = config.max_seq_length, config.max_predictions_per_seq
+    ds = ds.map(
+        lambda b: features.parse_pretraining_examples(b, seq, pred),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    return ds.prefetch(AUTOTUNE)
+
+
+def _distributed(strategy, files, global_batch, config, is_training):
+    import tensorflow as tf
+
+    if global_batch % strategy.num_replicas_in_sync:
+        raise ValueError(
+            f"global batch {global_batch} is not divisible by {strategy.num_replicas_in_sync} replicas"
+        )
+
+    def fn(ctx: tf.distribute.InputContext):
+        return make_dataset(
+            files, ctx.get_per_replica_batch_size(global_batch), config, is_training, ctx
+        )
+
+    return strategy.distribute_datasets_from_function(fn)
+
+
+METRICS = ("loss", "mlm_loss", "sop_loss", "mlm_accuracy", "sop_accuracy")
+
+
+class Trainer:
+    """Model, optimizer, input iterator and their checkpoint, under one strategy."""
+
+    def __init__(self, config: PretrainingConfig, strategy):
+        import keras
+        import tensorflow as tf
+
+        from bioalbert_tf.config import AlbertConfig
+        from bioalbert_tf.modeling import AlbertPretrainer
+        from bioalbert_tf.optimization import create_optimizer
+
+        config.validate()
+        self.config, self.strategy = config, strategy
+        self.albert_config = AlbertConfig.from_json_file(config.albert_config_file)
+        if config.max_seq_length > self.albert_config.max_position_embeddings:
+            raise ValueError(
+                f"--max_seq_length={config.max_seq_length} exceeds max_position_embeddings="
+                f"{self.albert_config.max_position_embeddings} of {config.albert_config_file}"
+            )
+        self.files = expand_files(config.input_file)
+        keras.utils.set_random_seed(config.random_seed)
+        if config.use_bfloat16:
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        with strategy.scope():
+            self.model = AlbertPretrainer(self.albert_config)
+            self.optimizer = create_optimizer(
+                config.optimizer,
+                config.learning_rate,
+                config.num_train_steps,
+                config.num_warmup_steps,
+                config.poly_power,
+            )
+            self.optimizer.build(self.model.trainable_variables)
+        self.iterator = iter(
+            _distributed(strategy, self.files, config.train_batch_size, config, True)
+        )
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, iterator=self.iterator
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint,
+            config.output_dir,
+            max_to_keep=config.keep_checkpoint_max,
+            checkpoint_name="ckpt",
+        )
+        self._train_loop = tf.function(self._loop)
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    def restore_or_initialize(self) -> str:
+        """Resumes from output_dir's latest checkpoint, else loads --init_checkpoint, else random."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            return f"resumed from {latest} at step {self.step}"
+        if self.config.init_checkpoint:
+            kind = checkpoints.load_init_checkpoint(self.model, self.config.init_checkpoint)
+            return f"initialised from {self.config.init_checkpoint} ({kind})"
+        return "initialised at random"
+
+    def _step_fn(self, batch):
+        import tensorflow as tf
+
+        from bioalbert_tf.modeling import pretraining_losses
+
+        with tf.GradientTape() as tape:
+            outputs = self.model(batch, training=True)
+            losses = pretraining_losses(outputs, batch)
+        variables = self.model.trainable_variables
+        grads = tape.gradient(losses["loss"], variables)
+        grads, _ = tf.clip_by_global_norm(grads, 1.0)  # per replica, as the reference
+        replicas = self.strategy.num_replicas_in_sync
+        if replicas > 1:  # apply_gradients sums over replicas: make it the mean
+            grads = [g / replicas for g in grads]
+        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return losses
+
+    def _reduced_step(self):
+        import tensorflow as tf
+
+        per_replica = self.strategy.run(self._step_fn, args=(next(self.iterator),))
+        return tf.stack([self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica[k], axis=None) for k in METRICS])
+
+    def _loop(self, steps):
+        import tensorflow as tf
+
+        total = tf.zeros([len(METRICS)])
+        for _ in tf.range(steps):
+            total += self._reduced_step()
+        return total
+
+    def train_steps(self, steps: int) -> dict:
+        import tensorflow as tf
+
+        total = self._train_loop(tf.constant(steps)).numpy()
+        return {k: float(v) / steps for k, v in zip(METRICS, total, strict=True)}
+
+    def learning_rate(self) -> float:
+        return float(self.optimizer.learning_rate)
+
+    def evaluate(self) -> dict:
+        """Mean metrics over max_eval_steps batches of the eval files (weighted like the reference)."""
+        import tensorflow as tf
+
+        from bioalbert_tf.modeling import pretraining_losses
+
+        files = expand_files(self.config.eval_input_file or self.config.input_file)
+        ds = _distributed(self.strategy, files, self.config.eval_batch_size, self.config, False)
+
+        @tf.function
+        def eval_step(batch):
+            def fn(b):
+                out = pretraining_losses(self.model(b, training=False), b)
+                weight = tf.reduce_sum(tf.cast(b["masked_lm_weights"], tf.float32))
+                return {**out, "mlm_weight": weight}
+
+            per_replica = self.strategy.run(fn, args=(batch,))
+            return {
+                k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                for k, v in per_replica.items()
+            }
+
+        totals = {k: 0.0 for k in METRICS}
+        mlm_correct = mlm_weight = 0.0
+        it = iter(ds)
+        steps = self.config.max_eval_steps
+        for _ in range(steps):
+            out = eval_step(next(it))
+            for k in METRICS:
+                totals[k] += float(out[k])
+            mlm_correct += float(out["mlm_accuracy"]) * float(out["mlm_weight"])
+            mlm_weight += float(out["mlm_weight"])
+        result = {k: v / steps for k, v in totals.items()}
+        result["mlm_accuracy"] = mlm_correct / mlm_weight if mlm_weight else 0.0
+        result["global_step"] = self.step
+        return result
+
+
+BEST_PREFIX = "model.ckpt-best"
+
+
+def _read_json(path: str) -> dict | None:
+    if not fileio.exists(path):
+        return None
+    with fileio.open_file(path, "r") as f:
+        return json.load(f)
+
+
+def _write_json(path: str, value: dict) -> None:
+    with fileio.open_file(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2)
+    fileio.rename(path + ".tmp", path)
+
+
+def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
+    """Trains and/or evaluates; returns the last train metrics and eval results."""
+    import tensorflow as tf
+
+    fileio.makedirs(config.output_dir)
+    trainer = Trainer(config, strategy)
+    trainer.albert_config.to_json_file(fileio.join(config.output_dir, checkpoints.CONFIG_NAME))
+    logging.info("%s", trainer.restore_or_initialize())
+    writer = tf.summary.create_file_writer(fileio.join(config.output_dir, "train"))
+    eval_writer = tf.summary.create_file_writer(fileio.join(config.output_dir, "eval"))
+    best_path = fileio.join(config.output_dir, "best_eval.json")
+    result: dict = {"train": None, "eval": None}
+
+    def evaluate_and_keep_best():
+        metrics = trainer.evaluate()
+        with eval_writer.as_default(step=trainer.step):
+            for k in METRICS:
+                tf.summary.scalar(k, metrics[k])
+        _write_json(fileio.join(config.output_dir, f"eval_results-{trainer.step}.json"), metrics)
+        best = _read_json(best_path)
+        if best is None or metrics["mlm_accuracy"] > best["mlm_accuracy"]:
+            tf.train.Checkpoint(model=trainer.model).write(
+                fileio.join(config.output_dir, BEST_PREFIX)
+            )
+            if config.export_tf1:
+                checkpoints.save_tf1_checkpoint(
+                    trainer.model, fileio.join(config.output_dir, "tf1", BEST_PREFIX), trainer.step
+                )
+            _write_json(best_path, metrics)
+            logging.info(
+                "new best eval MLM accuracy %.4f at step %d -> %s",
+                metrics["mlm_accuracy"],
+                trainer.step,
+                BEST_PREFIX,
+            )
+        logging.info(
+            "eval at step %d: %s", trainer.step, {k: round(v, 4) for k, v in metrics.items()}
+        )
+        result["eval"] = metrics
+
+    if config.do_train:
+        total = config.num_train_steps
+        while trainer.step < total:
+            step = trainer.step
+            next_save = (step // config.save_checkpoints_steps + 1) * config.save_checkpoints_steps
+            n = min(config.iterations_per_loop, next_save - step, total - step)
+            start = time.time()
+            lr = trainer.learning_rate()
+            metrics = trainer.train_steps(n)
+            seconds = time.time() - start
+            metrics.update(
+                learning_rate=lr,
+                examples_per_second=n * config.train_batch_size / seconds,
+                step=trainer.step,
+            )
+            with writer.as_default(step=trainer.step):
+                for k, v in metrics.items():
+                    if k != "step":
+                        tf.summary.scalar(k, v)
+            logging.info(
+                "step %d/%d  loss %.4f  mlm_acc %.4f  sop_acc %.4f  lr %.3g  %.1f examples/s",
+                trainer.step, total, metrics["loss"], metrics["mlm_accuracy"], metrics["sop_accuracy"],
+                lr, metrics["examples_per_second"],
+            )  # fmt: skip
+            if on_log:
+                on_log(metrics)
+            result["train"] = metrics
+            if trainer.step % config.save_checkpoints_steps == 0 or trainer.step == total:
+                path = trainer.manager.save(checkpoint_number=trainer.step)
+                logging.info("saved %s", path)
+                if config.do_eval:
+                    evaluate_and_keep_best()
+        writer.flush()
+        if config.export_tf1:
+            prefix = fileio.join(config.output_dir, "tf1", f"model.ckpt-{trainer.step}")
+            checkpoints.save_tf1_checkpoint(trainer.model, prefix, trainer.step)
+            logging.info("TF1-layout checkpoint: %s", prefix)
+    elif config.do_eval:
+        evaluate_and_keep_best()
+    if config.do_eval and result["eval"] is None:
+        evaluate_and_keep_best()
+    result["step"] = trainer.step
+    return result
