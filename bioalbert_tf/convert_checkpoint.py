@@ -62,7 +62,11 @@ def _step(prefix: str) -> int | None:
     import tensorflow as tf
 
     names = dict(tf.train.list_variables(prefix))
-    for name in ("step/.ATTRIBUTES/VARIABLE_VALUE", "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE", "global_step"):
+    for name in (
+        "step/.ATTRIBUTES/VARIABLE_VALUE",
+        "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE",
+        "global_step",
+    ):
         if name in names:
             return int(tf.train.load_variable(prefix, name))
     return None

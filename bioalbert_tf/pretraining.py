@@ -228,7 +228,12 @@ class Trainer:
         import tensorflow as tf
 
         per_replica = self.strategy.run(self._step_fn, args=(next(self.iterator),))
-        return tf.stack([self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica[k], axis=None) for k in METRICS])
+        return tf.stack(
+            [
+                self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica[k], axis=None)
+                for k in METRICS
+            ]
+        )
 
     def _loop(self, steps):
         import tensorflow as tf
