@@ -7,6 +7,7 @@ Local paths use the standard library, so builder workers do not pay for importin
 from __future__ import annotations
 
 import glob as _glob
+import io
 import os
 import shutil
 
@@ -26,10 +27,32 @@ def _gfile():
     return tf.io.gfile
 
 
+class _RawGFile(io.RawIOBase):
+    """A tf.io.gfile.GFile as a raw stream, so a BufferedReader gives it the full file API
+    (`readline(limit)`, `peek`, use by gzip/tarfile/csv)."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._f.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._f.close()
+        super().close()
+
+
 def open_file(path: str, mode: str = "rb"):
     """Opens a file for reading or writing; binary and text modes as for `open`."""
     if is_remote(path):
-        return _gfile().GFile(path, mode)
+        f = _gfile().GFile(path, mode)
+        return io.BufferedReader(_RawGFile(f), buffer_size=1 << 20) if mode == "rb" else f
     if "w" in mode or "a" in mode:
         os.makedirs(os.path.dirname(os.path.abspath(_local(path))), exist_ok=True)
     if "b" in mode:

@@ -424,6 +424,18 @@ def _remove_leftovers(config: BuildConfig) -> None:
                 fileio.remove(fileio.join(folder, name))
 
 
+def _runner(options):
+    """Beam's FnApiRunner for DirectRunner (what DirectRunner falls back to anyway: its first choice,
+    Prism, downloads a binary at run time); the named runner otherwise."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    if options.view_as(StandardOptions).runner in ("DirectRunner", "direct"):
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        return FnApiRunner()
+    return None
+
+
 def _beam_options(pipeline_args: list[str], n_groups: int):
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
@@ -467,7 +479,7 @@ def run(config: BuildConfig, pipeline_args: list[str] | None = None) -> dict:
     )
     start = time.time()
     options = _beam_options(list(pipeline_args or []), len(groups))
-    with beam.Pipeline(options=options) as p:
+    with beam.Pipeline(runner=_runner(options), options=options) as p:
         _ = (
             p
             | "Groups" >> beam.Create(groups)

