@@ -47,6 +47,7 @@ test: setup lint
 
 bench: setup
 	$(BIN)/python -m benchmarks.builder_bench
+	$(BIN)/python -m benchmarks.pretraining_bench
 
 clean:
 	rm -rf output .pytest_cache .ruff_cache
