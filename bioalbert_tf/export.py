@@ -1,0 +1,61 @@
+"""SavedModels for TF Serving: every task's signatures take raw UTF-8 strings; SentencePiece
+tokenization and normalisation run inside the graph (tensorflow-text); the SentencePiece model
+and the label map are assets of the SavedModel.
+
+Loading needs `import tensorflow_text` first (its ops are not in core TensorFlow); TF Serving
+builds that include tensorflow-text ops serve it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+from bioalbert_tf import fileio
+
+
+def export_task(task, output_dir: str, extra_metadata: dict | None = None) -> str:
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(task.model)
+    archive.track(task.text_encoder)  # the SentencePiece resource and its model bytes
+    with tempfile.TemporaryDirectory() as tmp:
+        spm_path = os.path.join(tmp, "spm.model")
+        with open(spm_path, "wb") as f:
+            f.write(task.text_encoder.spm_model.numpy())
+        labels_path = os.path.join(tmp, "labels.txt")
+        with open(labels_path, "w", encoding="utf-8") as f:
+            f.write("".join(f"{label}\n" for label in task.labels))
+        meta_path = os.path.join(tmp, "task.json")
+        with open(meta_path, "w", encoding="utf-8") as f:
+            meta = {
+                "dataset": task.spec.name,
+                "task": task.spec.task,
+                "labels": list(task.labels),
+                "max_seq_length": task.max_seq_length,
+                "signatures": sorted(task.signatures()),
+                **(extra_metadata or {}),
+            }
+            json.dump(meta, f, indent=2)
+        archive.assets = [tf.saved_model.Asset(p) for p in (spm_path, labels_path, meta_path)]
+        for name, (fn, specs, arg_names) in task.signatures().items():
+            named = [
+                tf.TensorSpec(s.shape, s.dtype, name=n)
+                for s, n in zip(specs, arg_names, strict=True)
+            ]
+            archive.add_endpoint(name, fn, input_signature=named)
+        archive.write_out(output_dir, verbose=False)
+    return output_dir
+
+
+def load(path: str):
+    """tf.saved_model.load with the tensorflow-text ops registered."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers SentencepieceOp & co.)
+
+    if not fileio.exists(path):
+        raise FileNotFoundError(f"SavedModel not found: {path}")
+    return tf.saved_model.load(path)

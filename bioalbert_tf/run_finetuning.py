@@ -1,0 +1,90 @@
+r"""Fine-tunes a pretrained (Bio)ALBERT on one of the paper's 20 datasets and exports it for serving.
+
+  python -m bioalbert_tf.run_finetuning --dataset=ncbi_disease --data_dir=data/NCBI-disease \
+    --init_checkpoint=bioalbert/model.ckpt-best --albert_config_file=configs/albert_base.json \
+    --spm_model_file=30k-clean.model --output_dir=out/ncbi_disease \
+    --flagfile=configs/finetuning/ncbi_disease.flags
+
+Writes <output_dir>/test_predictions.tsv, metrics.json and saved_model/.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import app, flags
+
+from bioalbert_tf import datasets
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("dataset", None, list(datasets.REGISTRY), "Dataset of the paper.")
+flags.DEFINE_string("data_dir", None, "Folder with train/dev(el)/test files (local or gs://).")
+flags.DEFINE_string("output_dir", None, "Where predictions, metrics.json and saved_model/ go.")
+flags.DEFINE_string("albert_config_file", None, "albert_config.json of the pretrained model.")
+flags.DEFINE_string("spm_model_file", None, "SentencePiece model of the pretrained model.")
+flags.DEFINE_string("init_checkpoint", None, "TF1 (Google ALBERT / BioALBERT) or our checkpoint.")
+flags.DEFINE_float("learning_rate", 1e-5, "Peak learning rate (paper: 1e-5).")
+flags.DEFINE_integer("train_batch_size", 32, "Training batch size (paper: 32).")
+flags.DEFINE_integer("eval_batch_size", 64, "Prediction batch size.")
+flags.DEFINE_integer("num_train_steps", 10000, "Training steps (paper: 10000).")
+flags.DEFINE_integer("num_warmup_steps", 320, "Warm-up steps (paper: 320).")
+flags.DEFINE_integer("max_seq_length", None, "Default: 512 for NER, 128 otherwise (paper).")
+flags.DEFINE_integer("eval_every_steps", 1000, "Evaluate on dev (and keep the best) this often.")
+flags.DEFINE_bool("use_train_dev", False, "Train on train_dev.tsv (train + dev).")
+flags.DEFINE_bool("do_lower_case", True, "Lowercase in normalisation.")
+flags.DEFINE_integer("random_seed", 12345, "Seed.")
+
+
+def main(argv):
+    del argv
+    from bioalbert_tf import finetuning
+    from bioalbert_tf.checkpoints import CheckpointMismatchError
+    from bioalbert_tf.config import ConfigError
+
+    for name in ("dataset", "data_dir", "output_dir", "albert_config_file", "spm_model_file"):
+        if not getattr(FLAGS, name):
+            raise app.UsageError(f"--{name} is required")
+    config = finetuning.FinetuningConfig(
+        dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir,
+        output_dir=FLAGS.output_dir,
+        albert_config_file=FLAGS.albert_config_file,
+        spm_model_file=FLAGS.spm_model_file,
+        init_checkpoint=FLAGS.init_checkpoint,
+        learning_rate=FLAGS.learning_rate,
+        train_batch_size=FLAGS.train_batch_size,
+        eval_batch_size=FLAGS.eval_batch_size,
+        num_train_steps=FLAGS.num_train_steps,
+        num_warmup_steps=FLAGS.num_warmup_steps,
+        max_seq_length=FLAGS.max_seq_length,
+        eval_every_steps=FLAGS.eval_every_steps,
+        use_train_dev=FLAGS.use_train_dev,
+        do_lower_case=FLAGS.do_lower_case,
+        random_seed=FLAGS.random_seed,
+    )
+    try:
+        result = finetuning.run(config)
+    except (
+        datasets.DatasetError,
+        FileNotFoundError,
+        ValueError,
+        ConfigError,
+        CheckpointMismatchError,
+    ) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    brief = {
+        k: result[k]
+        for k in ("dataset", "best_dev", "train_seconds", "seconds_per_1000_steps")
+        if k in result
+    }
+    if "test" in result:
+        brief["test"] = {k: v for k, v in result["test"].items() if not isinstance(v, dict)}
+    print(json.dumps(brief, indent=2, default=float))
+    print(f"predictions, metrics.json and saved_model/ in {FLAGS.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

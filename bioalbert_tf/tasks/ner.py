@@ -1,0 +1,188 @@
+"""Named entity recognition: token classification on the first sub-piece of each word.
+
+Sentences longer than max_seq_length are cut into overlapping windows (stride half a window)
+and merged back, each piece taking the prediction of the window where it has the most context.
+Predictions come back as word-level IOB tags (`tag_words`) and, for raw text, as entity spans
+with character offsets into the original string (`serving_default`). Words of raw text are runs
+of letters/digits or single other characters, as in the CoNLL-style training files.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from bioalbert_tf.tasks import preprocessing as pp
+from bioalbert_tf.tasks.base import CLASSIFIER_DROPOUT, Task
+
+
+def masked_token_loss(y_true, y_pred):
+    """Cross-entropy over positions whose label is >= 0 (first pieces of words)."""
+    y_true = tf.cast(y_true, tf.int32)
+    mask = tf.cast(y_true >= 0, tf.float32)
+    ce = keras.losses.sparse_categorical_crossentropy(
+        tf.maximum(y_true, 0), y_pred, from_logits=True
+    )
+    return tf.reduce_sum(ce * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+class NERTask(Task):
+    def build_model(self):
+        inputs = {
+            k: keras.Input((None,), dtype="int32", name=k)
+            for k in ("input_ids", "input_mask", "segment_ids")
+        }
+        seq = keras.layers.Dropout(CLASSIFIER_DROPOUT)(self.encoder(inputs)["sequence_output"])
+        logits = self.head(len(self.labels), "token_classifier")(seq)
+        return keras.Model(inputs, logits, name=f"{self.spec.name}_tagger")
+
+    @property
+    def stride(self) -> int:
+        return max(1, (self.max_seq_length - 2) // 2)
+
+    def loss(self):
+        return masked_token_loss
+
+    def _piece_labels(self, pieces, first, tag_ids):
+        """Ragged [batch, n] piece labels: the word's tag id on its first piece, -1 elsewhere."""
+        rows = first.value_rowids()
+        starts = tf.gather(pieces.row_starts(), rows)
+        keep = first.flat_values >= 0
+        index = tf.boolean_mask(tf.cast(starts, tf.int32) + first.flat_values, keep)
+        flat = tf.tensor_scatter_nd_update(
+            -tf.ones_like(pieces.flat_values),
+            index[:, None],
+            tf.boolean_mask(tag_ids.flat_values, keep),
+        )
+        return pieces.with_flat_values(flat)
+
+    def train_dataset(self, sentences, batch_size: int, seed: int):
+        index = {t: i for i, t in enumerate(self.labels)}
+        words = tf.ragged.constant([s.words for s in sentences])
+        tags = tf.ragged.constant(
+            [[index.get(t, 0) for t in s.tags] for s in sentences], dtype=tf.int32
+        )
+        ds = tf.data.Dataset.from_tensor_slices((words, tags))
+        ds = ds.shuffle(len(sentences), seed=seed, reshuffle_each_iteration=True).repeat()
+        ds = ds.ragged_batch(batch_size, drop_remainder=True)
+
+        def to_windows(w, t):
+            pieces, first = pp.word_pieces(self.text_encoder, w)
+            out = pp.windows(
+                pieces, self.max_seq_length, self.stride, self._piece_labels(pieces, first, t)
+            )
+            return out["inputs"], out["labels"]
+
+        return ds.map(to_windows, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+    def tag_words_ragged(self, words):
+        """Ragged [batch, words] strings -> (ragged tag ids, ragged [batch, words, labels] probabilities)."""
+        pieces, first = pp.word_pieces(self.text_encoder, words)
+        win = pp.windows(pieces, self.max_seq_length, self.stride)
+        logits = self.model(win["inputs"], training=False)
+        merged = pp.merge_windows(
+            logits,
+            win["example"],
+            win["start"],
+            win["length"],
+            tf.cast(pieces.row_lengths(), tf.int32),
+        )
+        probs = tf.nn.softmax(merged.flat_values, axis=-1)  # [all pieces, labels]
+        starts = tf.cast(tf.gather(pieces.row_starts(), first.value_rowids()), tf.int32)
+        index = tf.maximum(starts + first.flat_values, 0)
+        word_probs = tf.gather(probs, index)
+        outside = tf.one_hot(tf.zeros_like(index), len(self.labels))  # a word without pieces is O
+        word_probs = tf.where((first.flat_values >= 0)[:, None], word_probs, outside)
+        ids = tf.argmax(word_probs, axis=-1, output_type=tf.int32)
+        return first.with_flat_values(ids), first.with_flat_values(word_probs)
+
+    def predict(self, sentences, batch_size: int = 32):
+        out = []
+        for i in range(0, len(sentences), batch_size):
+            chunk = sentences[i : i + batch_size]
+            ids, _ = self.tag_words_ragged(
+                tf.ragged.constant([s.words for s in chunk], dtype=tf.string)
+            )
+            out.extend([[self.labels[j] for j in row] for row in ids.to_list()])
+        return out
+
+    # --- serving -----------------------------------------------------------------------------
+    def _tag_words(self, words, num_words):
+        ragged = tf.RaggedTensor.from_tensor(words, lengths=num_words)
+        ids, probs = self.tag_words_ragged(ragged)
+        tags = ids.with_flat_values(tf.gather(tf.constant(self.labels), ids.flat_values))
+        return {
+            "tags": tags.to_tensor(default_value=""),
+            "tag_probabilities": tf.reduce_max(probs, -1).to_tensor(0.0),
+        }
+
+    def _entities(self, text):
+        words, begin, end = tf_text.regex_split_with_offsets(text, pp.WORD_PATTERN, pp.WORD_KEEP)
+        ids, probs = self.tag_words_ragged(words)
+        tags = tf.gather(tf.constant(self.labels), ids.flat_values)
+        kind = tf.strings.regex_replace(tags, r"^[BIES]-?", "")
+        is_b = tf.strings.regex_full_match(tags, r"[BS](-.*)?")
+        inside = tf.logical_not(tf.equal(tags, "O"))
+        rows = ids.value_rowids()
+        first_in_row = tf.equal(
+            tf.range(tf.size(rows, out_type=tf.int64)), tf.gather(ids.row_starts(), rows)
+        )
+        prev_inside = tf.concat([[False], inside[:-1]], 0) & ~first_in_row
+        prev_kind = tf.concat([[""], kind[:-1]], 0)
+        begins = inside & (is_b | ~prev_inside | tf.not_equal(prev_kind, kind))
+        entity = tf.cumsum(tf.cast(begins, tf.int32)) - 1
+        sel = inside
+        n_ent = tf.reduce_sum(tf.cast(begins, tf.int32))
+        seg = tf.boolean_mask(entity, sel)
+        b_bytes = tf.math.unsorted_segment_min(
+            tf.cast(tf.boolean_mask(begin.flat_values, sel), tf.int32), seg, n_ent
+        )
+        e_bytes = tf.math.unsorted_segment_max(
+            tf.cast(tf.boolean_mask(end.flat_values, sel), tf.int32), seg, n_ent
+        )
+        score = tf.math.unsorted_segment_min(
+            tf.boolean_mask(tf.reduce_max(probs.flat_values, -1), sel), seg, n_ent
+        )
+        e_rows = tf.boolean_mask(rows, begins)
+        e_kind = tf.boolean_mask(kind, begins)
+        row_text = tf.gather(text, e_rows)
+
+        def to_chars(b):
+            return tf.strings.length(
+                tf.strings.substr(row_text, tf.zeros_like(b), b), unit="UTF8_CHAR"
+            )  # noqa: E731
+
+        start_c, end_c = to_chars(b_bytes), to_chars(e_bytes)
+        surface = tf.strings.substr(row_text, b_bytes, e_bytes - b_bytes)
+        nrows = tf.shape(text, out_type=tf.int64)[0]
+
+        def per_row(values, default):
+            return tf.RaggedTensor.from_value_rowids(values, e_rows, nrows=nrows).to_tensor(
+                default_value=default
+            )
+
+        return {
+            "entity_starts": per_row(start_c, -1),
+            "entity_ends": per_row(end_c, -1),
+            "entity_types": per_row(e_kind, ""),
+            "entity_texts": per_row(surface, ""),
+            "entity_scores": per_row(score, 0.0),
+            "num_entities": tf.cast(
+                tf.math.bincount(tf.cast(e_rows, tf.int32), minlength=tf.cast(nrows, tf.int32)),
+                tf.int32,
+            ),
+        }
+
+    def signatures(self):
+        return {
+            "serving_default": (self._entities, [tf.TensorSpec([None], tf.string)], ["text"]),
+            "tag_words": (
+                self._tag_words,
+                [tf.TensorSpec([None, None], tf.string), tf.TensorSpec([None], tf.int32)],
+                ["words", "num_words"],
+            ),
+        }
+
+
+TASK_CLASS = NERTask
