@@ -292,6 +292,8 @@ def read_split(name: str, data_dir: str, split: str):
 def labels_for(name: str, data_dir: str) -> tuple[str, ...]:
     """The label set: the registry's, else the training file's (NER tags: O first, then sorted)."""
     spec = get(name)
+    if spec.task == QA:
+        return ()  # spans, no labels
     if spec.task == NER:
         tags = {t for s in read_ner(split_path(data_dir, "train")) for t in s.tags}
         return ("O", *sorted(tags - {"O"}))

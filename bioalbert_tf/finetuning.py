@@ -92,8 +92,48 @@ def write_predictions(path: str, name: str, examples, predictions) -> None:
                 f.write(f"{e.id}\t{p}\n")
 
 
-def _has_labels(spec, examples) -> bool:
-    return bool(examples) and spec.task != datasets.QA
+def _qa_train(data_dir: str):
+    """SQuAD-format training files of a BioASQ folder (BioBERT layout: *train*.json)."""
+    files = [
+        p
+        for p in fileio.glob(fileio.join(data_dir, "*.json"))
+        if "train" in fileio.basename(p).lower()
+    ]
+    if not files:
+        raise FileNotFoundError(f"{data_dir}: no SQuAD-format training file (*train*.json)")
+    return [e for path in files for e in datasets.read_squad(path)]
+
+
+def _qa_test(task, config: FinetuningConfig) -> dict:
+    """Every test batch of the year: top-5 answers per question (merged over its snippets),
+    written as {question_id: [answers]} and scored against the golden file."""
+    import collections
+
+    from bioalbert_tf.benchmark import data as bench_data
+    from bioalbert_tf.benchmark import metrics
+    from bioalbert_tf.benchmark import tasks as bench
+    from bioalbert_tf.benchmark.runner import merge_answers
+
+    year = config.dataset[len("bioasq") :]
+    per_batch = {}
+    for name, test_file, golden_file in bench_data.bioasq_batches(config.data_dir, year):
+        examples = datasets.read_squad(test_file)
+        grouped = collections.defaultdict(lambda: ([], []))
+        for e, answers in zip(
+            examples, task.predict(examples, config.eval_batch_size), strict=True
+        ):
+            texts, probs = grouped[bench_data.question_id(e.id)]
+            texts.append([a for a, _ in answers])
+            probs.append([p for _, p in answers])
+        merged = {qid: merge_answers(t, p) for qid, (t, p) in grouped.items()}
+        with fileio.open_file(fileio.join(config.output_dir, f"predictions-{name}.json"), "w") as f:
+            json.dump(merged, f, indent=1)
+        golden = bench_data.read_bioasq_golden(golden_file)
+        per_batch[name] = metrics.bioasq_factoid_scores(golden, merged)
+    out = metrics.bioasq_year_scores(per_batch)
+    key = bench.get(config.dataset).main_key
+    out["main"], out["main_metric"] = out[key], key
+    return out
 
 
 def run(config: FinetuningConfig) -> dict:
@@ -115,11 +155,13 @@ def run(config: FinetuningConfig) -> dict:
     init = "random"
     if config.init_checkpoint:
         init = checkpoints.load_init_checkpoint(task.encoder, config.init_checkpoint)
-    train = datasets.read_split(
-        config.dataset, config.data_dir, "train_dev" if config.use_train_dev else "train"
-    )
-    dev = datasets.read_split(config.dataset, config.data_dir, "dev")
-    test = datasets.read_split(config.dataset, config.data_dir, "test")
+    if spec.task == datasets.QA:
+        train, dev, test = _qa_train(config.data_dir), [], []
+    else:
+        split = "train_dev" if config.use_train_dev else "train"
+        train = datasets.read_split(config.dataset, config.data_dir, split)
+        dev = datasets.read_split(config.dataset, config.data_dir, "dev")
+        test = datasets.read_split(config.dataset, config.data_dir, "test")
     logging.info(
         "%s: %d train, %d dev, %d test examples; labels %s; init %s",
         spec.name,
@@ -144,8 +186,15 @@ def run(config: FinetuningConfig) -> dict:
 
     class DevEval(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            scores = evaluate(config.dataset, dev, task.predict(dev, config.eval_batch_size))
             step = (epoch + 1) * per_round
+            if not dev:  # BioASQ has no dev split with answers: keep the last weights
+                history.append(
+                    {"step": step, "loss": float((logs or {}).get("loss", float("nan")))}
+                )
+                best.update(step=step)
+                task.model.save_weights(best_weights)
+                return
+            scores = evaluate(config.dataset, dev, task.predict(dev, config.eval_batch_size))
             history.append(
                 {
                     "step": step,
@@ -179,10 +228,13 @@ def run(config: FinetuningConfig) -> dict:
         task.choose_threshold(
             dev, lambda ex, pred: evaluate(config.dataset, ex, pred)["main"], config.eval_batch_size
         )
-    predictions = task.predict(test, config.eval_batch_size)
-    write_predictions(
-        fileio.join(config.output_dir, "test_predictions.tsv"), config.dataset, test, predictions
-    )
+    if spec.task == datasets.QA:
+        test_scores = _qa_test(task, config)
+    else:
+        predictions = task.predict(test, config.eval_batch_size)
+        path = fileio.join(config.output_dir, "test_predictions.tsv")
+        write_predictions(path, config.dataset, test, predictions)
+        test_scores = evaluate(config.dataset, test, predictions) if test else None
     result = {
         "dataset": config.dataset,
         "task": spec.task,
@@ -196,8 +248,8 @@ def run(config: FinetuningConfig) -> dict:
     }
     if spec.task == datasets.DOC:
         result["threshold"] = task.threshold
-    if _has_labels(spec, test):
-        result["test"] = evaluate(config.dataset, test, predictions)
+    if test_scores is not None:
+        result["test"] = test_scores
     export.export_task(
         task, fileio.join(config.output_dir, "saved_model"), {"best_dev_step": best.get("step")}
     )
