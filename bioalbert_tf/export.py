@@ -40,7 +40,14 @@ def export_task(task, output_dir: str, extra_metadata: dict | None = None) -> st
                 **(extra_metadata or {}),
             }
             json.dump(meta, f, indent=2)
-        archive.assets = [tf.saved_model.Asset(p) for p in (spm_path, labels_path, meta_path)]
+        # Assets are copied into saved_model/assets when the object graph holds them.
+        holder = getattr(archive, "_tf_trackable", archive)
+        for attr, path in (
+            ("spm_model_asset", spm_path),
+            ("labels_asset", labels_path),
+            ("task_asset", meta_path),
+        ):
+            setattr(holder, attr, tf.saved_model.Asset(path))
         for name, (fn, specs, arg_names) in task.signatures().items():
             named = [
                 tf.TensorSpec(s.shape, s.dtype, name=n)

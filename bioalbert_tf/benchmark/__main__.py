@@ -1,0 +1,83 @@
+r"""Runs SavedModels on benchmark datasets, scores them and writes the report.
+
+  python -m bioalbert_tf.benchmark --saved_model=<dir or gs://> --dataset=ncbi_disease \
+      --data_dir=<folder with train/devel/test.tsv> --output_dir=<dir> [--split=test] \
+      [--batch_size=32] [--seed=1]
+  python -m bioalbert_tf.benchmark --suite=suite.json --output_dir=<dir>
+
+A suite file is a JSON list of {"dataset", "saved_model", "data_dir", "seed"} runs (optional
+"split", "batch_size"); several seeds of one dataset give mean ± sd in the report.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from bioalbert_tf.benchmark import data, report, runner, tasks
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("saved_model", None, "SavedModel folder, local or gs://.")
+flags.DEFINE_enum("dataset", None, list(tasks.DATASETS), "Which dataset.")
+flags.DEFINE_string("data_dir", None, "The dataset's folder (split files or BioASQ batches).")
+flags.DEFINE_string("output_dir", None, "Where predictions, metrics and the report go.")
+flags.DEFINE_string("split", "test", "train, dev (devel.tsv or dev.tsv) or test.")
+flags.DEFINE_integer("batch_size", 32, "Examples per SavedModel call.")
+flags.DEFINE_integer("seed", None, "Fine-tuning seed of the SavedModel (recorded; names a folder).")
+flags.DEFINE_string(
+    "suite", None, "JSON list of runs; replaces --saved_model/--dataset/--data_dir."
+)
+flags.DEFINE_bool("report", True, "Write report.md / report.json / charts into --output_dir.")
+flags.DEFINE_string("references", str(report.DEFAULT_REFERENCES), "Published scores (JSON).")
+
+
+def main(argv):
+    del argv
+    if not FLAGS.output_dir:
+        raise app.UsageError("--output_dir is required")
+    try:
+        if FLAGS.suite:
+            configs = runner.read_suite(
+                FLAGS.suite,
+                FLAGS.output_dir,
+                {"split": FLAGS.split, "batch_size": FLAGS.batch_size},
+            )
+        else:
+            if not (FLAGS.saved_model and FLAGS.dataset and FLAGS.data_dir):
+                raise app.UsageError("--saved_model, --dataset and --data_dir (or --suite) needed")
+            configs = [
+                runner.RunConfig(
+                    saved_model=FLAGS.saved_model,
+                    dataset=FLAGS.dataset,
+                    data_dir=FLAGS.data_dir,
+                    output_dir=FLAGS.output_dir,
+                    split=FLAGS.split,
+                    batch_size=FLAGS.batch_size,
+                    seed=FLAGS.seed,
+                )
+            ]
+        results = runner.run_suite(configs)
+        if FLAGS.report:
+            report.build_report(FLAGS.output_dir, FLAGS.references)
+    except (data.FormatError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(
+        f"{'dataset':<16} {'seed':>4} {'metric':<18} {'score':>8} {'examples':>9} "
+        f"{'ex/s':>9} {'seconds':>8}"
+    )
+    for r in results:
+        run = r["run"]
+        print(
+            f"{r['dataset']:<16} {str(run['seed']):>4} {r['main_key']:<18} "
+            f"{100 * r['main_score']:>8.2f} {run['num_examples']:>9} "
+            f"{run['examples_per_second'] or 0:>9.1f} {run['predict_seconds']:>8.2f}"
+        )
+    if FLAGS.report:
+        print(f"report: {FLAGS.output_dir}/report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,516 @@
+"""Metric functions with the official scorers' semantics (pure Python / numpy / scipy).
+
+Every score is a fraction in [0, 1] (the report shows x100, as the papers do). Counts come with
+every score so a number can be checked by hand.
+
+- NER: entity-level exact-match P/R/F1 exactly as conlleval computes it (IOB1 and IOB2, typed
+  `B-Disease` or untyped `B`/`I`/`O` tags), plus a token-level P/R/F1 defined in `ner_scores`.
+  The two differ a lot on the same predictions; papers do not always say which one they report.
+- RE: micro P/R/F1 over the positive classes (the negative class is excluded).
+- HoC: BLURB-style, per abstract (sentences grouped by PMID), micro F1 over (abstract, label).
+- MedNLI: accuracy. STS: Pearson and Spearman.
+- BioASQ factoid: strict accuracy, lenient accuracy, MRR over the top 5 answers.
+- Aggregates: per-task means and the BLURB-style macro score.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+# Negative relation labels of the public RE sets (ChemProt/i2b2 "false", DDI "DDI-false",
+# GAD/EU-ADR "0"); micro F1 leaves them out.
+NEGATIVE_LABELS = ("false", "DDI-false", "0")
+CHEMPROT_POSITIVE_LABELS = ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9")
+TOKEN_F1_DEFINITION = (
+    "micro P/R/F1 over tokens: a token is gold-positive when its gold tag is not O and "
+    "predicted-positive when its predicted tag is not O; it is correct when both are not O and "
+    "their entity types (tag without the B-/I-/E- prefix) are equal"
+)
+
+
+def _prf(correct: int, predicted: int, gold: int) -> tuple[float, float, float]:
+    # conlleval's convention: 0 (not NaN) when a denominator is 0.
+    precision = correct / predicted if predicted else 0.0
+    recall = correct / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+# ------------------------------------------------------------------------------------------ NER
+
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """conlleval's `/^([^-]*)-(.*)$/`: prefix before the first '-', type after it.
+
+    "B-Disease" -> ("B", "Disease"); "O" -> ("O", ""); "B" -> ("B", ""). A type of "0" becomes
+    "" as in conlleval, where Perl treats the string "0" as false.
+    """
+    prefix, sep, type_ = tag.partition("-")
+    if not sep:
+        return tag, ""
+    return prefix, ("" if type_ == "0" else type_)
+
+
+def end_of_chunk(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
+    """conlleval's endOfChunk: did a chunk end between the previous and the current token?"""
+    if (prev_tag, tag) in {
+        ("B", "B"),
+        ("B", "O"),
+        ("I", "B"),
+        ("I", "O"),
+        ("E", "E"),
+        ("E", "I"),
+        ("E", "O"),
+    }:
+        return True
+    if prev_tag not in ("O", ".") and prev_type != type_:
+        return True
+    # conlleval 1998-12-22: bracket chunks have length 1.
+    return prev_tag in ("[", "]")
+
+
+def start_of_chunk(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
+    """conlleval's startOfChunk: does a chunk start at the current token?
+
+    Covers IOB1 (I-X after O or after another type starts a chunk) and IOB2 (B-X starts one).
+    """
+    if (prev_tag, tag) in {
+        ("B", "B"),
+        ("I", "B"),
+        ("O", "B"),
+        ("O", "I"),
+        ("E", "E"),
+        ("E", "I"),
+        ("O", "E"),
+    }:
+        return True
+    if tag not in ("O", ".") and prev_type != type_:
+        return True
+    return tag in ("[", "]")
+
+
+@dataclasses.dataclass
+class ConllCounts:
+    """conlleval's counters (same names)."""
+
+    correct_chunk: int = 0
+    found_correct: int = 0
+    found_guessed: int = 0
+    correct_tags: int = 0
+    token_counter: int = 0
+    correct_chunk_by_type: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter
+    )
+    found_correct_by_type: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter
+    )
+    found_guessed_by_type: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter
+    )
+
+
+def _check_aligned(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> None:
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted sentences")
+    for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
+        if len(g) != len(p):
+            raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted tags")
+
+
+def conlleval_counts(
+    gold_sentences: Sequence[Sequence[str]], pred_sentences: Sequence[Sequence[str]]
+) -> ConllCounts:
+    """conlleval's main loop over sentences of (gold tag, predicted tag) pairs.
+
+    conlleval reads a blank line as a boundary token tagged O/O that is not counted as a token;
+    the same happens here after every sentence, so no chunk runs across sentences.
+    """
+    _check_aligned(gold_sentences, pred_sentences)
+    c = ConllCounts()
+    last_correct, last_correct_type = "O", ""
+    last_guessed, last_guessed_type = "O", ""
+    in_correct = False
+
+    def steps():
+        for gold, pred in zip(gold_sentences, pred_sentences, strict=True):
+            for g, p in zip(gold, pred, strict=True):
+                yield g, p, False
+            yield "O", "O", True
+
+    for gold_tag, pred_tag, boundary in steps():
+        correct, correct_type = split_tag(gold_tag)
+        guessed, guessed_type = split_tag(pred_tag)
+        end_c = end_of_chunk(last_correct, correct, last_correct_type, correct_type)
+        end_g = end_of_chunk(last_guessed, guessed, last_guessed_type, guessed_type)
+        start_c = start_of_chunk(last_correct, correct, last_correct_type, correct_type)
+        start_g = start_of_chunk(last_guessed, guessed, last_guessed_type, guessed_type)
+        if in_correct:
+            if end_c and end_g and last_guessed_type == last_correct_type:
+                in_correct = False
+                c.correct_chunk += 1
+                c.correct_chunk_by_type[last_correct_type] += 1
+            elif end_c != end_g or guessed_type != correct_type:
+                in_correct = False
+        if start_c and start_g and guessed_type == correct_type:
+            in_correct = True
+        if start_c:
+            c.found_correct += 1
+            c.found_correct_by_type[correct_type] += 1
+        if start_g:
+            c.found_guessed += 1
+            c.found_guessed_by_type[guessed_type] += 1
+        if not boundary:
+            if correct == guessed and guessed_type == correct_type:
+                c.correct_tags += 1
+            c.token_counter += 1
+        last_correct, last_correct_type = correct, correct_type
+        last_guessed, last_guessed_type = guessed, guessed_type
+    if in_correct:  # conlleval's end-of-file case; the boundary after each sentence closes it
+        c.correct_chunk += 1
+        c.correct_chunk_by_type[last_correct_type] += 1
+    return c
+
+
+def entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """The chunks conlleval counts in one sentence, as (type, first, last) token indexes."""
+    chunks = []
+    prev_tag, prev_type, begin, in_chunk = "O", "", 0, False
+    for i, tag in enumerate([*tags, "O"]):
+        t, type_ = split_tag(tag)
+        start = start_of_chunk(prev_tag, t, prev_type, type_)
+        if in_chunk and (start or end_of_chunk(prev_tag, t, prev_type, type_)):
+            chunks.append((prev_type, begin, i - 1))
+            in_chunk = False
+        if start:
+            begin, in_chunk = i, True
+        prev_tag, prev_type = t, type_
+    return chunks
+
+
+def _token_type(tag: str) -> str | None:
+    """Entity type of a token (None for O); untyped B/I tags give the type ""."""
+    prefix, type_ = split_tag(tag)
+    return None if prefix == "O" else type_
+
+
+def ner_scores(
+    gold_sentences: Sequence[Sequence[str]], pred_sentences: Sequence[Sequence[str]]
+) -> dict:
+    """Entity-level (conlleval) and token-level P/R/F1, with counts and a per-type table.
+
+    Token level (see TOKEN_F1_DEFINITION): micro over non-O tokens, comparing the entity type
+    with the B-/I- prefix stripped; for untyped tags every non-O token has the same type.
+    `accuracy` is conlleval's token accuracy (full tags equal, O tokens included).
+    """
+    c = conlleval_counts(gold_sentences, pred_sentences)
+    ep, er, ef = _prf(c.correct_chunk, c.found_guessed, c.found_correct)
+    tok_gold = tok_pred = tok_correct = 0
+    for gold, pred in zip(gold_sentences, pred_sentences, strict=True):
+        for g, p in zip(gold, pred, strict=True):
+            gt, pt = _token_type(g), _token_type(p)
+            tok_gold += gt is not None
+            tok_pred += pt is not None
+            tok_correct += gt is not None and gt == pt
+    tp, tr, tf = _prf(tok_correct, tok_pred, tok_gold)
+    types = sorted(set(c.found_correct_by_type) | set(c.found_guessed_by_type))
+    per_type = {}
+    for t in types:
+        p, r, f = _prf(
+            c.correct_chunk_by_type[t], c.found_guessed_by_type[t], c.found_correct_by_type[t]
+        )
+        per_type[t] = {
+            "precision": p,
+            "recall": r,
+            "f1": f,
+            "gold": c.found_correct_by_type[t],
+            "predicted": c.found_guessed_by_type[t],
+            "correct": c.correct_chunk_by_type[t],
+        }
+    return {
+        "entity_precision": ep,
+        "entity_recall": er,
+        "entity_f1": ef,
+        "token_precision": tp,
+        "token_recall": tr,
+        "token_f1": tf,
+        "accuracy": c.correct_tags / c.token_counter if c.token_counter else 0.0,
+        "gold_entities": c.found_correct,
+        "predicted_entities": c.found_guessed,
+        "correct_entities": c.correct_chunk,
+        "gold_entity_tokens": tok_gold,
+        "predicted_entity_tokens": tok_pred,
+        "correct_entity_tokens": tok_correct,
+        "num_tokens": c.token_counter,
+        "num_sentences": len(gold_sentences),
+        "per_type": per_type,
+        "entity_f1_definition": "exact-match chunks as conlleval (startOfChunk/endOfChunk)",
+        "token_f1_definition": TOKEN_F1_DEFINITION,
+    }
+
+
+# ------------------------------------------------------------------------------------------- RE
+
+
+def re_scores(
+    gold: Sequence[str],
+    pred: Sequence[str],
+    negative_labels: Iterable[str] = NEGATIVE_LABELS,
+    positive_labels: Iterable[str] | None = None,
+) -> dict:
+    """Micro P/R/F1 over the positive classes, and a per-class table.
+
+    positive_labels: the classes that count (e.g. ChemProt's CPR:3/4/5/6/9); any other label is
+    treated as negative, as sklearn's `f1_score(average="micro", labels=...)` does. None: every
+    label seen in gold or predictions that is not in negative_labels.
+    """
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
+    negative = set(negative_labels)
+    if positive_labels is None:
+        positive = sorted((set(gold) | set(pred)) - negative)
+    else:
+        positive = list(positive_labels)
+    pos = set(positive)
+    gold_n = collections.Counter(g for g in gold if g in pos)
+    pred_n = collections.Counter(p for p in pred if p in pos)
+    correct_n = collections.Counter(
+        g for g, p in zip(gold, pred, strict=True) if g == p and g in pos
+    )
+    precision, recall, f1 = _prf(
+        sum(correct_n.values()), sum(pred_n.values()), sum(gold_n.values())
+    )
+    per_class = {}
+    for label in positive:
+        p, r, f = _prf(correct_n[label], pred_n[label], gold_n[label])
+        per_class[label] = {
+            "precision": p,
+            "recall": r,
+            "f1": f,
+            "gold": gold_n[label],
+            "predicted": pred_n[label],
+            "correct": correct_n[label],
+        }
+    return {
+        "micro_precision": precision,
+        "micro_recall": recall,
+        "micro_f1": f1,
+        "accuracy": accuracy(gold, pred),
+        "num_examples": len(gold),
+        "positive_labels": positive,
+        "negative_labels": sorted(negative),
+        "per_class": per_class,
+    }
+
+
+# ------------------------------------------------------------------------------------------ HoC
+
+
+def parse_hoc_labels(text: str) -> dict[int, int]:
+    """'0_0,1_1,...' -> {0: 0, 1: 1, ...}: label index '_' active (0/1), comma separated."""
+    out: dict[int, int] = {}
+    for item in text.strip().split(","):
+        index, sep, value = item.strip().partition("_")
+        if not sep or not index.isdigit() or value not in ("0", "1"):
+            raise ValueError(f"expected items like '3_1' (label index _ 0/1), got {item!r}")
+        if int(index) in out:
+            raise ValueError(f"label index {index} appears twice in {text!r}")
+        out[int(index)] = int(value)
+    return out
+
+
+def format_hoc_labels(active: Sequence[int]) -> str:
+    """[0, 1, 0, ...] -> '0_0,1_1,2_0,...' (the HoC TSV format)."""
+    return ",".join(f"{i}_{int(bool(a))}" for i, a in enumerate(active))
+
+
+def abstract_id(index: str) -> str:
+    """'22239943_s0' -> '22239943': sentences of one abstract share the PMID prefix."""
+    return str(index).split("_", 1)[0]
+
+
+def _active_set(labels: str | Mapping[int, int] | Sequence[int]) -> set[int]:
+    if isinstance(labels, str):
+        labels = parse_hoc_labels(labels)
+    if isinstance(labels, Mapping):
+        return {int(k) for k, v in labels.items() if int(v)}
+    return {i for i, v in enumerate(labels) if int(v)}
+
+
+def hoc_scores(
+    ids: Sequence[str],
+    gold: Sequence[str | Mapping[int, int] | Sequence[int]],
+    pred: Sequence[str | Mapping[int, int] | Sequence[int]],
+    num_labels: int | None = None,
+) -> dict:
+    """BLURB-style HoC: per abstract, the label set is the union over its sentences of the
+    active labels; micro P/R/F1 over (abstract, label) pairs; per-hallmark F1 over abstracts.
+
+    ids: the sentence `index` column (e.g. '22239943_s0'); gold/pred: label strings
+    ('0_0,1_1,...'), {index: 0/1} maps, or 0/1 vectors.
+    """
+    if not len(ids) == len(gold) == len(pred):
+        raise ValueError(f"{len(ids)} ids, {len(gold)} gold and {len(pred)} predicted rows")
+    gold_sets: dict[str, set[int]] = collections.defaultdict(set)
+    pred_sets: dict[str, set[int]] = collections.defaultdict(set)
+    seen_labels: set[int] = set()
+    for i, g, p in zip(ids, gold, pred, strict=True):
+        doc = abstract_id(i)
+        gold_sets[doc] |= _active_set(g)
+        pred_sets[doc] |= _active_set(p)
+        if isinstance(g, str):
+            seen_labels |= set(parse_hoc_labels(g))
+    if num_labels is None:
+        seen_labels |= {x for s in gold_sets.values() for x in s}
+        num_labels = max(seen_labels) + 1 if seen_labels else 0
+    docs = sorted(gold_sets)
+    correct = sum(len(gold_sets[d] & pred_sets[d]) for d in docs)
+    n_pred = sum(len(pred_sets[d]) for d in docs)
+    n_gold = sum(len(gold_sets[d]) for d in docs)
+    precision, recall, f1 = _prf(correct, n_pred, n_gold)
+    per_label = {}
+    for j in range(num_labels):
+        c = sum(j in gold_sets[d] and j in pred_sets[d] for d in docs)
+        pj = sum(j in pred_sets[d] for d in docs)
+        gj = sum(j in gold_sets[d] for d in docs)
+        lp, lr, lf = _prf(c, pj, gj)
+        per_label[str(j)] = {
+            "precision": lp,
+            "recall": lr,
+            "f1": lf,
+            "gold": gj,
+            "predicted": pj,
+            "correct": c,
+        }
+    return {
+        "micro_precision": precision,
+        "micro_recall": recall,
+        "micro_f1": f1,
+        "macro_f1": float(np.mean([v["f1"] for v in per_label.values()])) if per_label else 0.0,
+        "num_abstracts": len(docs),
+        "num_sentences": len(ids),
+        "per_label": per_label,
+        "definition": "abstract label set = union over its sentences; micro F1 over "
+        "(abstract, label) pairs; macro_f1 = mean of the per-label F1",
+    }
+
+
+# ------------------------------------------------------------------------------ NLI, STS
+
+
+def accuracy(gold: Sequence, pred: Sequence) -> float:
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
+    return sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold) if gold else 0.0
+
+
+def classification_scores(gold: Sequence[str], pred: Sequence[str]) -> dict:
+    return {"accuracy": accuracy(gold, pred), "num_examples": len(gold)}
+
+
+def sts_scores(gold: Sequence[float], pred: Sequence[float]) -> dict:
+    """Pearson and Spearman correlation (scipy)."""
+    from scipy import stats
+
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold scores but {len(pred)} predictions")
+    g = np.asarray(gold, dtype=np.float64)
+    p = np.asarray(pred, dtype=np.float64)
+    if len(g) < 2 or np.all(p == p[0]) or np.all(g == g[0]):
+        # A constant vector has no correlation; scipy would warn and return NaN.
+        pearson = spearman = 0.0
+    else:
+        pearson = float(stats.pearsonr(g, p)[0])
+        spearman = float(stats.spearmanr(g, p)[0])
+    return {"pearson": pearson, "spearman": spearman, "num_examples": len(g)}
+
+
+# --------------------------------------------------------------------------------------- BioASQ
+
+
+def normalize_answer(text: str) -> str:
+    return str(text).strip().lower()
+
+
+def golden_synonyms(exact_answer) -> list[str]:
+    """A factoid `exact_answer` as a flat synonym list.
+
+    Golden files give a list of synonym lists ([['neural crest cells'], ['NCC']]) or a list of
+    strings; every string is an accepted answer.
+    """
+    if isinstance(exact_answer, str):
+        return [exact_answer]
+    out: list[str] = []
+    for item in exact_answer:
+        out.extend(golden_synonyms(item))
+    return out
+
+
+def bioasq_factoid_scores(
+    golden: Mapping[str, Sequence[str]],
+    predictions: Mapping[str, Sequence[str]],
+    top_k: int = 5,
+) -> dict:
+    """Strict accuracy (top-1 matches a synonym), lenient accuracy (any of the top k does),
+    and MRR (1 / rank of the first match within the top k, 0 when none does), case-insensitive
+    and stripped. Every golden question counts; one without predictions scores 0.
+    """
+    strict = lenient = rr = 0.0
+    answered = 0
+    for qid, synonyms in golden.items():
+        accepted = {normalize_answer(s) for s in synonyms}
+        answers = [normalize_answer(a) for a in predictions.get(qid, [])][:top_k]
+        answered += bool(answers)
+        ranks = [r for r, a in enumerate(answers, start=1) if a in accepted]
+        if ranks:
+            strict += ranks[0] == 1
+            lenient += 1
+            rr += 1.0 / ranks[0]
+    n = len(golden)
+    return {
+        "strict_accuracy": strict / n if n else 0.0,
+        "lenient_accuracy": lenient / n if n else 0.0,
+        "mrr": rr / n if n else 0.0,
+        "num_questions": n,
+        "num_answered": answered,
+        "num_predictions_not_in_golden": len(set(predictions) - set(golden)),
+    }
+
+
+BIOASQ_KEYS = ("strict_accuracy", "lenient_accuracy", "mrr")
+
+
+def bioasq_year_scores(batches: Mapping[str, Mapping]) -> dict:
+    """Means over the batches of a year ({batch name: bioasq_factoid_scores(...)}), as BioBERT
+    reports them, with the per-batch scores kept."""
+    out = {
+        k: float(np.mean([b[k] for b in batches.values()])) if batches else 0.0 for k in BIOASQ_KEYS
+    }
+    out["num_questions"] = int(sum(b["num_questions"] for b in batches.values()))
+    out["per_batch"] = {name: dict(b) for name, b in batches.items()}
+    return out
+
+
+# ----------------------------------------------------------------------------------- aggregates
+
+
+def task_averages(scores: Mapping[str, float], dataset_task: Mapping[str, str]) -> dict:
+    """{task: mean score over that task's datasets} for the datasets present in `scores`."""
+    by_task: dict[str, list[float]] = collections.defaultdict(list)
+    for name, score in scores.items():
+        if name not in dataset_task:
+            raise KeyError(f"dataset {name!r} has no task; known: {sorted(dataset_task)}")
+        if score is not None and not math.isnan(score):
+            by_task[dataset_task[name]].append(float(score))
+    return {task: float(np.mean(v)) for task, v in sorted(by_task.items())}
+
+
+def blurb_score(scores: Mapping[str, float], dataset_task: Mapping[str, str]) -> float:
+    """BLURB-style macro score: the mean over tasks of the mean over each task's datasets, so
+    tasks with many datasets (NER) do not dominate."""
+    per_task = task_averages(scores, dataset_task)
+    return float(np.mean(list(per_task.values()))) if per_task else float("nan")

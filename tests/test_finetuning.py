@@ -1,0 +1,393 @@
+"""Fine-tuning every task at tiny size on real shared files (subsets) and on written fixtures for
+the datasets that are not public; the exported SavedModels serve the same predictions."""
+
+import json
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from bioalbert_tf import datasets
+from tests.conftest import ROOT, SHARED_DATA
+
+tf = pytest.importorskip("tensorflow")
+
+
+def _head(src: pathlib.Path, dst: pathlib.Path, lines: int, keep_header: bool = False):
+    text = src.read_text(encoding="utf-8").splitlines(keepends=True)
+    dst.write_text("".join(text[:lines]), encoding="utf-8")
+    del keep_header
+
+
+def _ner_subset(src: pathlib.Path, dst: pathlib.Path, sentences: int):
+    blocks = src.read_text(encoding="utf-8").split("\n\n")
+    dst.write_text("\n\n".join(blocks[:sentences]) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_spm, tmp_path_factory):
+    from bioalbert_tf.config import AlbertConfig
+
+    folder = tmp_path_factory.mktemp("finetuning")
+    values = AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json")).to_dict()
+    values.update(vocab_size=1000, max_position_embeddings=128)
+    (folder / "albert_config.json").write_text(json.dumps(values))
+    return folder
+
+
+def _shared(*parts) -> pathlib.Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not present (../shared/data)")
+    return path
+
+
+def _data(name: str, root: pathlib.Path) -> pathlib.Path:
+    """A small data folder for each dataset: subsets of the real files, or written fixtures."""
+    d = root / name
+    d.mkdir(exist_ok=True)
+    if name == "ncbi_disease":
+        src = _shared("ner", "NCBI-disease")
+        for split, n in (("train", 150), ("devel", 40), ("test", 40)):
+            _ner_subset(src / f"{split}.tsv", d / f"{split}.tsv", n)
+    elif name == "share_clefe":  # typed tags, -DOCSTART-, as the BLUE layout
+        rows = "-DOCSTART-\tO\n\nThe\tO\npatient\tO\nhad\tO\nacute\tB-Disorder\nrenal\tI-Disorder\nfailure\tI-Disorder\n.\tO\n\nNo\tO\nchest\tB-Disorder\npain\tI-Disorder\n.\tO\n"
+        for split in ("train", "dev", "test"):
+            (d / f"{split}.tsv").write_text(rows * 6)
+    elif name == "gad":
+        src = _shared("re", "GAD")
+        for split, n in (("train", 120), ("dev", 40), ("test", 40)):
+            _head(src / f"{split}.tsv", d / f"{split}.tsv", n)
+    elif name == "chemprot":
+        src = _shared("re", "ChemProt-scibert")
+        for split, n in (("train", 120), ("dev", 40), ("test", 40)):
+            _head(src / f"{split}.txt", d / f"{split}.txt", n)
+    elif name == "i2b2":  # BLUE layout: index, sentence with @problem$/@treatment$, label
+        rows = ["index\tsentence\tlabel"] + [
+            f"{i}\tThe @treatment$ improved her @problem$ today .\t{lab}"
+            for i, lab in enumerate(["TrIP", "false", "TrAP", "false"] * 10)
+        ]
+        for split in ("train", "dev", "test"):
+            (d / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+    elif name == "hoc":
+        src = _shared("classification", "HoC")
+        for split, n in (("train", 150), ("dev", 60), ("test", 60)):
+            _head(src / f"{split}.tsv", d / f"{split}.tsv", n)
+    elif name == "mednli":  # MedNLI JSON lines, as distributed (credentialed, so written here)
+        rows = [{"sentence1": "The patient has a fever.", "sentence2": s, "gold_label": g, "pairID": str(i)}
+                for i, (s, g) in enumerate([("The patient is febrile.", "entailment"), ("The patient is afebrile.", "contradiction"),
+                                            ("The patient has an infection.", "neutral")] * 8)]  # fmt: skip
+        for fname in ("mli_train_v1.jsonl", "mli_dev_v1.jsonl", "mli_test_v1.jsonl"):
+            (d / fname).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif name == "biosses":
+        src = _shared("sts", "BIOSSES")
+        for split in ("train", "dev", "test"):
+            (d / f"{split}.tsv").write_bytes((src / f"{split}.tsv").read_bytes())
+    elif name == "bioasq4b":
+        src = _shared("qa", "BioASQ")
+        for f in [*src.glob("BioASQ-test-factoid-4b-[12].json"), *src.glob("4B[12]_golden.json")]:
+            (d / f.name).write_bytes(f.read_bytes())
+        test = json.loads((d / "BioASQ-test-factoid-4b-1.json").read_text())
+        golden = {
+            q["id"]: q.get("exact_answer", [])
+            for q in json.loads((d / "4B1_golden.json").read_text())["questions"]
+        }
+        paragraphs = []  # a training file in BioBERT's SQuAD layout, answers located in their snippets
+        for p in test["data"][0]["paragraphs"]:
+            for qa in p["qas"]:
+                for syn in golden.get(qa["id"].split("_")[0], []):
+                    s = syn[0] if isinstance(syn, list) else syn
+                    at = p["context"].lower().find(s.lower())
+                    if at >= 0:
+                        paragraphs.append({"context": p["context"], "qas": [{"id": qa["id"], "question": qa["question"],
+                                           "answers": [{"text": p["context"][at : at + len(s)], "answer_start": at}]}]})  # fmt: skip
+                        break
+        (d / "BioASQ-train-factoid-4b.json").write_text(
+            json.dumps({"data": [{"paragraphs": paragraphs}]})
+        )
+    return d
+
+
+TASKS = [
+    "ncbi_disease",
+    "share_clefe",
+    "gad",
+    "chemprot",
+    "i2b2",
+    "hoc",
+    "mednli",
+    "biosses",
+    "bioasq4b",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(setup, tiny_spm):
+    """Each dataset fine-tuned for 6 steps (dev evaluated twice), once per module."""
+    from bioalbert_tf import finetuning
+
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            out = setup / "runs" / name
+            config = finetuning.FinetuningConfig(
+                dataset=name, data_dir=str(_data(name, setup)), output_dir=str(out),
+                albert_config_file=str(setup / "albert_config.json"), spm_model_file=tiny_spm,
+                learning_rate=1e-3, train_batch_size=8, eval_batch_size=32, num_train_steps=6,
+                num_warmup_steps=1, max_seq_length=64, eval_every_steps=3,
+            )  # fmt: skip
+            cache[name] = (finetuning.run(config), out)
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_finetunes_predicts_scores_and_exports(trained, name):
+    result, out = trained(name)
+    spec = datasets.get(name)
+    assert (out / "saved_model" / "saved_model.pb").exists()
+    assert (out / "saved_model" / "assets" / "spm.model").exists()
+    assert json.loads((out / "saved_model" / "assets" / "task.json").read_text())["dataset"] == name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["main_metric"] == {"ner": "entity_f1", "re": "micro_f1", "doc_classification": "micro_f1",
+                                              "nli": "accuracy", "sts": "pearson", "qa": "mrr"}[spec.task]  # fmt: skip
+    assert -1.0 <= metrics["test"]["main"] <= 1.0
+    assert [h["step"] for h in metrics["history"]] == [3, 6]
+    if spec.task == datasets.QA:
+        answers = json.loads((out / "predictions-4b-1.json").read_text())
+        assert answers and all(len(v) <= 5 for v in answers.values())
+    else:
+        assert (out / "test_predictions.tsv").stat().st_size > 0
+    if spec.task == datasets.NER:
+        assert "token_f1" in metrics["test"] and "entity_f1" in metrics["test"]
+
+
+SERVE = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    from bioalbert_tf import export
+    model = export.load(sys.argv[1])
+    args = json.loads(sys.argv[3])
+    out = model.signatures[sys.argv[2]](**{k: tf.constant(v) for k, v in args.items()})
+    print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}, default=lambda b: b.decode("utf-8")))
+    """
+)
+
+
+def _serve(path, signature, args):
+    proc = subprocess.run(
+        [sys.executable, "-c", SERVE, str(path), signature, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _task(name, setup, tiny_spm, out):
+    """The Keras task with the fine-tuned best weights, to compare with its SavedModel."""
+    from bioalbert_tf.config import AlbertConfig
+    from bioalbert_tf.tasks import create_task
+
+    labels = json.loads((out / "saved_model" / "assets" / "task.json").read_text())["labels"]
+    config = AlbertConfig.from_json_file(str(setup / "albert_config.json"))
+    task = create_task(datasets.get(name), labels, config, pathlib.Path(tiny_spm).read_bytes(), 64)
+    task.model.load_weights(str(out / "best.weights.h5"))
+    return task
+
+
+def test_ner_saved_model_in_a_fresh_process_matches_keras(trained, setup, tiny_spm):
+    _, out = trained("ncbi_disease")
+    task = _task("ncbi_disease", setup, tiny_spm, out)
+    sentences = datasets.read_ner(str(setup / "ncbi_disease" / "test.tsv"))[:6]
+    sentences.append(
+        datasets.NerSentence(sentences[0].words * 6, sentences[0].tags * 6)
+    )  # > 64 pieces: windows
+    keras_tags = task.predict(sentences)
+    width = max(len(s.words) for s in sentences)
+    served = _serve(out / "saved_model", "tag_words", {
+        "words": [s.words + [""] * (width - len(s.words)) for s in sentences], "num_words": [len(s.words) for s in sentences]})  # fmt: skip
+    assert [
+        row[: len(s.words)] for row, s in zip(served["tags"], sentences, strict=True)
+    ] == keras_tags
+
+
+@pytest.mark.parametrize("name", ["gad", "biosses", "mednli"])
+def test_sentence_saved_models_match_keras(trained, setup, tiny_spm, name):
+    _, out = trained(name)
+    task = _task(name, setup, tiny_spm, out)
+    examples = datasets.read_split(name, str(setup / name), "test")[:5]
+    keras_pred = task.predict(examples)
+    if task.pair:
+        served = _serve(
+            out / "saved_model",
+            "serving_default",
+            {"text_a": [e.text_a for e in examples], "text_b": [e.text_b for e in examples]},
+        )
+    else:
+        served = _serve(
+            out / "saved_model", "serving_default", {"text": [e.text_a for e in examples]}
+        )
+    if name == "biosses":
+        np.testing.assert_allclose(served["score"], keras_pred, atol=1e-5)
+    else:
+        assert served["label"] == keras_pred
+        np.testing.assert_allclose(np.sum(served["probabilities"], axis=1), 1.0, atol=1e-5)
+
+
+def test_raw_text_ner_edge_cases_and_offsets(trained, setup, tiny_spm, tmp_path):
+    """Empty strings, 100k characters, non-ASCII text and mixed lengths in one batch: no crash;
+    every entity's offsets index the original string (characters, not bytes)."""
+    from bioalbert_tf import export
+
+    _, out = trained("ncbi_disease")
+    task = _task("ncbi_disease", setup, tiny_spm, out)
+    # Make every word the start of an entity ("B"), so that offsets are exercised everywhere.
+    bias = task.model.get_layer("token_classifier").bias
+    bias.assign(np.where(np.array(task.labels) == "B", 50.0, 0.0).astype(np.float32))
+    export.export_task(task, str(tmp_path / "sm"))
+    texts = ["", "Tumour of the βcell in Müller's glia — 5 µm.", "word " * 20000, "APC2"]
+    result = _serve(tmp_path / "sm", "serving_default", {"text": texts})
+    assert result["num_entities"][0] == 0
+    assert result["num_entities"][2] == 20000
+    for row, text in enumerate(texts):
+        for k in range(result["num_entities"][row]):
+            s, e = result["entity_starts"][row][k], result["entity_ends"][row][k]
+            assert 0 <= s < e <= len(text) and text[s:e] == result["entity_texts"][row][k]
+    assert (
+        result["entity_texts"][1][:3] == ["Tumour", "of", "the"]
+        and "Müller" in result["entity_texts"][1]
+    )
+
+
+def test_saved_model_cli_show_and_run_on_strings(trained):
+    _, out = trained("gad")
+    cli = pathlib.Path(sys.executable).parent / "saved_model_cli"
+    # saved_model_cli has no hook to import tensorflow_text: a wrapper registers the ops first
+    wrapper = "import sys, tensorflow_text; from tensorflow.python.tools import saved_model_cli; sys.argv[0] = 'saved_model_cli'; saved_model_cli.main()"
+    show = subprocess.run(
+        [sys.executable, "-c", wrapper, "show", "--dir", str(out / "saved_model"), "--all"],
+        capture_output=True,
+        text=True,
+    )
+    assert show.returncode == 0, show.stderr[-2000:]
+    assert "inputs['text']" in show.stdout and "outputs['label']" in show.stdout
+    run = subprocess.run([sys.executable, "-c", wrapper, "run", "--dir", str(out / "saved_model"), "--tag_set", "serve",
+                          "--signature_def", "serving_default", "--input_exprs", "text=['@GENE$ variants raise @DISEASE$ risk .']"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Result for output key label" in run.stdout
+    assert cli.exists()
+
+
+def test_qa_saved_model_answers_from_the_snippet(trained):
+    _, out = trained("bioasq4b")
+    context = "Spermidine protects against alpha-synuclein neurotoxicity in flies and worms."
+    result = _serve(
+        out / "saved_model",
+        "serving_default",
+        {"question": ["What protects?", ""], "context": [context, ""]},
+    )
+    assert len(result["answers"][0]) == 5 and all(
+        a in context.lower() for a in result["answers"][0] if a
+    )
+    assert result["answers"][1] == [""] * 5
+    probs = result["answer_probabilities"][0]
+    assert probs == sorted(probs, reverse=True)
+
+
+def test_in_graph_tokenizer_matches_python(tiny_spm, small_text_corpus):
+    """Same ids for the text both sides see, apart from SentencePiece ties (two segmentations with
+    the same pieces in another order), which the two library versions break differently."""
+    from bioalbert_tf.tasks.preprocessing import TextEncoder
+    from bioalbert_tf.tokenization import Tokenizer
+
+    lines = [s for s in small_text_corpus.read_text(encoding="utf-8").splitlines() if s.strip()]
+    lines += ["Café  ``Naïve''\tTNF-α", "a\u00a0b\u2003c", "", "   "]
+    ours = TextEncoder(pathlib.Path(tiny_spm).read_bytes()).tokenize(tf.constant(lines)).to_list()
+    python = Tokenizer(tiny_spm).encode(lines)
+    different = [(a, b) for a, b in zip(ours, python, strict=True) if a != b]
+    assert len(different) <= 0.01 * len(lines)
+    assert all(sorted(a) == sorted(b) for a, b in different)
+
+
+def test_merge_windows_keeps_the_most_context():
+    from bioalbert_tf.tasks import preprocessing as pp
+
+    pieces = tf.ragged.constant([list(range(10, 30)), [7, 8, 9]], dtype=tf.int32)
+    win = pp.windows(pieces, max_len=8, stride=3)  # 6 pieces per window
+    logits = tf.cast(tf.stack([tf.range(tf.shape(win["example"])[0])] * 8, axis=1), tf.float32)[
+        :, :, None
+    ]  # window id
+    merged = pp.merge_windows(
+        logits, win["example"], win["start"], win["length"], tf.constant([20, 3])
+    )
+    chosen = merged.flat_values[:, 0].numpy().astype(int)
+    starts, lengths = win["start"].numpy(), win["length"].numpy()
+    for piece in range(
+        20
+    ):  # the first example's windows are 0.. ; pick by min(left, right) context
+        candidates = [(min(piece - s, s + n - 1 - piece), -s, w) for w, (s, n) in enumerate(zip(starts, lengths, strict=True))
+                      if win["example"].numpy()[w] == 0 and s <= piece < s + n]  # fmt: skip
+        assert chosen[piece] == max(candidates)[2], piece
+    assert set(chosen[20:]) == {int(np.flatnonzero(win["example"].numpy() == 1)[0])}
+
+
+@pytest.mark.parametrize(
+    "filename,content,reader,message",
+    [
+        (
+            "train.tsv",
+            "Word\tO\nbad\tX-Thing\n",
+            "read_ner",
+            r"train.tsv:2: expected `word<TAB>tag` with an IOB tag",
+        ),
+        (
+            "train.tsv",
+            "index\tsentence\tlabel\n1\ta fine row\t1\n2\ta\tb\tc\td\n",
+            "re",
+            r"train.tsv:3: expected `\[id<TAB>\]sentence<TAB>label`, got 5 columns",
+        ),
+        (
+            "mli_train_v1.jsonl",
+            '{"sentence1": "a"}\n',
+            "read_mednli",
+            r"mli_train_v1.jsonl:1: expected sentence1, sentence2, gold_label",
+        ),
+        (
+            "train.tsv",
+            "pair_id\tsent1\tsent2\tscore\n1\ta\tb\thigh\n",
+            "sts",
+            r"train.tsv:2: score 'high' is not a number",
+        ),
+    ],
+)
+def test_malformed_files_name_file_line_and_expectation(
+    tmp_path, filename, content, reader, message
+):
+    path = tmp_path / filename
+    path.write_text(content)
+    with pytest.raises(datasets.DatasetError, match=message):
+        if reader == "re":
+            datasets.read_classification_tsv(str(path), datasets.get("gad"))
+        elif reader == "sts":
+            datasets.read_classification_tsv(str(path), datasets.get("biosses"))
+        else:
+            getattr(datasets, reader)(str(path))
+
+
+def test_registry_has_the_papers_20_datasets():
+    assert len(datasets.REGISTRY) == 20
+    counts = {}
+    for spec in datasets.REGISTRY.values():
+        counts[spec.task] = counts.get(spec.task, 0) + 1
+        assert spec.max_seq_length == (512 if spec.task == datasets.NER else 128)
+        assert (ROOT / "configs" / "finetuning" / f"{spec.name}.flags").exists()
+    assert counts == {"ner": 8, "re": 5, "doc_classification": 1, "nli": 1, "sts": 2, "qa": 3}
