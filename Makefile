@@ -22,17 +22,10 @@ corpus: $(MEDLINE)
 $(MEDLINE): | $(STAMP)
 	$(BIN)/python -m tfrecords_builder.default_corpus --dest=$(CORPUS)
 
-# Stage 1: a 30k SentencePiece vocabulary on the embedded MEDLINE corpus (reused when present).
-$(DEMO)/vocab/bio30k.model: $(MEDLINE)
-	$(BIN)/python -m tfrecords_builder.build_vocab --input_files='$(CORPUS)/pubmed*.xml.gz' \
-		--model_prefix=$(DEMO)/vocab/bio30k --vocab_size=30000
-
-# Stage 2: MLM + SOP pretraining TFRecords (finished shards are skipped on a rerun).
-demo: setup $(DEMO)/vocab/bio30k.model
-	$(BIN)/python -m tfrecords_builder.build_pretraining_data --input_files='$(CORPUS)/pubmed*.xml.gz' \
-		--output_dir=$(DEMO)/tfrecords --spm_model_file=$(DEMO)/vocab/bio30k.model \
-		--max_seq_length=512 --max_predictions_per_seq=20 --dupe_factor=1
-	@echo "demo outputs: vocabulary $(DEMO)/vocab/bio30k.model, examples $(DEMO)/tfrecords/*.tfrecord, statistics $(DEMO)/tfrecords/stats.json"
+# The whole pipeline on the embedded MEDLINE corpus (finished stages are skipped on a rerun).
+# `make demo DATA_DIR=../shared/data` adds NER fine-tuning, its SavedModel and the benchmark table.
+demo: setup
+	$(BIN)/python -m bioalbert_tf.demo --corpus_dir=$(CORPUS) --output_dir=$(DEMO) $(if $(DATA_DIR),--data_dir=$(DATA_DIR),)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -48,6 +41,7 @@ test: setup lint
 bench: setup
 	$(BIN)/python -m benchmarks.builder_bench
 	$(BIN)/python -m benchmarks.pretraining_bench
+	$(BIN)/python -m benchmarks.domain_bench --data_dir=$(or $(DATA_DIR),../shared/data)
 
 clean:
 	rm -rf output .pytest_cache .ruff_cache

@@ -370,6 +370,9 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
                 trainer.step, total, metrics["loss"], metrics["mlm_accuracy"], metrics["sop_accuracy"],
                 lr, metrics["examples_per_second"],
             )  # fmt: skip
+            # One JSON line per loop: the curve survives restarts (appended) and needs no TensorBoard.
+            with fileio.open_file(fileio.join(config.output_dir, "train_metrics.jsonl"), "a") as f:
+                f.write(json.dumps(metrics) + "\n")
             if on_log:
                 on_log(metrics)
             result["train"] = metrics

@@ -1,0 +1,201 @@
+r"""`make bench`, part 3: a small reproduction of "domain pretraining helps" (the paper's Fig. 3).
+
+Same small ALBERT (configs/albert_demo.json), same pretraining steps, same fine-tuning budget,
+three starting points: (a) random initialisation, (b) pretrained on a general-domain Wikipedia
+sample (shipped in the gensim wheel), (c) pretrained on the MEDLINE corpus. Each is fine-tuned
+on NCBI-disease and BC5CDR-chem (../shared/data) with several seeds; the table reports test
+entity-level F1 mean +- sd per start, as text and PNG, with the total wall time.
+
+  python -m benchmarks.domain_bench --data_dir=../shared/data [--pretraining_steps=600 \
+      --finetuning_steps=600 --seeds=1,2,3]
+"""
+
+from __future__ import annotations
+
+import bz2
+import glob
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string(
+    "data_dir", "../shared/data", "Benchmark data (ner/NCBI-disease, ner/BC5CDR-chem)."
+)
+flags.DEFINE_string("output_dir", "output/bench/domain", "Where everything goes.")
+flags.DEFINE_integer("pretraining_steps", 600, "Pretraining steps for (b) and (c).")
+flags.DEFINE_integer("finetuning_steps", 600, "Fine-tuning steps per run.")
+flags.DEFINE_list("seeds", ["1", "2", "3"], "Fine-tuning seeds.")
+flags.DEFINE_list(
+    "datasets",
+    ["ncbi_disease:NCBI-disease", "bc5cdr_chem:BC5CDR-chem"],
+    "name:folder under data_dir/ner.",
+)
+
+WIKI_MEMBER = (
+    "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+)
+MEDLINE = (".cache/corpus/pubmed20n0014.xml.gz", ".cache/corpus/pubmed21n1298.xml.gz")
+CONFIG = "configs/albert_demo.json"
+
+
+def _run(args: list[str]) -> None:
+    subprocess.run([sys.executable, "-m", *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def wiki_text(out_dir: str) -> str:
+    """The gensim wheel's Wikipedia sample as plain text: wiki markup stripped, one sentence per
+    line, a blank line between articles (the builder's plain format)."""
+    from lxml import etree
+
+    from tfrecords_builder.corpus import ReadStats, clean_lines, split_sentences
+
+    target = os.path.join(out_dir, "enwiki_sample.txt")
+    if os.path.exists(target):
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "gensim", "-d", tmp],
+            check=True,
+        )
+        (wheel,) = glob.glob(os.path.join(tmp, "gensim-*.whl"))
+        with zipfile.ZipFile(wheel) as zf:
+            raw = zf.read(WIKI_MEMBER)
+    stats = ReadStats()
+    docs = []
+    for _, elem in etree.iterparse(
+        __import__("io").BytesIO(bz2.decompress(raw)), events=("end",), tag="{*}text"
+    ):
+        text = elem.text or ""
+        elem.clear()
+        if text.lower().startswith("#redirect"):
+            continue
+        text = re.sub(
+            r"\{\{[^{}]*\}\}", " ", re.sub(r"\{\{[^{}]*\}\}", " ", text)
+        )  # templates (2 levels)
+        text = re.sub(r"<ref[^>]*/>|<ref[^>]*>.*?</ref>|<[^>]+>", " ", text, flags=re.S)
+        text = re.sub(r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]", r"\1", text)  # [[target|label]] -> label
+        text = re.sub(r"\[https?://\S+ ?([^\]]*)\]", r"\1", text)
+        text = re.sub(r"'{2,}|={2,}.*?={2,}|^[*#:;|!{].*$", " ", text, flags=re.M)
+        lines = []
+        for paragraph in text.split("\n\n"):
+            lines.extend(split_sentences(" ".join(paragraph.split())))
+        doc = clean_lines(lines, stats)
+        if len(doc) >= 2:
+            docs.append(doc)
+    with open(target, "w", encoding="utf-8") as f:
+        for doc in docs:
+            f.write("\n".join(doc) + "\n\n")
+    return target
+
+
+def main(argv):
+    del argv
+    start = time.time()
+    out = FLAGS.output_dir
+    os.makedirs(out, exist_ok=True)
+    wiki = wiki_text(out)
+    vocab = os.path.join(out, "vocab", "mixed8k")
+    if not os.path.exists(
+        vocab + ".model"
+    ):  # one vocabulary for every start: only the weights differ
+        _run(
+            [
+                "tfrecords_builder.build_vocab",
+                f"--input_files={wiki},{','.join(MEDLINE)}",
+                f"--model_prefix={vocab}",
+                "--vocab_size=8000",
+            ]
+        )
+    starts = {"a_random": None}
+    for name, corpus in (("b_wikipedia", wiki), ("c_medline", ",".join(MEDLINE))):
+        records = os.path.join(out, "tfrecords", name)
+        if not os.path.exists(os.path.join(records, "stats.json")):
+            _run(["tfrecords_builder.build_pretraining_data", f"--input_files={corpus}", f"--output_dir={records}",
+                  f"--spm_model_file={vocab}.model", "--max_seq_length=128", "--dupe_factor=2", "--num_shards=2"])  # fmt: skip
+        run_dir = os.path.join(out, "pretraining", name)
+        steps = FLAGS.pretraining_steps
+        _run(["bioalbert_tf.run_pretraining", f"--input_file={records}/*.tfrecord", f"--output_dir={run_dir}",
+              f"--albert_config_file={CONFIG}", "--train_batch_size=32", "--max_seq_length=128", "--learning_rate=0.002",
+              f"--num_train_steps={steps}", f"--num_warmup_steps={steps // 10}", f"--save_checkpoints_steps={steps}",
+              "--iterations_per_loop=50"])  # fmt: skip
+        starts[name] = run_dir
+        print(f"pretrained {name}: {time.time() - start:.0f} s elapsed", flush=True)
+    results = {}
+    for spec in FLAGS.datasets:
+        dataset, folder = spec.split(":")
+        for name, init in starts.items():
+            for seed in FLAGS.seeds:
+                run_dir = os.path.join(out, "finetuning", dataset, name, f"seed{seed}")
+                metrics_file = os.path.join(run_dir, "metrics.json")
+                if not os.path.exists(metrics_file):
+                    args = ["bioalbert_tf.run_finetuning", f"--dataset={dataset}", f"--data_dir={FLAGS.data_dir}/ner/{folder}",
+                            f"--output_dir={run_dir}", f"--albert_config_file={CONFIG}", f"--spm_model_file={vocab}.model",
+                            "--max_seq_length=128", "--train_batch_size=16", "--learning_rate=5e-4",
+                            f"--num_train_steps={FLAGS.finetuning_steps}", "--num_warmup_steps=50",
+                            f"--eval_every_steps={FLAGS.finetuning_steps // 2}", f"--random_seed={seed}"]  # fmt: skip
+                    if init:
+                        args.append(f"--init_checkpoint={init}")
+                    _run(args)
+                with open(metrics_file) as f:
+                    f1 = json.load(f)["test"]["entity_f1"]
+                results.setdefault(dataset, {}).setdefault(name, []).append(100 * f1)
+                print(
+                    f"{dataset} {name} seed {seed}: test entity F1 {100 * f1:.2f} ({time.time() - start:.0f} s elapsed)",
+                    flush=True,
+                )
+    seconds = time.time() - start
+    lines = ["| start | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
+    for name in starts:
+        cells = []
+        for dataset in results:
+            v = results[dataset][name]
+            cells.append(
+                f"{statistics.mean(v):.2f} +- {statistics.stdev(v) if len(v) > 1 else 0.0:.2f}"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    print(
+        f"\ntest entity-level F1 (mean +- sd over seeds {','.join(FLAGS.seeds)}), total {seconds / 60:.1f} min\n{table}"
+    )
+    with open(os.path.join(out, "domain_bench.json"), "w") as f:
+        json.dump({"results": results, "seconds": seconds, "flags": {k: str(FLAGS[k].value) for k in
+                   ("pretraining_steps", "finetuning_steps", "seeds", "datasets")}}, f, indent=2)  # fmt: skip
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.25
+    for i, name in enumerate(starts):
+        means = [statistics.mean(results[d][name]) for d in results]
+        sds = [
+            statistics.stdev(results[d][name]) if len(results[d][name]) > 1 else 0 for d in results
+        ]
+        ax.bar(
+            [j + i * width for j in range(len(results))],
+            means,
+            width,
+            yerr=sds,
+            label=name,
+            capsize=3,
+        )
+    ax.set_xticks([j + width for j in range(len(results))], list(results))
+    ax.set_ylabel("test entity-level F1")
+    ax.set_title("Small ALBERT: starting point vs NER F1")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "domain_bench.png"), dpi=120)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,180 @@
+r"""The whole pipeline on the embedded MEDLINE corpus, small enough for a CPU (`make demo`).
+
+corpus -> 8k SentencePiece vocabulary -> TFRecords (seq 128) -> run_pretraining (a few hundred
+steps, resumable) -> pretrainer SavedModel -> fill-mask examples + MLM/SOP accuracy curve (PNG).
+With --data_dir (e.g. ../shared/data): fine-tunes NER on NCBI-disease, exports the task
+SavedModel, scores it with the benchmark runner and prints the table.
+
+Each stage runs as the project's own command line and is skipped when its output exists for the
+same settings; rerunning continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("corpus_dir", ".cache/corpus", "Folder with the MEDLINE baseline files.")
+flags.DEFINE_string("output_dir", "output/demo", "Where every stage writes.")
+flags.DEFINE_string(
+    "data_dir", None, "Benchmark data folder (with ner/NCBI-disease) for the fine-tuning stage."
+)
+flags.DEFINE_integer("pretraining_steps", 300, "Pretraining steps of the small model.")
+flags.DEFINE_integer("finetuning_steps", 300, "NER fine-tuning steps.")
+
+FILL_MASK = [
+    ("Patients with type 2 [MASK] were treated with metformin.", "diabetes"),
+    ("The tumor was removed by [MASK].", "surgery"),
+    ("Expression of the [MASK] was measured by western blot.", "protein"),
+    ("Blood [MASK] was measured in all patients.", "pressure"),
+]
+
+
+def _stage(name: str, marker_dir: str, settings: dict, command: list[str]) -> None:
+    """Runs a stage's command unless its marker records the same settings."""
+    os.makedirs(marker_dir, exist_ok=True)
+    marker = os.path.join(marker_dir, f".{name}.done")
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    if os.path.exists(marker) and pathlib.Path(marker).read_text().strip() == key:
+        print(f"[{name}] already done for these settings: skipped ({marker_dir})", flush=True)
+        return
+    print(f"[{name}] {' '.join(command[2:])}", flush=True)
+    start = time.time()
+    subprocess.run(command, check=True)
+    with open(marker, "w") as f:
+        f.write(key)
+    print(f"[{name}] done in {time.time() - start:.0f} s", flush=True)
+
+
+def _python(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def fill_mask(saved_model: str, spm_model: str) -> list[dict]:
+    import numpy as np
+    import tensorflow as tf
+
+    from bioalbert_tf.tokenization import MASK_ID, Tokenizer
+
+    tok = Tokenizer(spm_model)
+    model = tf.saved_model.load(saved_model)
+    rows = []
+    for sentence, expected in FILL_MASK:
+        left, right = sentence.split("[MASK]")
+        ids = [2, *tok.encode([left])[0], MASK_ID, *tok.encode([right])[0], 3]
+        x = tf.constant([ids], tf.int32)
+        out = model.signatures["serving_default"](
+            input_ids=x, input_mask=tf.ones_like(x), segment_ids=tf.zeros_like(x)
+        )
+        logits = out["mlm_logits"].numpy()[0, ids.index(MASK_ID)]
+        top = np.argsort(-logits)[:5]
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        rows.append(
+            {
+                "sentence": sentence,
+                "expected": expected,
+                "top5": [(tok.id_to_piece(i), round(float(probs[i]), 3)) for i in top],
+            }
+        )
+    return rows
+
+
+def plot_curve(metrics_file: str, png: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [
+        json.loads(line)
+        for line in pathlib.Path(metrics_file).read_text().splitlines()
+        if line.strip()
+    ]
+    steps = [r["step"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, [r["mlm_accuracy"] for r in rows], label="masked-LM accuracy")
+    ax.plot(steps, [r["sop_accuracy"] for r in rows], label="sentence-order accuracy")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training accuracy")
+    ax.set_title("Small ALBERT pretrained on MEDLINE (demo)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+
+
+def main(argv):
+    del argv
+    out, corpus = FLAGS.output_dir, FLAGS.corpus_dir
+    medline = ",".join(
+        os.path.join(corpus, f) for f in ("pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz")
+    )
+    started = time.time()
+    vocab = os.path.join(out, "vocab", "bio8k")
+    _stage("vocabulary", os.path.join(out, "vocab"), {"inputs": medline, "size": 8000},
+           _python("tfrecords_builder.build_vocab", f"--input_files={medline}", f"--model_prefix={vocab}", "--vocab_size=8000"))  # fmt: skip
+    records = os.path.join(out, "tfrecords")
+    _stage("tfrecords", records, {"inputs": medline, "vocab": vocab, "seq": 128},
+           _python("tfrecords_builder.build_pretraining_data", f"--input_files={medline}", f"--output_dir={records}",
+                   f"--spm_model_file={vocab}.model", "--max_seq_length=128", "--max_predictions_per_seq=20",
+                   "--dupe_factor=1", "--num_shards=4"))  # fmt: skip
+    pretrain = os.path.join(out, "pretraining")
+    steps = FLAGS.pretraining_steps
+    _stage("pretraining", pretrain, {"steps": steps, "records": records},
+           _python("bioalbert_tf.run_pretraining", f"--input_file={records}/*.tfrecord", f"--output_dir={pretrain}",
+                   "--albert_config_file=configs/albert_demo.json", "--train_batch_size=32", "--max_seq_length=128",
+                   "--max_predictions_per_seq=20", "--learning_rate=0.002", f"--num_train_steps={steps}",
+                   f"--num_warmup_steps={max(1, steps // 10)}", f"--save_checkpoints_steps={max(1, steps // 3)}",
+                   "--iterations_per_loop=25", "--do_eval", "--max_eval_steps=10", "--export_tf1"))  # fmt: skip
+    saved = os.path.join(out, "saved_model", "pretrainer")
+    _stage("export", os.path.join(out, "saved_model"), {"steps": steps},
+           _python("bioalbert_tf.export_saved_model", "--model=pretrainer", f"--checkpoint={pretrain}", f"--output_dir={saved}"))  # fmt: skip
+    print("\nfill-mask with the pretrainer SavedModel (top 5 pieces for [MASK]):")
+    for row in fill_mask(saved, vocab + ".model"):
+        print(f"  {row['sentence']}  (expected: {row['expected']})")
+        print("    " + ", ".join(f"{p} {s:.3f}" for p, s in row["top5"]))
+    png = os.path.join(out, "pretraining_accuracy.png")
+    plot_curve(os.path.join(pretrain, "train_metrics.jsonl"), png)
+    best = json.loads(pathlib.Path(pretrain, "best_eval.json").read_text())
+    print(
+        f"\neval after pretraining: MLM accuracy {best['mlm_accuracy']:.3f}, SOP accuracy {best['sop_accuracy']:.3f} (step {best['global_step']})"
+    )
+    if FLAGS.data_dir:
+        ncbi = os.path.join(FLAGS.data_dir, "ner", "NCBI-disease")
+        ner_out = os.path.join(out, "finetuning", "ncbi_disease")
+        _stage("finetuning", ner_out, {"steps": FLAGS.finetuning_steps, "pretrain": steps},
+               _python("bioalbert_tf.run_finetuning", "--dataset=ncbi_disease", f"--data_dir={ncbi}", f"--output_dir={ner_out}",
+                       f"--init_checkpoint={pretrain}", "--albert_config_file=configs/albert_demo.json",
+                       f"--spm_model_file={vocab}.model", "--max_seq_length=128", "--train_batch_size=16",
+                       "--learning_rate=5e-4", f"--num_train_steps={FLAGS.finetuning_steps}", "--num_warmup_steps=30",
+                       f"--eval_every_steps={max(1, FLAGS.finetuning_steps // 2)}"))  # fmt: skip
+        bench = os.path.join(out, "benchmark")
+        _stage("benchmark", bench, {"finetuned": FLAGS.finetuning_steps},
+               _python("bioalbert_tf.benchmark", f"--saved_model={ner_out}/saved_model", "--dataset=ncbi_disease",
+                       f"--data_dir={ncbi}", f"--output_dir={bench}"))  # fmt: skip
+        print("\n" + pathlib.Path(bench, "report.md").read_text())
+    print(f"\ndemo finished in {time.time() - started:.0f} s. Outputs under {out}/:")
+    print(
+        "  vocab/bio8k.model          SentencePiece vocabulary\n  tfrecords/                 pretraining examples + stats.json"
+    )
+    print(
+        "  pretraining/               checkpoints, TensorBoard logs, model.ckpt-best, tf1/ export\n  saved_model/pretrainer     SavedModel (serving_default)"
+    )
+    print("  pretraining_accuracy.png   MLM/SOP accuracy curve")
+    if FLAGS.data_dir:
+        print(
+            "  finetuning/ncbi_disease    NER model, predictions, metrics.json, saved_model/\n  benchmark/                 report.md, report.json, charts"
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)
