@@ -139,7 +139,7 @@ def main(argv):
                 if not os.path.exists(metrics_file):
                     args = ["bioalbert_tf.run_finetuning", f"--dataset={dataset}", f"--data_dir={FLAGS.data_dir}/ner/{folder}",
                             f"--output_dir={run_dir}", f"--albert_config_file={CONFIG}", f"--spm_model_file={vocab}.model",
-                            "--max_seq_length=128", "--train_batch_size=16", "--learning_rate=5e-4",
+                            "--max_seq_length=128", "--train_batch_size=16", "--learning_rate=1e-4",
                             f"--num_train_steps={FLAGS.finetuning_steps}", "--num_warmup_steps=50",
                             f"--eval_every_steps={FLAGS.finetuning_steps // 2}", f"--random_seed={seed}"]  # fmt: skip
                     if init:

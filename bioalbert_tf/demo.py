@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ flags.DEFINE_string("output_dir", "output/demo", "Where every stage writes.")
 flags.DEFINE_string(
     "data_dir", None, "Benchmark data folder (with ner/NCBI-disease) for the fine-tuning stage."
 )
-flags.DEFINE_integer("pretraining_steps", 300, "Pretraining steps of the small model.")
+flags.DEFINE_integer("pretraining_steps", 500, "Pretraining steps of the small model.")
 flags.DEFINE_integer("finetuning_steps", 300, "NER fine-tuning steps.")
 
 FILL_MASK = [
@@ -43,9 +44,14 @@ def _stage(name: str, marker_dir: str, settings: dict, command: list[str]) -> No
     os.makedirs(marker_dir, exist_ok=True)
     marker = os.path.join(marker_dir, f".{name}.done")
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-    if os.path.exists(marker) and pathlib.Path(marker).read_text().strip() == key:
-        print(f"[{name}] already done for these settings: skipped ({marker_dir})", flush=True)
-        return
+    if os.path.exists(marker):
+        if pathlib.Path(marker).read_text().strip() == key:
+            print(f"[{name}] already done for these settings: skipped ({marker_dir})", flush=True)
+            return
+        # Done before with other settings: start this stage afresh (without a marker, a stage
+        # that was interrupted resumes instead).
+        shutil.rmtree(marker_dir)
+        os.makedirs(marker_dir)
     print(f"[{name}] {' '.join(command[2:])}", flush=True)
     start = time.time()
     subprocess.run(command, check=True)
@@ -155,7 +161,7 @@ def main(argv):
                _python("bioalbert_tf.run_finetuning", "--dataset=ncbi_disease", f"--data_dir={ncbi}", f"--output_dir={ner_out}",
                        f"--init_checkpoint={pretrain}", "--albert_config_file=configs/albert_demo.json",
                        f"--spm_model_file={vocab}.model", "--max_seq_length=128", "--train_batch_size=16",
-                       "--learning_rate=5e-4", f"--num_train_steps={FLAGS.finetuning_steps}", "--num_warmup_steps=30",
+                       "--learning_rate=1e-4", f"--num_train_steps={FLAGS.finetuning_steps}", "--num_warmup_steps=30",
                        f"--eval_every_steps={max(1, FLAGS.finetuning_steps // 2)}"))  # fmt: skip
         bench = os.path.join(out, "benchmark")
         _stage("benchmark", bench, {"finetuned": FLAGS.finetuning_steps},
