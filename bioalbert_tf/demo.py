@@ -39,11 +39,17 @@ FILL_MASK = [
 ]
 
 
+_UPSTREAM: list[str] = []  # keys of the stages run so far: a stage is redone when any input changed
+
+
 def _stage(name: str, marker_dir: str, settings: dict, command: list[str]) -> None:
-    """Runs a stage's command unless its marker records the same settings."""
+    """Runs a stage's command unless its marker records the same settings and upstream stages."""
     os.makedirs(marker_dir, exist_ok=True)
     marker = os.path.join(marker_dir, f".{name}.done")
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    key = hashlib.sha256(
+        json.dumps([settings, command, _UPSTREAM], sort_keys=True).encode()
+    ).hexdigest()
+    _UPSTREAM.append(key)
     if os.path.exists(marker):
         if pathlib.Path(marker).read_text().strip() == key:
             print(f"[{name}] already done for these settings: skipped ({marker_dir})", flush=True)
