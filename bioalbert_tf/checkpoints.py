@@ -103,6 +103,24 @@ class ImportReport:
     global_step: int | None = None
 
 
+def config_for(checkpoint_path: str, albert_config_file: str | None = None):
+    """The AlbertConfig given, or the albert_config.json beside the checkpoint (Google's tarballs,
+    our conversions and pretraining runs all keep one there)."""
+    from bioalbert_tf.config import AlbertConfig
+
+    path = albert_config_file
+    if not path:
+        folder = (
+            checkpoint_path if fileio.isdir(checkpoint_path) else checkpoint_path.rsplit("/", 1)[0]
+        )
+        path = fileio.join(folder or ".", CONFIG_NAME)
+        if not fileio.exists(path):
+            raise FileNotFoundError(
+                f"--albert_config_file not given and no {CONFIG_NAME} beside {checkpoint_path}"
+            )
+    return AlbertConfig.from_json_file(path)
+
+
 def resolve_checkpoint(path: str) -> str:
     """A checkpoint prefix from a prefix or a folder (local or gs://).
 

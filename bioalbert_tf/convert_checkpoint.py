@@ -43,19 +43,7 @@ flags.DEFINE_string(
 
 
 def _config(checkpoint_path: str):
-    from bioalbert_tf.config import AlbertConfig
-
-    path = FLAGS.albert_config_file
-    if not path:
-        folder = (
-            checkpoint_path if fileio.isdir(checkpoint_path) else checkpoint_path.rsplit("/", 1)[0]
-        )
-        path = fileio.join(folder, checkpoints.CONFIG_NAME)
-        if not fileio.exists(path):
-            raise FileNotFoundError(
-                f"--albert_config_file not given and no {checkpoints.CONFIG_NAME} beside {checkpoint_path}"
-            )
-    return AlbertConfig.from_json_file(path)
+    return checkpoints.config_for(checkpoint_path, FLAGS.albert_config_file)
 
 
 def _step(prefix: str) -> int | None:

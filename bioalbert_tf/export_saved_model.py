@@ -15,7 +15,7 @@ import sys
 
 from absl import app, flags
 
-from bioalbert_tf import checkpoints, fileio
+from bioalbert_tf import checkpoints
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "pretrainer", ["pretrainer"], "What to export.")
@@ -52,21 +52,13 @@ def export_pretrainer(model, output_dir: str) -> str:
 
 def main(argv):
     del argv
-    from bioalbert_tf.config import AlbertConfig, ConfigError
+    from bioalbert_tf.config import ConfigError
     from bioalbert_tf.modeling import AlbertPretrainer
 
     if not (FLAGS.checkpoint and FLAGS.output_dir):
         raise app.UsageError("--checkpoint and --output_dir are required")
     try:
-        config_path = FLAGS.albert_config_file
-        if not config_path:
-            folder = (
-                FLAGS.checkpoint
-                if fileio.isdir(FLAGS.checkpoint)
-                else FLAGS.checkpoint.rsplit("/", 1)[0]
-            )
-            config_path = fileio.join(folder, checkpoints.CONFIG_NAME)
-        model = AlbertPretrainer(AlbertConfig.from_json_file(config_path))
+        model = AlbertPretrainer(checkpoints.config_for(FLAGS.checkpoint, FLAGS.albert_config_file))
         kind = checkpoints.load_init_checkpoint(model, FLAGS.checkpoint)
         export_pretrainer(model, FLAGS.output_dir)
     except (checkpoints.CheckpointMismatchError, FileNotFoundError, ConfigError) as e:
