@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 import sys
 
 from bioalbert_tf import fileio
@@ -175,13 +174,11 @@ def read_classification_tsv(path: str, spec: DatasetSpec) -> list[TextExample]:
     """RE (`[id<TAB>]sentence<TAB>label`, optional header), HoC (`labels<TAB>sentence<TAB>index`),
     STS (`pair_id<TAB>sent1<TAB>sent2<TAB>score`)."""
     out = []
-    header = None
     for n, row in _tsv_rows(path):
         if not row or not any(c.strip() for c in row):
             continue
         if n == 1 and row[-1].strip().lower() in ("label", "score", "index"):
-            header = [c.strip().lower() for c in row]
-            continue
+            continue  # a header row
         if spec.task == DOC:
             if len(row) != 3:
                 raise DatasetError(
@@ -219,7 +216,6 @@ def read_classification_tsv(path: str, spec: DatasetSpec) -> list[TextExample]:
             if spec.labels and label not in spec.labels:
                 raise DatasetError(f"{path}:{n}: label {label!r} is not one of {list(spec.labels)}")
             out.append(TextExample(ident.strip(), sentence.strip(), None, label))
-    del header
     return out
 
 
@@ -302,7 +298,3 @@ def labels_for(name: str, data_dir: str) -> tuple[str, ...]:
     ):
         return spec.labels
     return tuple(sorted({str(e.label) for e in read_split(name, data_dir, "train")}))
-
-
-def dataset_dir_hint(name: str) -> str:
-    return os.path.join("data", name)

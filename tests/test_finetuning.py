@@ -16,10 +16,9 @@ from tests.conftest import ROOT, SHARED_DATA
 tf = pytest.importorskip("tensorflow")
 
 
-def _head(src: pathlib.Path, dst: pathlib.Path, lines: int, keep_header: bool = False):
+def _head(src: pathlib.Path, dst: pathlib.Path, lines: int):
     text = src.read_text(encoding="utf-8").splitlines(keepends=True)
     dst.write_text("".join(text[:lines]), encoding="utf-8")
-    del keep_header
 
 
 def _ner_subset(src: pathlib.Path, dst: pathlib.Path, sentences: int):
