@@ -13,6 +13,15 @@ SHARED_DATA = pathlib.Path(os.environ.get("BIOALBERT_SHARED_DATA", ROOT.parent /
 MEDLINE_FILES = ["pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz"]
 
 
+def small_config(**overrides):
+    """A small ALBERT config (one group unless overridden) for numeric tests at CPU speed."""
+    from bioalbert_tf.config import AlbertConfig
+
+    sizes = dict(vocab_size=211, embedding_size=16, hidden_size=48, num_hidden_layers=3,
+                 num_attention_heads=4, intermediate_size=60, max_position_embeddings=32)  # fmt: skip
+    return AlbertConfig(**{**sizes, **overrides})
+
+
 def medline_path(name: str = MEDLINE_FILES[0]) -> pathlib.Path:
     path = CORPUS_DIR / name
     if not path.exists():

@@ -11,7 +11,7 @@ import pytest
 
 from bioalbert_tf import checkpoints
 from bioalbert_tf.config import AlbertConfig
-from tests.conftest import ROOT
+from tests.conftest import ROOT, small_config
 from tests.tf1_names import write_random_tf1_checkpoint
 
 tf = pytest.importorskip("tensorflow")
@@ -133,17 +133,7 @@ def test_keras_hub_preset_loads_with_from_preset(tmp_path):
     from bioalbert_tf.keras_hub_export import save_keras_hub_preset
     from bioalbert_tf.modeling import AlbertEncoder
 
-    config = AlbertConfig(
-        vocab_size=211,
-        embedding_size=16,
-        hidden_size=48,
-        num_hidden_layers=4,
-        num_hidden_groups=2,
-        inner_group_num=2,
-        num_attention_heads=4,
-        intermediate_size=60,
-        max_position_embeddings=32,
-    )
+    config = small_config(num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2)
     encoder = AlbertEncoder(config)
     rng = np.random.default_rng(0)
     for v in encoder.weights:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bioalbert_tf.config import AlbertConfig, ConfigError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, small_config
 
 keras = pytest.importorskip("keras")
 
@@ -200,15 +200,7 @@ def test_padding_does_not_change_real_positions():
 def test_mixed_bfloat16_runs_and_tracks_float32():
     from bioalbert_tf.modeling import AlbertPretrainer, pretraining_losses
 
-    config = AlbertConfig(
-        vocab_size=211,
-        embedding_size=16,
-        hidden_size=48,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        intermediate_size=60,
-        max_position_embeddings=32,
-    )
+    config = small_config()
     fp32 = AlbertPretrainer(config)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")

@@ -6,7 +6,7 @@ import pytest
 
 from bioalbert_tf import checkpoints
 from bioalbert_tf.config import AlbertConfig
-from tests.conftest import ROOT
+from tests.conftest import ROOT, small_config
 from tests.tf1_names import write_random_tf1_checkpoint
 
 torch = pytest.importorskip("torch")
@@ -106,15 +106,7 @@ def test_parity_tiny_config_with_groups_and_inner_groups(tmp_path):
 
 
 def test_parity_one_group_like_the_released_models(tmp_path):
-    config = AlbertConfig(
-        vocab_size=211,
-        embedding_size=16,
-        hidden_size=48,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        intermediate_size=60,
-        max_position_embeddings=32,
-    )
+    config = small_config()
     _compare(config, tmp_path)
 
 
