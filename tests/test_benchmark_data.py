@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bioalbert_tf.benchmark import data, tasks
+from bioalbert_tf.benchmark import data
 from bioalbert_tf.benchmark.data import FormatError
 from tests.conftest import SHARED_DATA
 
@@ -40,17 +40,25 @@ def test_real_files_read_with_expected_sizes():
 
 
 def test_split_files(tmp_path):
-    spec = tasks.get("ncbi_disease")
     (tmp_path / "dev.tsv").write_text("a\tO\n")
     (tmp_path / "test.tsv").write_text("a\tO\n")
-    assert data.split_file(spec, str(tmp_path), "dev").endswith("dev.tsv")
+    assert data.split_file(str(tmp_path), "dev").endswith("dev.tsv")
     (tmp_path / "devel.tsv").write_text("a\tO\n")
-    assert data.split_file(spec, str(tmp_path), "dev").endswith("devel.tsv")
-    assert data.split_file(spec, str(tmp_path), "test").endswith("test.tsv")
-    (tmp_path / "mli_dev_v1.jsonl").write_text("")
-    assert data.split_file(tasks.get("mednli"), str(tmp_path), "dev").endswith("mli_dev_v1.jsonl")
+    assert data.split_file(str(tmp_path), "dev").endswith("devel.tsv")
+    assert data.split_file(str(tmp_path), "test").endswith("test.tsv")
+    for name, split in (
+        ("mli_dev_v1.jsonl", "dev"),
+        ("train.txt", "train"),
+        ("train_dev.tsv", "train_dev"),
+    ):
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        (folder / name).write_text("")
+        assert data.split_file(str(folder), split) == str(folder / name)
     with pytest.raises(ValueError, match="unknown split"):
-        data.split_file(spec, str(tmp_path), "validation")
+        data.split_file(str(tmp_path), "validation")
+    with pytest.raises(FileNotFoundError, match=r"no train file \(looked for train.tsv, train.txt"):
+        data.split_file(str(tmp_path), "train")
 
 
 def test_ner_layouts(tmp_path):
@@ -102,7 +110,7 @@ def test_sts_and_hoc_layouts(tmp_path):
 
 def test_bioasq_test_and_golden(tmp_path):
     folder = SHARED_DATA / "qa" / "BioASQ"
-    pairs = data.read_bioasq_test(_need(folder / "BioASQ-test-factoid-4b-1.json"))
+    pairs = data.read_squad(_need(folder / "BioASQ-test-factoid-4b-1.json"))
     assert len(pairs) == 167
     assert pairs[0].question_id == "56c073fcef6e394741000020"
     assert pairs[0].pair_id == "56c073fcef6e394741000020_000"
@@ -115,4 +123,4 @@ def test_bioasq_test_and_golden(tmp_path):
         data.bioasq_batches(str(tmp_path), "4b")
     (tmp_path / "x.json").write_text('{"data": [{"paragraphs": [{"qas": [{"id": "q_000"}]}]}]}')
     with pytest.raises(FormatError, match="SQuAD format"):
-        data.read_bioasq_test(str(tmp_path / "x.json"))
+        data.read_squad(str(tmp_path / "x.json"))

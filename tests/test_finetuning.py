@@ -205,14 +205,14 @@ def _task(name, setup, tiny_spm, out):
 def test_ner_saved_model_in_a_fresh_process_matches_keras(trained, setup, tiny_spm):
     _, out = trained("ncbi_disease")
     task = _task("ncbi_disease", setup, tiny_spm, out)
-    sentences = datasets.read_ner(str(setup / "ncbi_disease" / "test.tsv"))[:6]
+    sentences = datasets.read_split("ncbi_disease", str(setup / "ncbi_disease"), "test")[:6]
     sentences.append(
         datasets.NerSentence(sentences[0].words * 6, sentences[0].tags * 6)
     )  # > 64 pieces: windows
     keras_tags = task.predict(sentences)
     width = max(len(s.words) for s in sentences)
     served = _serve(out / "saved_model", "tag_words", {
-        "words": [s.words + [""] * (width - len(s.words)) for s in sentences], "num_words": [len(s.words) for s in sentences]})  # fmt: skip
+        "words": [list(s.words) + [""] * (width - len(s.words)) for s in sentences], "num_words": [len(s.words) for s in sentences]})  # fmt: skip
     assert [
         row[: len(s.words)] for row, s in zip(served["tags"], sentences, strict=True)
     ] == keras_tags
@@ -340,46 +340,63 @@ def test_merge_windows_keeps_the_most_context():
 
 
 @pytest.mark.parametrize(
-    "filename,content,reader,message",
+    "dataset,filename,content,message",
     [
+        ("ncbi_disease", "train.tsv", "Word\tO\nbad\tX-Thing\n", r"train.tsv:2: expected an IOB"),
         (
-            "train.tsv",
-            "Word\tO\nbad\tX-Thing\n",
-            "read_ner",
-            r"train.tsv:2: expected `word<TAB>tag` with an IOB tag",
-        ),
-        (
+            "gad",
             "train.tsv",
             "index\tsentence\tlabel\n1\ta fine row\t1\n2\ta\tb\tc\td\n",
-            "re",
-            r"train.tsv:3: expected `\[id<TAB>\]sentence<TAB>label`, got 5 columns",
+            r"train.tsv:3: expected 3 tab-separated columns \(as many as the header\)",
         ),
         (
+            "gad",
+            "train.tsv",
+            "a\tb\t1\nc\td\t2\n",
+            r"train.tsv:2: expected a label in \['0', '1'\]",
+        ),
+        (
+            "mednli",
             "mli_train_v1.jsonl",
             '{"sentence1": "a"}\n',
-            "read_mednli",
-            r"mli_train_v1.jsonl:1: expected sentence1, sentence2, gold_label",
+            r"mli_train_v1.jsonl:1: expected a JSON object with \"sentence1\"",
         ),
         (
+            "biosses",
             "train.tsv",
             "pair_id\tsent1\tsent2\tscore\n1\ta\tb\thigh\n",
-            "sts",
-            r"train.tsv:2: score 'high' is not a number",
+            r"train.tsv:2: expected a numeric score in the last column; got 'high'",
+        ),
+        (
+            "hoc",
+            "train.tsv",
+            "labels\tsentence\tindex\n0_1,1_2\ts\t1\n",
+            r"train.tsv:2: expected HoC",
         ),
     ],
 )
 def test_malformed_files_name_file_line_and_expectation(
-    tmp_path, filename, content, reader, message
+    tmp_path, dataset, filename, content, message
 ):
-    path = tmp_path / filename
-    path.write_text(content)
+    (tmp_path / filename).write_text(content)
     with pytest.raises(datasets.DatasetError, match=message):
-        if reader == "re":
-            datasets.read_classification_tsv(str(path), datasets.get("gad"))
-        elif reader == "sts":
-            datasets.read_classification_tsv(str(path), datasets.get("biosses"))
-        else:
-            getattr(datasets, reader)(str(path))
+        datasets.read_split(dataset, str(tmp_path), "train")
+
+
+def test_read_split_converts_each_format(tmp_path):
+    (tmp_path / "train.tsv").write_text(
+        "labels\tsentence\tindex\n0_0,1_1,2_0,3_1\t A sentence. \tdoc_1\n"
+    )
+    (hoc,) = datasets.read_split("hoc", str(tmp_path), "train")
+    assert (hoc.id, hoc.text_a, hoc.text_b, hoc.label) == ("doc_1", "A sentence.", None, ("1", "3"))
+    (tmp_path / "train.tsv").write_text("p1\tOne.\tTwo.\t3.25\n")
+    (sts,) = datasets.read_split("biosses", str(tmp_path), "train")
+    assert (sts.id, sts.text_a, sts.text_b, sts.label) == ("p1", "One.", "Two.", 3.25)
+    (tmp_path / "train.tsv").unlink()
+    (tmp_path / "train.txt").write_text('{"text": "<< a >> binds [[ b ]]", "label": "INHIBITOR"}\n')
+    (chem,) = datasets.read_split("chemprot", str(tmp_path), "train")
+    assert (chem.id, chem.label) == ("0", "INHIBITOR")  # SciBERT's classes: not the registry's
+    assert datasets.labels_for("chemprot", str(tmp_path)) == ("INHIBITOR",)
 
 
 def test_registry_has_the_papers_20_datasets():
@@ -390,3 +407,16 @@ def test_registry_has_the_papers_20_datasets():
         assert spec.max_seq_length == (512 if spec.task == datasets.NER else 128)
         assert (ROOT / "configs" / "finetuning" / f"{spec.name}.flags").exists()
     assert counts == {"ner": 8, "re": 5, "doc_classification": 1, "nli": 1, "sts": 2, "qa": 3}
+
+
+def test_the_benchmark_scores_what_fine_tuning_trains():
+    """The two registries (fine-tuning: lengths and labels; benchmark: titles and metrics) name
+    the same datasets with the same tasks, and RE negatives are the ones the scorer excludes."""
+    from bioalbert_tf.benchmark import metrics, tasks
+
+    assert tasks.dataset_tasks() == {n: s.task for n, s in datasets.REGISTRY.items()}
+    for spec in datasets.REGISTRY.values():
+        assert set(spec.negative_labels) <= set(metrics.NEGATIVE_LABELS), spec.name
+        positives = tasks.get(spec.name).positive_labels
+        if positives is not None:
+            assert set(positives) == set(spec.labels) - set(spec.negative_labels), spec.name

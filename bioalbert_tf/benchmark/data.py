@@ -9,8 +9,12 @@
 - MedNLI: JSON lines with `sentence1`, `sentence2`, `gold_label`, `pairID`.
 - BioASQ: BioBERT's SQuAD-format test batches and the BioASQ golden files.
 
-Split files: `train.tsv`, `devel.tsv` or `dev.tsv`, `test.tsv` (MedNLI: `mli_<split>_v1.jsonl`
-or `<split>.jsonl`). Rows without an id get their 0-based row number (header excluded).
+Split files: `train.tsv`, `devel.tsv` or `dev.tsv`, `test.tsv` (SciBERT ChemProt: `<split>.txt`;
+MedNLI: `mli_<split>_v1.jsonl` or `<split>.jsonl`). Rows without an id get their 0-based row
+number (header excluded).
+
+These are the only readers of the public formats: fine-tuning (`bioalbert_tf.datasets`) reads
+its splits with them too, so a file that trains also scores, with the same errors.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import re
 
 from bioalbert_tf import fileio
 from bioalbert_tf.benchmark import metrics
-from bioalbert_tf.benchmark.tasks import DatasetSpec
 
 
 class FormatError(ValueError):
@@ -41,7 +44,7 @@ class FormatError(ValueError):
 class NerSentence:
     words: tuple[str, ...]
     tags: tuple[str, ...]
-    line: int  # 1-based line of the first word
+    line: int = 0  # 1-based line of the first word (0: not read from a file)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +67,7 @@ class QaPair:
     pair_id: str  # BioBERT's `<question id>_<snippet number>`
     question: str
     context: str
+    answers: tuple[str, ...] = ()  # training files only; test batches have none
 
 
 def read_text(path: str) -> str:
@@ -116,26 +120,34 @@ _SPLIT_NAMES = {
     "dev": ("devel", "dev"),
     "devel": ("devel", "dev"),
     "test": ("test",),
+    "train_dev": ("train_dev",),
 }
 
 
-def split_file(spec: DatasetSpec, data_dir: str, split: str) -> str:
-    """The gold file of a split, e.g. <data_dir>/devel.tsv or dev.tsv for split 'dev'."""
+def split_file(data_dir: str, split: str) -> str:
+    """The file of a split, e.g. <data_dir>/devel.tsv or dev.tsv for split 'dev'; SciBERT's
+    `<split>.txt` and MedNLI's `mli_<split>_v1.jsonl` / `<split>.jsonl` are found too."""
     if split not in _SPLIT_NAMES:
         raise ValueError(f"unknown split {split!r}; expected one of {sorted(_SPLIT_NAMES)}")
-    if spec.task == "nli":
-        names = [f"mli_{s}_v1.jsonl" for s in _SPLIT_NAMES[split]]
-        names += [f"{s}.jsonl" for s in _SPLIT_NAMES[split]]
-    else:
-        names = [f"{s}.tsv" for s in _SPLIT_NAMES[split]]
+    names = [
+        pattern.format(s)
+        for pattern in ("{}.tsv", "{}.txt", "mli_{}_v1.jsonl", "{}.jsonl")
+        for s in _SPLIT_NAMES[split]
+    ]
     for name in names:
         path = fileio.join(data_dir, name)
         if fileio.exists(path):
             return path
-    raise FileNotFoundError(f"{spec.name} {split}: none of {names} in {data_dir}")
+    raise FileNotFoundError(f"{data_dir}: no {split} file (looked for {', '.join(names)})")
 
 
 # ---------------------------------------------------------------------------------------- NER
+
+
+def _is_iob_tag(tag: str) -> bool:
+    return tag in ("O", "B", "I", "E", "S") or (
+        tag[:2] in ("B-", "I-", "E-", "S-") and len(tag) > 2
+    )
 
 
 def read_ner(path: str) -> list[NerSentence]:
@@ -162,6 +174,8 @@ def read_ner(path: str) -> list[NerSentence]:
             continue
         if len(fields) < 2 or not fields[-1].strip() or not fields[0].strip():
             raise FormatError(path, number, "'word<TAB>tag' or a blank line", line)
+        if not _is_iob_tag(fields[-1].strip()):
+            raise FormatError(path, number, "an IOB/IOBES tag (O, B, I, B-type, ...) last", line)
         if not words:
             first = number
         words.append(fields[0].strip())
@@ -336,12 +350,12 @@ def read_mednli(path: str) -> list[Example]:
     return _unique_ids(path, out)
 
 
-def read_examples(spec: DatasetSpec, path: str) -> list[Example]:
-    """The reader of a non-NER, non-QA dataset."""
+def read_examples(task: str, path: str) -> list[Example]:
+    """The rows of a non-NER, non-QA task's file (task: re, doc_classification, nli, sts)."""
     readers = {"re": read_re, "doc_classification": read_hoc, "nli": read_mednli, "sts": read_sts}
-    if spec.task not in readers:
-        raise ValueError(f"{spec.name} ({spec.task}) has no example reader")
-    return readers[spec.task](path)
+    if task not in readers:
+        raise ValueError(f"{path}: the {task} task has no example reader")
+    return readers[task](path)
 
 
 # ------------------------------------------------------------------------------------- BioASQ
@@ -362,8 +376,9 @@ def _load_json(path: str):
         raise FormatError(path, e.lineno, f"valid JSON ({e.msg})") from None
 
 
-def read_bioasq_test(path: str) -> list[QaPair]:
-    """(question, snippet) pairs of a SQuAD-format test batch {"data": [{"paragraphs": ...}]}."""
+def read_squad(path: str) -> list[QaPair]:
+    """(question, snippet) pairs of a SQuAD-format BioASQ file {"data": [{"paragraphs": ...}]}:
+    BioBERT's test batches, and its training files (with answers)."""
     obj = _load_json(path)
     out = []
     try:
@@ -371,7 +386,10 @@ def read_bioasq_test(path: str) -> list[QaPair]:
             for paragraph in article["paragraphs"]:
                 for qa in paragraph["qas"]:
                     pid = str(qa["id"])
-                    out.append(QaPair(question_id(pid), pid, qa["question"], paragraph["context"]))
+                    answers = tuple(a["text"] for a in qa.get("answers", []))
+                    out.append(
+                        QaPair(question_id(pid), pid, qa["question"], paragraph["context"], answers)
+                    )
     except (KeyError, TypeError) as e:
         raise FormatError(
             path,

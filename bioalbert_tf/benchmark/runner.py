@@ -248,7 +248,7 @@ class _Outcome:
 
 
 def _run_ner(model, spec: DatasetSpec, config: RunConfig) -> _Outcome:
-    gold_file = data.split_file(spec, config.data_dir, config.split)
+    gold_file = data.split_file(config.data_dir, config.split)
     sentences = data.read_ner(gold_file)
     fn = signature(model, "tag_words", ["words", "num_words"], ["tags"], config.saved_model)
     t0 = time.perf_counter()
@@ -264,7 +264,7 @@ def _run_qa(model, spec: DatasetSpec, config: RunConfig) -> _Outcome:
     if config.split != "test":
         raise ValueError(f"{spec.name}: only the test batches exist, not {config.split!r}")
     batches = data.bioasq_batches(config.data_dir, spec.bioasq_year)
-    pairs = [p for _, test, _ in batches for p in data.read_bioasq_test(test)]
+    pairs = [p for _, test, _ in batches for p in data.read_squad(test)]
     fn = signature(
         model,
         "serving_default",
@@ -283,8 +283,8 @@ def _run_qa(model, spec: DatasetSpec, config: RunConfig) -> _Outcome:
 
 
 def _run_examples(model, spec: DatasetSpec, config: RunConfig) -> _Outcome:
-    gold_file = data.split_file(spec, config.data_dir, config.split)
-    examples = data.read_examples(spec, gold_file)
+    gold_file = data.split_file(config.data_dir, config.split)
+    examples = data.read_examples(spec.task, gold_file)
     inputs = ["text"] if spec.task in ("re", "doc_classification") else ["text_a", "text_b"]
     outputs = {"sts": ["score"], "doc_classification": ["active", "label_names"]}
     fn = signature(

@@ -129,7 +129,7 @@ def score_files(
         )
         tags = predictions.align_ner(sentences, stream, gold)
         return with_header(spec, metrics.ner_scores([s.tags for s in sentences], tags))
-    examples = data.read_examples(spec, gold)
+    examples = data.read_examples(spec.task, gold)
     matched = predictions.match_predictions(
         examples, predictions.read_id_predictions(predictions_path), predictions_path, gold
     )
