@@ -28,7 +28,6 @@ class DatasetSpec:
     labels: tuple[str, ...] = ()  # empty: taken from the training file
     negative_labels: tuple[str, ...] = ()  # RE: excluded from micro F1
     score_range: tuple[float, float] | None = None  # STS
-    file_format: str = "tsv"  # tsv | scibert_jsonl | mednli_jsonl | squad
 
 
 HOC_LABELS = tuple(str(i) for i in range(10))  # the 10 hallmarks, as indexed in the BLURB files
@@ -74,13 +73,12 @@ _SPECS = [
         "accuracy",
         128,
         ("contradiction", "entailment", "neutral"),
-        file_format="mednli_jsonl",
     ),
     DatasetSpec("medsts", STS, "pearson", 128, score_range=(0.0, 5.0)),
     DatasetSpec("biosses", STS, "pearson", 128, score_range=(0.0, 4.0)),
-    DatasetSpec("bioasq4b", QA, "bioasq", 128, file_format="squad"),
-    DatasetSpec("bioasq5b", QA, "bioasq", 128, file_format="squad"),
-    DatasetSpec("bioasq6b", QA, "bioasq", 128, file_format="squad"),
+    DatasetSpec("bioasq4b", QA, "bioasq", 128),
+    DatasetSpec("bioasq5b", QA, "bioasq", 128),
+    DatasetSpec("bioasq6b", QA, "bioasq", 128),
 ]
 REGISTRY = {s.name: s for s in _SPECS}
 
@@ -118,7 +116,17 @@ def read_squad(path: str) -> list[QAExample]:
     ]
 
 
-def _text_example(spec: DatasetSpec, path: str, row: formats.Example) -> TextExample:
+def _declared_labels(spec: DatasetSpec, path: str) -> tuple[str, ...]:
+    """The label set a file must use: the registry's, except SciBERT's ChemProt files (`.txt`),
+    which name their classes differently and so define their own (empty: read from the file)."""
+    if spec.name == "chemprot" and path.endswith(".txt"):
+        return ()
+    return spec.labels
+
+
+def _text_example(
+    spec: DatasetSpec, path: str, declared: tuple[str, ...], row: formats.Example
+) -> TextExample:
     if spec.task == DOC:
         active = metrics.parse_hoc_labels(row.label)
         label = tuple(str(i) for i, on in sorted(active.items()) if on)
@@ -126,9 +134,8 @@ def _text_example(spec: DatasetSpec, path: str, row: formats.Example) -> TextExa
         label = row.score
     else:
         label = row.label
-        # SciBERT's ChemProt (.txt) names its classes differently; its label set is the file's.
-        if spec.labels and not path.endswith(".txt") and label not in spec.labels:
-            raise DatasetError(path, row.line, f"a label in {list(spec.labels)}", label)
+        if declared and label not in declared:
+            raise DatasetError(path, row.line, f"a label in {list(declared)}", label)
     text_b = row.text_b.strip() if row.text_b is not None else None
     return TextExample(row.id, row.text_a.strip(), text_b, label)
 
@@ -142,7 +149,10 @@ def read_split(name: str, data_dir: str, split: str):
     path = formats.split_file(data_dir, split)
     if spec.task == NER:
         return formats.read_ner(path)
-    return [_text_example(spec, path, row) for row in formats.read_examples(spec.task, path)]
+    declared = _declared_labels(spec, path)
+    return [
+        _text_example(spec, path, declared, row) for row in formats.read_examples(spec.task, path)
+    ]
 
 
 def labels_for(name: str, data_dir: str) -> tuple[str, ...]:
@@ -153,8 +163,7 @@ def labels_for(name: str, data_dir: str) -> tuple[str, ...]:
     if spec.task == NER:
         tags = {t for s in formats.read_ner(formats.split_file(data_dir, "train")) for t in s.tags}
         return ("O", *sorted(tags - {"O"}))
-    if spec.labels and not (
-        spec.name == "chemprot" and formats.split_file(data_dir, "train").endswith(".txt")
-    ):
-        return spec.labels
+    declared = _declared_labels(spec, formats.split_file(data_dir, "train"))
+    if declared:
+        return declared
     return tuple(sorted({str(e.label) for e in read_split(name, data_dir, "train")}))
