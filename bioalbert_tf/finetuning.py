@@ -1,8 +1,15 @@
 """Fine-tuning as a library function (run_finetuning.py is its command line).
 
-Trains a task model from a pretrained checkpoint (TF1 or ours) with AdamW, linear warm-up and
-polynomial decay; evaluates on dev every `eval_every_steps` with the benchmark's metric code and
-keeps the best weights; predicts test; writes predictions, metrics.json and the SavedModel.
+Trains a task model from a pretrained checkpoint (TF1 or ours) with the reference's recipe
+(AdamW without bias correction, weight decay 0.01 except LayerNorm/bias, gradients clipped to
+global norm 1.0, linear warm-up then polynomial decay); evaluates on dev every
+`eval_every_steps` and keeps the best weights (without a dev split: the last weights); predicts
+test; writes predictions, metrics.json and the SavedModel. Reading, scoring and prediction files
+are the evaluation core's (`bioalbert_tf.evaluation`), the same code the benchmark runner uses.
+
+A data folder of numbered folds (`1/`, `2/`, ...: BioBERT's GAD and EU-ADR) is cross-validated:
+each fold in `<output_dir>/fold-<k>/`, and `<output_dir>/metrics.json` holds every fold's test
+scores with their mean and sample sd.
 """
 
 from __future__ import annotations
@@ -12,9 +19,14 @@ import json
 import math
 import time
 
+import keras
 from absl import logging
 
-from bioalbert_tf import checkpoints, datasets, fileio
+from bioalbert_tf import checkpoints, fileio
+from bioalbert_tf.evaluation import datasets, formats, metrics, scoring
+
+METRICS_FILE = "metrics.json"
+BEST_WEIGHTS = "best.weights.h5"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,221 +50,221 @@ class FinetuningConfig:
     do_lower_case: bool = True
     random_seed: int = 12345
     weight_decay_rate: float = 0.01
+    folds: str | None = None  # cross-validation: which folds ("1,3"); None = all
 
-
-def evaluate(name: str, examples, predictions) -> dict:
-    """The benchmark's metrics for predictions on gold examples; `main` is the headline number."""
-    from bioalbert_tf.benchmark import metrics
-    from bioalbert_tf.benchmark import tasks as bench
-
-    spec, bench_spec = datasets.get(name), bench.get(name)
-    if spec.task == datasets.NER:
-        out = metrics.ner_scores([e.tags for e in examples], predictions)
-    elif spec.task == datasets.RE:
-        out = metrics.re_scores(
-            [e.label for e in examples],
-            predictions,
-            bench_spec.negative_labels,
-            bench_spec.positive_labels,
-        )
-    elif spec.task == datasets.DOC:
-        vec = lambda labels: [int(str(j) in labels) for j in range(len(datasets.HOC_LABELS))]  # noqa: E731
-        out = metrics.hoc_scores(
-            [e.id for e in examples],
-            [vec(e.label) for e in examples],
-            [vec(p) for p in predictions],
-        )
-    elif spec.task == datasets.NLI:
-        out = metrics.classification_scores([e.label for e in examples], predictions)
-    elif spec.task == datasets.STS:
-        out = metrics.sts_scores([float(e.label) for e in examples], predictions)
-    else:
-        raise ValueError(f"{name}: use the benchmark runner to score {spec.task} (golden files)")
-    out["main"] = out[bench_spec.main_key]
-    out["main_metric"] = bench_spec.main_key
-    return out
-
-
-def write_predictions(path: str, name: str, examples, predictions) -> None:
-    """In the formats `python -m bioalbert_tf.benchmark.score` reads."""
-    spec = datasets.get(name)
-    with fileio.open_file(path, "w") as f:
-        if spec.task == datasets.NER:
-            for e, tags in zip(examples, predictions, strict=True):
-                f.write("".join(f"{w}\t{t}\n" for w, t in zip(e.words, tags, strict=True)) + "\n")
-        elif spec.task == datasets.DOC:
-            for e, p in zip(examples, predictions, strict=True):
-                f.write(
-                    f"{e.id}\t"
-                    + ",".join(f"{j}_{int(str(j) in p)}" for j in range(len(datasets.HOC_LABELS)))
-                    + "\n"
-                )
-        else:
-            for e, p in zip(examples, predictions, strict=True):
-                f.write(f"{e.id}\t{p}\n")
-
-
-def _qa_train(data_dir: str):
-    """SQuAD-format training files of a BioASQ folder (BioBERT layout: *train*.json)."""
-    files = [
-        p
-        for p in fileio.glob(fileio.join(data_dir, "*.json"))
-        if "train" in fileio.basename(p).lower()
-    ]
-    if not files:
-        raise FileNotFoundError(f"{data_dir}: no SQuAD-format training file (*train*.json)")
-    return [e for path in files for e in datasets.read_squad(path)]
-
-
-def _qa_test(task, config: FinetuningConfig) -> dict:
-    """Every test batch of the year: top-5 answers per question (merged over its snippets),
-    written as {question_id: [answers]} and scored against the golden file."""
-    import collections
-
-    from bioalbert_tf.benchmark import data as bench_data
-    from bioalbert_tf.benchmark import metrics
-    from bioalbert_tf.benchmark import tasks as bench
-    from bioalbert_tf.benchmark.runner import merge_answers
-
-    year = config.dataset[len("bioasq") :]
-    per_batch = {}
-    for name, test_file, golden_file in bench_data.bioasq_batches(config.data_dir, year):
-        examples = datasets.read_squad(test_file)
-        grouped = collections.defaultdict(lambda: ([], []))
-        for e, answers in zip(
-            examples, task.predict(examples, config.eval_batch_size), strict=True
-        ):
-            texts, probs = grouped[bench_data.question_id(e.id)]
-            texts.append([a for a, _ in answers])
-            probs.append([p for _, p in answers])
-        merged = {qid: merge_answers(t, p) for qid, (t, p) in grouped.items()}
-        with fileio.open_file(fileio.join(config.output_dir, f"predictions-{name}.json"), "w") as f:
-            json.dump(merged, f, indent=1)
-        golden = bench_data.read_bioasq_golden(golden_file)
-        per_batch[name] = metrics.bioasq_factoid_scores(golden, merged)
-    out = metrics.bioasq_year_scores(per_batch)
-    key = bench.get(config.dataset).main_key
-    out["main"], out["main_metric"] = out[key], key
-    return out
+    def __post_init__(self):
+        for name in ("learning_rate", "train_batch_size", "eval_batch_size", "num_train_steps",
+                     "eval_every_steps"):  # fmt: skip
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.num_warmup_steps <= self.num_train_steps:
+            raise ValueError(f"num_warmup_steps must be in [0, num_train_steps="
+                             f"{self.num_train_steps}], got {self.num_warmup_steps}")  # fmt: skip
 
 
 def run(config: FinetuningConfig) -> dict:
-    import keras
+    """Fine-tunes, evaluates and exports one model, or one per cross-validation fold."""
+    spec = datasets.get(config.dataset)
+    folds = [] if spec.task == datasets.QA else datasets.find_folds(config.data_dir)
+    if folds:
+        return run_cross_validation(
+            config, datasets.select_folds(folds, config.folds, config.data_dir)
+        )
+    if config.folds:
+        raise ValueError(
+            f"--folds={config.folds}: {config.data_dir} has no fold folders (1/, 2/, ...)"
+        )
+    return run_one(config)
 
-    from bioalbert_tf import export
-    from bioalbert_tf.config import AlbertConfig
-    from bioalbert_tf.optimization import AlbertWarmupPolynomialDecay, adamw
-    from bioalbert_tf.tasks import create_task
 
+def run_one(config: FinetuningConfig) -> dict:
     spec = datasets.get(config.dataset)
     keras.utils.set_random_seed(config.random_seed)
+    train, dev, test = load_splits(spec, config)
+    task = build_task(spec, config)
+    init = (
+        checkpoints.load_init_checkpoint(task.encoder, config.init_checkpoint)
+        if config.init_checkpoint
+        else "random"
+    )
+    logging.info("%s: %d train rows, %d dev, %d test; labels %s; init %s",
+                 spec.name, len(train), len(dev), len(test), task.labels, init)  # fmt: skip
+    if not dev:
+        logging.warning("%s: no dev rows in %s: training without dev selection; the last weights are kept",
+                        spec.name, config.data_dir)  # fmt: skip
+    fileio.makedirs(config.output_dir)
+    task.model.compile(optimizer=make_optimizer(config), loss=task.loss())
+    dev_eval = DevEvaluation(task, dev, config)
+    rounds = math.ceil(config.num_train_steps / config.eval_every_steps)
+    start = time.time()
+    task.model.fit(task.train_dataset(train, config.train_batch_size, config.random_seed),
+                   steps_per_epoch=math.ceil(config.num_train_steps / rounds), epochs=rounds,
+                   callbacks=[dev_eval], verbose=0)  # fmt: skip
+    train_seconds = time.time() - start
+    task.model.load_weights(dev_eval.weights_path)
+    after = task.after_training(dev.rows, dev_eval.main_score, config.eval_batch_size)
+    name = "predictions.json" if spec.task == datasets.QA else "test_predictions.tsv"
+    predict = lambda rows: task.predict(rows, config.eval_batch_size)  # noqa: E731
+    test_scores = scoring.evaluate(test, predict, fileio.join(config.output_dir, name)).scores
+    result = {
+        "dataset": config.dataset, "task": spec.task, "init_checkpoint": config.init_checkpoint, "init": init,
+        "dev_selection": bool(dev), "best_dev": dev_eval.best, "history": dev_eval.history, **after,
+        "test": test_scores, "train_seconds": round(train_seconds, 1),
+        "seconds_per_1000_steps": round(1000 * train_seconds / dev_eval.steps, 1), "config": dataclasses.asdict(config),
+    }  # fmt: skip
+    from bioalbert_tf import export
+
+    export.export_task(task, fileio.join(config.output_dir, "saved_model"),
+                       {"best_dev_step": dev_eval.best.get("step"), **after})  # fmt: skip
+    write_json(fileio.join(config.output_dir, METRICS_FILE), result)
+    return result
+
+
+def load_splits(spec, config: FinetuningConfig):
+    """(training rows, dev Gold, test Gold). Dev may be missing or empty; test may not."""
+    if spec.task == datasets.QA:  # BioASQ: SQuAD training files; test batches + golden files
+        train = datasets.read_qa_training(config.data_dir)
+        dev = scoring.Gold(spec, "dev", [], [])
+    else:
+        train_split = "train_dev" if config.use_train_dev else "train"
+        train = datasets.read_split(spec, config.data_dir, train_split)
+        dev = scoring.load_gold(spec, config.data_dir, "dev", optional=True)
+    test = scoring.load_gold(spec, config.data_dir, "test")
+    if spec.task == datasets.NER:
+        labels = datasets.labels_for(spec, config.data_dir)
+        for gold in (dev, test):
+            datasets.check_known_tags(gold.rows, labels, gold.files[0] if gold.files else "")
+    for split, rows in (("train", train), ("test", test.rows)):
+        if not rows:  # an empty test split would end with no test scores and exit code 0
+            where = (
+                config.data_dir
+                if spec.task == datasets.QA
+                else formats.split_file(config.data_dir, split)
+            )
+            raise datasets.DatasetError(where, None, f"at least one row (the {split} split)")
+    return train, dev, test
+
+
+def build_task(spec, config: FinetuningConfig):
+    from bioalbert_tf.config import AlbertConfig
+    from bioalbert_tf.tasks import create_task
+
     albert_config = AlbertConfig.from_json_file(config.albert_config_file)
     with fileio.open_file(config.spm_model_file, "rb") as f:
         spm_model = f.read()
-    labels = datasets.labels_for(config.dataset, config.data_dir)
+    labels = datasets.labels_for(spec, config.data_dir)
     max_len = config.max_seq_length or spec.max_seq_length
-    task = create_task(spec, labels, albert_config, spm_model, max_len, config.do_lower_case)
-    init = "random"
-    if config.init_checkpoint:
-        init = checkpoints.load_init_checkpoint(task.encoder, config.init_checkpoint)
-    if spec.task == datasets.QA:
-        train, dev, test = _qa_train(config.data_dir), [], []
-    else:
-        split = "train_dev" if config.use_train_dev else "train"
-        train = datasets.read_split(config.dataset, config.data_dir, split)
-        dev = datasets.read_split(config.dataset, config.data_dir, "dev")
-        test = datasets.read_split(config.dataset, config.data_dir, "test")
-    logging.info(
-        "%s: %d train, %d dev, %d test examples; labels %s; init %s",
-        spec.name,
-        len(train),
-        len(dev),
-        len(test),
-        labels,
-        init,
+    return create_task(
+        spec, labels, albert_config, spm_model, max_len, do_lower_case=config.do_lower_case
     )
-    fileio.makedirs(config.output_dir)
+
+
+def make_optimizer(config: FinetuningConfig):
+    """The reference's fine-tuning optimizer: AdamW, decay 0.01 except LayerNorm/bias, gradients
+    clipped to global norm 1.0, warm-up then linear decay to 0."""
+    from bioalbert_tf.optimization import CLIP_NORM, AlbertWarmupPolynomialDecay, adamw
+
     schedule = AlbertWarmupPolynomialDecay(
         config.learning_rate, config.num_train_steps, config.num_warmup_steps
     )
-    task.model.compile(
-        optimizer=adamw(schedule, weight_decay_rate=config.weight_decay_rate), loss=task.loss()
-    )
-    rounds = math.ceil(config.num_train_steps / config.eval_every_steps)
-    per_round = math.ceil(config.num_train_steps / rounds)
-    best = {"main": -math.inf}
-    best_weights = fileio.join(config.output_dir, "best.weights.h5")
-    history = []
+    return adamw(schedule, weight_decay_rate=config.weight_decay_rate, global_clipnorm=CLIP_NORM)
 
-    class DevEval(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            step = (epoch + 1) * per_round
-            if not dev:  # BioASQ has no dev split with answers: keep the last weights
-                history.append(
-                    {"step": step, "loss": float((logs or {}).get("loss", float("nan")))}
-                )
-                best.update(step=step)
-                task.model.save_weights(best_weights)
-                return
-            scores = evaluate(config.dataset, dev, task.predict(dev, config.eval_batch_size))
-            history.append(
-                {
-                    "step": step,
-                    "loss": float((logs or {}).get("loss", float("nan"))),
-                    "dev": scores["main"],
-                }
-            )
+
+class DevEvaluation(keras.callbacks.Callback):
+    """After every round of `eval_every_steps`: scores dev with the evaluation core and saves the
+    weights when the main metric improves; without dev rows, saves the last weights."""
+
+    def __init__(self, task, dev, config: FinetuningConfig):
+        super().__init__()
+        self.task, self.dev, self.config = task, dev, config
+        rounds = math.ceil(config.num_train_steps / config.eval_every_steps)
+        self.per_round = math.ceil(config.num_train_steps / rounds)
+        self.weights_path = fileio.join(config.output_dir, BEST_WEIGHTS)
+        self.best: dict = {}
+        self.history: list[dict] = []
+        self.steps = 0
+
+    def main_score(self, predictions) -> float:
+        """The dev main metric of predictions on the dev rows."""
+        return scoring.evaluate(self.dev, lambda rows: predictions).scores["main_score"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.steps = (epoch + 1) * self.per_round
+        entry = {"step": self.steps, "loss": float((logs or {}).get("loss", float("nan")))}
+        self.history.append(entry)
+        if not self.dev:
+            self.best = {"step": self.steps}
+            self.task.model.save_weights(self.weights_path)
+            return
+        scores = scoring.evaluate(
+            self.dev, lambda rows: self.task.predict(rows, self.config.eval_batch_size)
+        ).scores
+        entry["dev"] = scores["main_score"]
+        logging.info("step %d/%d: loss %.4f, dev %s %.4f", self.steps, self.params.get("epochs", 0) * self.per_round,
+                     entry["loss"], scores["main_key"], entry["dev"])  # fmt: skip
+        if not self.best or scores["main_score"] > self.best["main_score"]:
+            self.best = {
+                "step": self.steps,
+                **{k: v for k, v in scores.items() if not isinstance(v, dict)},
+            }
+            self.task.model.save_weights(self.weights_path)
+
+
+def run_cross_validation(config: FinetuningConfig, folds: list[tuple[int, str]]) -> dict:
+    """Every fold in `<output_dir>/fold-<k>/`; a fold already finished with the same settings is
+    not run again. The summary holds each fold's test scores, their mean and sample sd."""
+    per_fold = {}
+    for k, fold_dir in folds:
+        fold = dataclasses.replace(config, data_dir=fold_dir, output_dir=fileio.join(config.output_dir, f"fold-{k}"),
+                                   folds=None)  # fmt: skip
+        done = finished_run(fold)
+        if done:
             logging.info(
-                "step %d/%d: loss %.4f, dev %s %.4f",
-                step,
-                rounds * per_round,
-                history[-1]["loss"],
-                scores["main_metric"],
-                scores["main"],
+                "fold %d: finished earlier with the same settings (%s); not run again",
+                k,
+                fold.output_dir,
             )
-            if scores["main"] > best["main"]:
-                best.update(scores, step=step)
-                task.model.save_weights(best_weights)
-
-    start = time.time()
-    task.model.fit(
-        task.train_dataset(train, config.train_batch_size, config.random_seed),
-        steps_per_epoch=per_round,
-        epochs=rounds,
-        callbacks=[DevEval()],
-        verbose=0,
-    )
-    train_seconds = time.time() - start
-    task.model.load_weights(best_weights)
-    if spec.task == datasets.DOC:
-        task.choose_threshold(
-            dev, lambda ex, pred: evaluate(config.dataset, ex, pred)["main"], config.eval_batch_size
-        )
-    if spec.task == datasets.QA:
-        test_scores = _qa_test(task, config)
-    else:
-        predictions = task.predict(test, config.eval_batch_size)
-        path = fileio.join(config.output_dir, "test_predictions.tsv")
-        write_predictions(path, config.dataset, test, predictions)
-        test_scores = evaluate(config.dataset, test, predictions) if test else None
+        else:
+            logging.info("fold %d of %d: %s", k, len(folds), fold_dir)
+        per_fold[k] = done or run_one(fold)
+    summary = metrics.fold_summary({k: r["test"] for k, r in per_fold.items()})
+    main_key = datasets.get(config.dataset).main_key
+    logging.info("%s, %d folds: %s %.4f ± %.4f", config.dataset, summary["num_folds"], main_key,
+                 summary["mean"][main_key], summary["sd"][main_key] or 0.0)  # fmt: skip
     result = {
-        "dataset": config.dataset,
-        "task": spec.task,
-        "init_checkpoint": config.init_checkpoint,
-        "init": init,
-        "best_dev": {k: v for k, v in best.items() if not isinstance(v, dict)},
-        "history": history,
-        "train_seconds": round(train_seconds, 1),
-        "seconds_per_1000_steps": round(1000 * train_seconds / (rounds * per_round), 1),
+        "dataset": config.dataset, "task": datasets.get(config.dataset).task, "main_key": main_key,
+        "cross_validation": summary, "fold_dirs": {str(k): fileio.join(config.output_dir, f"fold-{k}") for k, _ in folds},
         "config": dataclasses.asdict(config),
-    }
-    if spec.task == datasets.DOC:
-        result["threshold"] = task.threshold
-    if test_scores is not None:
-        result["test"] = test_scores
-    export.export_task(
-        task, fileio.join(config.output_dir, "saved_model"), {"best_dev_step": best.get("step")}
-    )
-    with fileio.open_file(fileio.join(config.output_dir, "metrics.json"), "w") as f:
-        json.dump(result, f, indent=2, default=float)
+    }  # fmt: skip
+    write_json(fileio.join(config.output_dir, METRICS_FILE), result)
     return result
+
+
+def finished_run(config: FinetuningConfig) -> dict | None:
+    """The metrics.json of a run finished with these settings, else None; a finished run with
+    other settings is refused rather than overwritten."""
+    path = fileio.join(config.output_dir, METRICS_FILE)
+    if not fileio.exists(path):
+        return None
+    with fileio.open_file(path, "r") as f:
+        earlier = json.load(f)
+    wanted = dataclasses.asdict(config)
+    diff = {
+        k: (earlier.get("config", {}).get(k), v)
+        for k, v in wanted.items()
+        if earlier.get("config", {}).get(k) != v
+    }
+    if diff:
+        raise ValueError(f"{path} holds a finished run with other settings "
+                         f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items())}); "
+                         "use another --output_dir or remove it")  # fmt: skip
+    return earlier
+
+
+def write_json(path: str, obj: dict) -> None:
+    """Written whole or not at all: a crash never leaves a half-written metrics.json."""
+    tmp = path + ".tmp"
+    with fileio.open_file(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=float)
+        f.write("\n")
+    fileio.rename(tmp, path, overwrite=True)

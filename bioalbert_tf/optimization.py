@@ -19,6 +19,9 @@ import keras
 from keras import ops
 
 EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
+# The reference's create_optimizer clips every gradient to this global norm before the update,
+# in pretraining and in fine-tuning alike.
+CLIP_NORM = 1.0
 
 
 @keras.saving.register_keras_serializable(package="bioalbert_tf")
@@ -104,15 +107,20 @@ class AlbertWeightDecayOptimizer(keras.optimizers.Optimizer):
             self._m.append(self.add_variable_from_reference(var, "m"))
             self._v.append(self.add_variable_from_reference(var, "v"))
 
+    def _clip_gradients(self, grads):
+        # With `global_clipnorm`, the norm is taken over dense gradients: an embedding's sparse
+        # gradient lists a row once per occurrence, and squaring those slices before summing them
+        # would overstate the norm. Dense is what the reference computes on TPU (one-hot
+        # embeddings) and what the update below uses anyway.
+        if self.global_clipnorm:
+            grads = [_dense(g) for g in grads]
+        return super()._clip_gradients(grads)
+
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, variable.dtype)
         # Embedding lookups give sparse gradients; the reference's update is dense (decay and
         # moments touch every row), so densify.
-        if type(gradient).__name__ == "IndexedSlices":
-            import tensorflow as tf
-
-            gradient = tf.convert_to_tensor(gradient)
-        g = ops.cast(gradient, variable.dtype)
+        g = ops.cast(_dense(gradient), variable.dtype)
         index = self._get_variable_index(variable)
         m, v = self._m[index], self._v[index]
         self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * g)
@@ -140,6 +148,14 @@ class AlbertWeightDecayOptimizer(keras.optimizers.Optimizer):
             exclude_from_weight_decay=list(self.exclude_from_weight_decay),
         )
         return config
+
+
+def _dense(gradient):
+    if type(gradient).__name__ == "IndexedSlices":
+        import tensorflow as tf
+
+        return tf.convert_to_tensor(gradient)
+    return gradient
 
 
 def lamb(learning_rate, weight_decay_rate: float = 0.01, **kwargs) -> AlbertWeightDecayOptimizer:

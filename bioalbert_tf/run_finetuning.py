@@ -5,7 +5,9 @@ r"""Fine-tunes a pretrained (Bio)ALBERT on one of the paper's 20 datasets and ex
     --spm_model_file=30k-clean.model --output_dir=out/ncbi_disease \
     --flagfile=configs/finetuning/ncbi_disease.flags
 
-Writes <output_dir>/test_predictions.tsv, metrics.json and saved_model/.
+Writes <output_dir>/test_predictions.tsv, metrics.json and saved_model/. A --data_dir of
+numbered fold folders (1/ ... 10/, BioBERT's GAD and EU-ADR) runs every fold (or --folds=1,3),
+each in <output_dir>/fold-<k>/, and writes the mean and sd over folds to <output_dir>/metrics.json.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import sys
 
 from absl import app, flags
 
-from bioalbert_tf import datasets
+from bioalbert_tf.evaluation import datasets
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("dataset", None, list(datasets.REGISTRY), "Dataset of the paper.")
-flags.DEFINE_string("data_dir", None, "Folder with train/dev(el)/test files (local or gs://).")
+flags.DEFINE_string(
+    "data_dir",
+    None,
+    "Folder with train/dev(el)/test files, or with numbered fold folders 1/, 2/, ... (local or gs://).",
+)
 flags.DEFINE_string("output_dir", None, "Where predictions, metrics.json and saved_model/ go.")
 flags.DEFINE_string("albert_config_file", None, "albert_config.json of the pretrained model.")
 flags.DEFINE_string("spm_model_file", None, "SentencePiece model of the pretrained model.")
@@ -34,6 +40,7 @@ flags.DEFINE_integer("eval_every_steps", 1000, "Evaluate on dev (and keep the be
 flags.DEFINE_bool("use_train_dev", False, "Train on train_dev.tsv (train + dev).")
 flags.DEFINE_bool("do_lower_case", True, "Lowercase in normalisation.")
 flags.DEFINE_integer("random_seed", 12345, "Seed.")
+flags.DEFINE_string("folds", None, "Cross-validation: the folds to run, e.g. 1,3 (default: all).")
 
 
 def main(argv):
@@ -45,25 +52,26 @@ def main(argv):
     for name in ("dataset", "data_dir", "output_dir", "albert_config_file", "spm_model_file"):
         if not getattr(FLAGS, name):
             raise app.UsageError(f"--{name} is required")
-    config = finetuning.FinetuningConfig(
-        dataset=FLAGS.dataset,
-        data_dir=FLAGS.data_dir,
-        output_dir=FLAGS.output_dir,
-        albert_config_file=FLAGS.albert_config_file,
-        spm_model_file=FLAGS.spm_model_file,
-        init_checkpoint=FLAGS.init_checkpoint,
-        learning_rate=FLAGS.learning_rate,
-        train_batch_size=FLAGS.train_batch_size,
-        eval_batch_size=FLAGS.eval_batch_size,
-        num_train_steps=FLAGS.num_train_steps,
-        num_warmup_steps=FLAGS.num_warmup_steps,
-        max_seq_length=FLAGS.max_seq_length,
-        eval_every_steps=FLAGS.eval_every_steps,
-        use_train_dev=FLAGS.use_train_dev,
-        do_lower_case=FLAGS.do_lower_case,
-        random_seed=FLAGS.random_seed,
-    )
     try:
+        config = finetuning.FinetuningConfig(
+            dataset=FLAGS.dataset,
+            data_dir=FLAGS.data_dir,
+            output_dir=FLAGS.output_dir,
+            albert_config_file=FLAGS.albert_config_file,
+            spm_model_file=FLAGS.spm_model_file,
+            init_checkpoint=FLAGS.init_checkpoint,
+            learning_rate=FLAGS.learning_rate,
+            train_batch_size=FLAGS.train_batch_size,
+            eval_batch_size=FLAGS.eval_batch_size,
+            num_train_steps=FLAGS.num_train_steps,
+            num_warmup_steps=FLAGS.num_warmup_steps,
+            max_seq_length=FLAGS.max_seq_length,
+            eval_every_steps=FLAGS.eval_every_steps,
+            use_train_dev=FLAGS.use_train_dev,
+            do_lower_case=FLAGS.do_lower_case,
+            random_seed=FLAGS.random_seed,
+            folds=FLAGS.folds,
+        )
         result = finetuning.run(config)
     except (
         datasets.DatasetError,
@@ -74,16 +82,29 @@ def main(argv):
     ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    brief = {
-        k: result[k]
-        for k in ("dataset", "best_dev", "train_seconds", "seconds_per_1000_steps")
-        if k in result
-    }
-    if "test" in result:
-        brief["test"] = {k: v for k, v in result["test"].items() if not isinstance(v, dict)}
-    print(json.dumps(brief, indent=2, default=float))
+    print(json.dumps(summary(result), indent=2, default=float))
     print(f"predictions, metrics.json and saved_model/ in {FLAGS.output_dir}")
     return 0
+
+
+def summary(result: dict) -> dict:
+    """What to print: the headline numbers of one run, or of the cross-validation."""
+    if "cross_validation" in result:
+        cv = result["cross_validation"]
+        key = result["main_key"]
+        return {
+            "dataset": result["dataset"],
+            "folds": {k: f[key] for k, f in cv["folds"].items()},
+            "mean": {k: v for k, v in cv["mean"].items() if k in (key, "precision", "recall")},
+            "sd": {k: v for k, v in cv["sd"].items() if k in (key, "precision", "recall")},
+        }
+    out = {
+        k: result[k]
+        for k in ("dataset", "dev_selection", "best_dev", "train_seconds", "seconds_per_1000_steps")
+        if k in result
+    }
+    out["test"] = {k: v for k, v in result["test"].items() if not isinstance(v, dict | list)}
+    return out
 
 
 if __name__ == "__main__":

@@ -9,12 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from bioalbert_tf.benchmark import report, tasks
+from bioalbert_tf.benchmark import report
+from bioalbert_tf.evaluation import datasets
 from tests.conftest import ROOT
 
 
 def _write_run(out, dataset, seed, scores, split="test"):
-    spec = tasks.get(dataset)
+    spec = datasets.get(dataset)
     folder = out / dataset / f"seed_{seed}"
     folder.mkdir(parents=True)
     result = {
@@ -97,7 +98,7 @@ def test_reference_scores_file_is_well_formed():
     refs = json.loads(path.read_text())
     assert set(refs["models"]) == set(report.REFERENCE_MODELS)
     for dataset, by_model in refs["scores"].items():
-        assert dataset in tasks.DATASETS, dataset
+        assert dataset in datasets.REGISTRY, dataset
         for model, entry in by_model.items():
             assert model in report.REFERENCE_MODELS, model
             assert 0 < entry["score"] <= 100

@@ -17,7 +17,8 @@ import time
 import numpy as np
 import pytest
 
-from bioalbert_tf.benchmark import data, metrics, predictions, runner, score
+from bioalbert_tf.benchmark import runner
+from bioalbert_tf.evaluation import formats, metrics, predictions, scoring
 from tests.conftest import ROOT, SHARED_DATA
 
 tf = pytest.importorskip("tensorflow")
@@ -26,7 +27,8 @@ NCBI = SHARED_DATA / "ner" / "NCBI-disease"
 QA = SHARED_DATA / "qa" / "BioASQ"
 HOC_KEYWORDS = ["tumor", "cell", "growth", "apoptosis", "angiogen", "invasi", "immune", "dna",
                 "inflamm", "metabol"]  # fmt: skip
-RE_RULES = [("inhibit", "CPR:4"), ("activat", "CPR:3"), ("associat", "1")]
+CHEMPROT_RULES = [("inhibit", "CPR:4"), ("activat", "CPR:3")]
+GAD_RULES = [("associat", "1")]
 
 
 def _need(path):
@@ -175,7 +177,7 @@ def models(tmp_path_factory):
     gazetteer = {"cancer", "tumor", "tumors", "carcinoma", "ataxia", "telangiectasia"}
     if (NCBI / "train.tsv").exists():
         counts = collections.Counter()
-        for s in data.read_ner(str(NCBI / "train.tsv")):
+        for s in formats.read_ner(str(NCBI / "train.tsv")):
             for w, t in zip(s.words, s.tags, strict=True):
                 counts[(w.lower(), t != "O")] += 1
         # Words seen inside entities more often than outside them.
@@ -190,9 +192,9 @@ def models(tmp_path_factory):
 
     tagger = GazetteerTagger(gazetteer)
     save("ner", tagger, {"tag_words": tagger.tag_words.get_concrete_function()})
-    re_model = KeywordClassifier(RE_RULES, "false", ["false", "CPR:3", "CPR:4", "1"])
+    re_model = KeywordClassifier(CHEMPROT_RULES, "false", ["false", "CPR:3", "CPR:4"])
     save("re", re_model, {"serving_default": re_model.serve.get_concrete_function()})
-    gad_model = KeywordClassifier(RE_RULES, "0", ["0", "1", "CPR:3", "CPR:4"])
+    gad_model = KeywordClassifier(GAD_RULES, "0", ["0", "1"])
     save("gad", gad_model, {"serving_default": gad_model.serve.get_concrete_function()})
     hoc = HallmarkTagger()
     save("hoc", hoc, {"serving_default": hoc.serve.get_concrete_function()})
@@ -223,7 +225,7 @@ def test_ner_on_ncbi_disease_test_is_fast_and_scored_right(models, tmp_path):
     print(f"\nNCBI-disease test, 940 sentences: {seconds:.2f} s "
           f"({result['run']['examples_per_second']:.0f} sentences/s)")  # fmt: skip
     assert seconds < 30, f"NCBI-disease test took {seconds:.1f} s"
-    gold = data.read_ner(str(NCBI / "test.tsv"))
+    gold = formats.read_ner(str(NCBI / "test.tsv"))
     assert result["run"]["num_examples"] == len(gold) == 940
     # Predictions in the original sentence order (the runner batches by length).
     expected_tags = [gazetteer_tags(s.words, gazetteer) for s in gold]
@@ -232,11 +234,11 @@ def test_ner_on_ncbi_disease_test_is_fast_and_scored_right(models, tmp_path):
     assert result["token_f1"] == expected["token_f1"]
     # metrics.json equals the scorer's numbers on the written prediction file.
     written = json.loads((tmp_path / "ncbi_disease" / "metrics.json").read_text())
-    rescored = score.score_files("ncbi_disease", str(NCBI / "test.tsv"), _written(result))
+    rescored = scoring.score_files("ncbi_disease", str(NCBI / "test.tsv"), _written(result))
     for key in ("entity_precision", "entity_recall", "entity_f1", "token_f1", "accuracy"):
         assert written[key] == rescored[key]
     assert written["run"]["data_files"] == {
-        str(NCBI / "test.tsv"): data.file_sha256(str(NCBI / "test.tsv"))
+        str(NCBI / "test.tsv"): formats.file_sha256(str(NCBI / "test.tsv"))
     }
     assert written["run"]["saved_model_sha256"] == runner.saved_model_sha256(paths["ner"])
     assert written["run"]["versions"]["tensorflow"] == tf.__version__
@@ -259,13 +261,13 @@ def test_all_bioasq_batches_are_fast_and_merged_right(models, tmp_path):
     )
     assert seconds < 30, f"15 BioASQ batches took {seconds:.1f} s"
     for year, result in zip(("4b", "5b", "6b"), results, strict=True):
-        batches = data.bioasq_batches(str(QA), year)
+        batches = formats.bioasq_batches(str(QA), year)
         assert len(batches) == 5
-        pairs = [p for _, test, _ in batches for p in data.read_squad(test)]
+        pairs = [p for _, test, _ in batches for p in formats.read_squad(test)]
         written = predictions.read_bioasq(_written(result))
         assert written == first_words_answers(pairs)
         assert all(len(a) <= 5 and len({x.lower() for x in a}) == len(a) for a in written.values())
-        goldens = {score.batch_name(g): data.read_bioasq_golden(g) for _, _, g in batches}
+        goldens = {scoring.batch_name(g): formats.read_bioasq_golden(g) for _, _, g in batches}
         assert set(written) == {q for g in goldens.values() for q in g}
         expected = metrics.bioasq_year_scores(
             {n: metrics.bioasq_factoid_scores(g, written) for n, g in goldens.items()}
@@ -288,10 +290,10 @@ def test_relation_extraction_gad_and_chemprot(models, tmp_path):
     gad_dir = str(SHARED_DATA / "re" / "GAD")
     _need(SHARED_DATA / "re" / "GAD" / "test.tsv")
     result = runner.run(runner.RunConfig(paths["gad"], "gad", gad_dir, str(tmp_path / "out")))
-    gold = data.read_re(str(SHARED_DATA / "re" / "GAD" / "test.tsv"))
-    values = [keyword_label(ex.text_a, RE_RULES, "0") for ex in gold]
+    gold = formats.read_re(str(SHARED_DATA / "re" / "GAD" / "test.tsv"))
+    values = [keyword_label(ex.text_a, GAD_RULES, "0") for ex in gold]
     assert result["micro_f1"] == metrics.re_scores([ex.label for ex in gold], values)["micro_f1"]
-    rescored = score.score_files(
+    rescored = scoring.score_files(
         "gad", str(SHARED_DATA / "re" / "GAD" / "test.tsv"), _written(result)
     )
     assert rescored["micro_f1"] == result["micro_f1"]
@@ -302,8 +304,8 @@ def test_relation_extraction_gad_and_chemprot(models, tmp_path):
     result = runner.run(
         runner.RunConfig(paths["re"], "chemprot", chem_dir, str(tmp_path / "out"), split="dev")
     )
-    gold = data.read_re(str(tmp_path / "chemprot" / "dev.tsv"))
-    values = [keyword_label(ex.text_a, RE_RULES, "false") for ex in gold]
+    gold = formats.read_re(str(tmp_path / "chemprot" / "dev.tsv"))
+    values = [keyword_label(ex.text_a, CHEMPROT_RULES, "false") for ex in gold]
     expected = metrics.re_scores(
         [ex.label for ex in gold], values, positive_labels=metrics.CHEMPROT_POSITIVE_LABELS
     )
@@ -311,12 +313,23 @@ def test_relation_extraction_gad_and_chemprot(models, tmp_path):
     assert result["per_class"] == expected["per_class"]
 
 
+def test_a_label_outside_the_datasets_set_is_refused(models, tmp_path):
+    """ChemProt's model on GAD answers CPR:3 / CPR:4: counted silently, they would be positives."""
+    paths, _ = models
+    _need(SHARED_DATA / "re" / "GAD" / "test.tsv")
+    config = runner.RunConfig(paths["re"], "gad", str(SHARED_DATA / "re" / "GAD"), str(tmp_path))
+    with pytest.raises(
+        formats.FormatError, match=r"expected a gad label in \['0', '1'\]; got '(false|CPR:\d)'"
+    ):
+        runner.run(config)
+
+
 def test_hoc_label_names_map_to_gold_indexes(models, tmp_path):
     paths, _ = models
     hoc_dir = SHARED_DATA / "classification" / "HoC"
     _need(hoc_dir / "test.tsv")
     result = runner.run(runner.RunConfig(paths["hoc"], "hoc", str(hoc_dir), str(tmp_path)))
-    gold = data.read_hoc(str(hoc_dir / "test.tsv"))
+    gold = formats.read_hoc(str(hoc_dir / "test.tsv"))
     written = predictions.read_id_predictions(_written(result))
     assert [written[ex.id][0] for ex in gold] == [hallmark_labels(ex.text_a) for ex in gold]
     expected = metrics.hoc_scores(
@@ -333,7 +346,7 @@ def test_sts_on_biosses(models, tmp_path):
     biosses = SHARED_DATA / "sts" / "BIOSSES"
     _need(biosses / "test.tsv")
     result = runner.run(runner.RunConfig(paths["sts"], "biosses", str(biosses), str(tmp_path)))
-    gold = data.read_sts(str(biosses / "test.tsv"))
+    gold = formats.read_sts(str(biosses / "test.tsv"))
     la = np.array([len(ex.text_a.encode()) for ex in gold], np.float32)
     lb = np.array([len(ex.text_b.encode()) for ex in gold], np.float32)
     expected = metrics.sts_scores(
@@ -461,10 +474,10 @@ def test_suite_cli_with_seeds_writes_the_report(models, tmp_path):
     md = (out / "report.md").read_text()
     assert f"{np.mean(scores):.2f} ± {np.std(scores, ddof=1):.2f}" in md
     assert runs[0]["run"]["saved_model_sha256"][:16] in md
-    assert data.file_sha256(str(biosses / "test.tsv"))[:12] in md
+    assert formats.file_sha256(str(biosses / "test.tsv"))[:12] in md
     for task in ("sts", "ner"):
         assert (out / f"chart_{task}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert re.search(r"\| ncbi_disease \| 1 \| test \|", md)
+    assert re.search(r"\| ncbi_disease \| 1 \| None \| test \|", md)
     # A broken suite entry is an error naming the file.
     suite.write_text(json.dumps([{"dataset": "biosses"}]))
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -475,10 +488,25 @@ def test_benchmark_imports_no_modeling_code_and_no_tensorflow():
     code = (
         "import sys\n"
         "import bioalbert_tf.benchmark.runner, bioalbert_tf.benchmark.score\n"
-        "import bioalbert_tf.benchmark.report, bioalbert_tf.benchmark.metrics\n"
+        "import bioalbert_tf.benchmark.report, bioalbert_tf.benchmark.__main__\n"
         "bad = [m for m in sys.modules if m.split('.')[0] == 'tensorflow' or m.startswith(\n"
         "    ('bioalbert_tf.modeling', 'bioalbert_tf.checkpoints', 'bioalbert_tf.tasks',\n"
-        "     'bioalbert_tf.pretraining'))]\n"
+        "     'bioalbert_tf.pretraining', 'bioalbert_tf.finetuning'))]\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_evaluation_core_imports_nothing_downstream():
+    """Fine-tuning and the runner import the evaluation core, never the other way round."""
+    code = (
+        "import sys, pkgutil, importlib, bioalbert_tf.evaluation as ev\n"
+        "for m in pkgutil.iter_modules(ev.__path__):\n"
+        "    importlib.import_module('bioalbert_tf.evaluation.' + m.name)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras') or m.startswith(\n"
+        "    ('bioalbert_tf.benchmark', 'bioalbert_tf.finetuning', 'bioalbert_tf.tasks',\n"
+        "     'bioalbert_tf.modeling', 'bioalbert_tf.run_'))]\n"
         "assert not bad, bad\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from bioalbert_tf.benchmark import data, metrics, predictions, score
-from bioalbert_tf.benchmark.data import FormatError
+from bioalbert_tf.evaluation import formats, metrics, predictions, scoring
+from bioalbert_tf.evaluation.formats import FormatError
 from tests.conftest import ROOT, SHARED_DATA
 
 NCBI_TEST = SHARED_DATA / "ner" / "NCBI-disease" / "test.tsv"
@@ -35,7 +35,7 @@ def _perturbed_tags(sentences, seed=0, rate=0.1):
 @pytest.fixture(scope="module")
 def ncbi():
     gold_path = _need(NCBI_TEST)
-    sentences = data.read_ner(gold_path)
+    sentences = formats.read_ner(gold_path)
     return gold_path, sentences, _perturbed_tags(sentences)
 
 
@@ -43,7 +43,7 @@ def test_ner_tsv_predictions_score_like_the_metric(tmp_path, ncbi):
     gold_path, sentences, tags = ncbi
     pred_path = str(tmp_path / "predictions.tsv")
     predictions.write_ner(pred_path, ((s.words, t) for s, t in zip(sentences, tags, strict=True)))
-    got = score.score_files("ncbi_disease", gold_path, pred_path)
+    got = scoring.score_files("ncbi_disease", gold_path, pred_path)
     expected = metrics.ner_scores([s.tags for s in sentences], tags)
     assert got["entity_f1"] == expected["entity_f1"] and got["token_f1"] == expected["token_f1"]
     assert got["main_key"] == "entity_f1" and got["main_score"] == expected["entity_f1"]
@@ -76,7 +76,7 @@ def _write_biobert_pair(tmp_path, sentences, tags):
 def test_ner_biobert_token_label_pair_is_joined_onto_gold_words(tmp_path, ncbi):
     gold_path, sentences, tags = ncbi
     tokens, labels = _write_biobert_pair(tmp_path, sentences, tags)
-    got = score.score_files("ncbi_disease", gold_path, labels, tokens=tokens)
+    got = scoring.score_files("ncbi_disease", gold_path, labels, tokens=tokens)
     expected = metrics.ner_scores([s.tags for s in sentences], tags)
     assert got["entity_f1"] == expected["entity_f1"]
     assert got["token_f1"] == expected["token_f1"]
@@ -96,7 +96,7 @@ def test_ner_biobert_pair_misalignment_names_file_and_line(tmp_path, ncbi):
     lines[3] = "zzzz"
     pathlib.Path(tokens).write_text("\n".join(lines))
     with pytest.raises(FormatError) as e:
-        score.score_files("ncbi_disease", gold_path, labels, tokens=tokens)
+        scoring.score_files("ncbi_disease", gold_path, labels, tokens=tokens)
     # Line 4 is the third piece of the first word (after [CLS], "clus", "##ter").
     assert "token_test.txt:4" in str(e.value) and f"{gold_path}:1)" in str(e.value)
 
@@ -106,11 +106,11 @@ def test_ner_malformed_lines_name_file_and_line(tmp_path, ncbi):
     bad = tmp_path / "bad.tsv"
     bad.write_text("Clustering\tO\nof\n")
     with pytest.raises(FormatError, match=r"bad\.tsv:2: expected 'word<TAB>tag'"):
-        score.score_files("ncbi_disease", gold_path, str(bad))
+        scoring.score_files("ncbi_disease", gold_path, str(bad))
     short = tmp_path / "short.tsv"
     predictions.write_ner(str(short), [(sentences[0].words, tags[0])])
     with pytest.raises(FormatError, match="a prediction for gold word"):
-        score.score_files("ncbi_disease", gold_path, str(short))
+        scoring.score_files("ncbi_disease", gold_path, str(short))
 
 
 # ------------------------------------------------------------------------ id<TAB>prediction
@@ -118,7 +118,7 @@ def test_ner_malformed_lines_name_file_and_line(tmp_path, ncbi):
 
 def test_re_predictions_by_id(tmp_path):
     gold_path = _need(GAD_TEST)
-    gold = data.read_re(gold_path)
+    gold = formats.read_re(gold_path)
     assert len(gold) == 534 and gold[0].id == "0"
     rng = random.Random(1)
     values = [ex.label if rng.random() < 0.7 else rng.choice("01") for ex in gold]
@@ -126,13 +126,13 @@ def test_re_predictions_by_id(tmp_path):
     predictions.write_id_predictions(
         pred_path, [(ex.id, v) for ex, v in zip(gold, values, strict=True)]
     )
-    got = score.score_files("gad", gold_path, pred_path)
+    got = scoring.score_files("gad", gold_path, pred_path)
     assert got["micro_f1"] == metrics.re_scores([ex.label for ex in gold], values)["micro_f1"]
     # Shuffled lines and no header score the same: rows are matched by id.
     lines = pathlib.Path(pred_path).read_text().split("\n")[1:-1]
     rng.shuffle(lines)
     pathlib.Path(pred_path).write_text("\n".join(lines) + "\n")
-    assert score.score_files("gad", gold_path, pred_path)["micro_f1"] == got["micro_f1"]
+    assert scoring.score_files("gad", gold_path, pred_path)["micro_f1"] == got["micro_f1"]
 
 
 def test_re_prediction_errors(tmp_path):
@@ -140,28 +140,28 @@ def test_re_prediction_errors(tmp_path):
     p = tmp_path / "p.tsv"
     p.write_text("id\tprediction\n0\t1\n1\t0\textra\n")
     with pytest.raises(FormatError, match=r"p\.tsv:3: expected 'id<TAB>prediction'"):
-        score.score_files("gad", gold_path, str(p))
+        scoring.score_files("gad", gold_path, str(p))
     p.write_text("0\t1\n0\t0\n")
     with pytest.raises(FormatError, match=r"p\.tsv:2: expected one line per id"):
-        score.score_files("gad", gold_path, str(p))
+        scoring.score_files("gad", gold_path, str(p))
     p.write_text("0\t1\n")
     with pytest.raises(FormatError, match=r"533 missing"):
-        score.score_files("gad", gold_path, str(p))
+        scoring.score_files("gad", gold_path, str(p))
     rows = "".join(f"{i}\t0\n" for i in range(534)) + "9999\t1\n"
     p.write_text(rows)
     with pytest.raises(FormatError, match=r"p\.tsv:535: expected only ids of"):
-        score.score_files("gad", gold_path, str(p))
+        scoring.score_files("gad", gold_path, str(p))
 
 
 def test_chemprot_counts_only_cpr_classes(tmp_path):
     gold_path = _need(SHARED_DATA / "re" / "ChemProt-blurb" / "dev.tsv")
-    gold = data.read_re(gold_path)
+    gold = formats.read_re(gold_path)
     values = ["CPR:4" if "inhibit" in ex.text_a.lower() else "false" for ex in gold]
     pred_path = str(tmp_path / "pred.tsv")
     predictions.write_id_predictions(
         pred_path, [(ex.id, v) for ex, v in zip(gold, values, strict=True)]
     )
-    got = score.score_files("chemprot", gold_path, pred_path)
+    got = scoring.score_files("chemprot", gold_path, pred_path)
     expected = metrics.re_scores(
         [ex.label for ex in gold], values, positive_labels=metrics.CHEMPROT_POSITIVE_LABELS
     )
@@ -171,26 +171,26 @@ def test_chemprot_counts_only_cpr_classes(tmp_path):
 
 def test_hoc_predictions(tmp_path):
     gold_path = _need(SHARED_DATA / "classification" / "HoC" / "test.tsv")
-    gold = data.read_hoc(gold_path)
+    gold = formats.read_hoc(gold_path)
     pred_path = str(tmp_path / "pred.tsv")
     predictions.write_id_predictions(pred_path, [(ex.id, ex.label) for ex in gold])
-    assert score.score_files("hoc", gold_path, pred_path)["micro_f1"] == 1.0
+    assert scoring.score_files("hoc", gold_path, pred_path)["micro_f1"] == 1.0
     lines = pathlib.Path(pred_path).read_text().split("\n")
     lines[2] = lines[2].split("\t")[0] + "\t0_1,1_7"
     pathlib.Path(pred_path).write_text("\n".join(lines))
     with pytest.raises(FormatError, match=r"pred\.tsv:3: expected HoC labels"):
-        score.score_files("hoc", gold_path, pred_path)
+        scoring.score_files("hoc", gold_path, pred_path)
 
 
 def test_sts_predictions_and_bad_number(tmp_path):
     gold_path = _need(SHARED_DATA / "sts" / "BIOSSES" / "test.tsv")
-    gold = data.read_sts(gold_path)
+    gold = formats.read_sts(gold_path)
     pred_path = str(tmp_path / "pred.tsv")
     values = [len(ex.text_a) / max(len(ex.text_b), 1) for ex in gold]
     predictions.write_id_predictions(
         pred_path, [(ex.id, v) for ex, v in zip(gold, values, strict=True)]
     )
-    got = score.score_files("biosses", gold_path, pred_path)
+    got = scoring.score_files("biosses", gold_path, pred_path)
     assert got["pearson"] == pytest.approx(
         metrics.sts_scores([ex.score for ex in gold], values)["pearson"]
     )
@@ -198,7 +198,7 @@ def test_sts_predictions_and_bad_number(tmp_path):
     lines[4] = lines[4].split("\t")[0] + "\thigh"
     pathlib.Path(pred_path).write_text("\n".join(lines))
     with pytest.raises(FormatError, match=r"pred\.tsv:5: expected a number; got 'high'"):
-        score.score_files("biosses", gold_path, pred_path)
+        scoring.score_files("biosses", gold_path, pred_path)
 
 
 def test_mednli_jsonl_gold(tmp_path):
@@ -212,11 +212,11 @@ def test_mednli_jsonl_gold(tmp_path):
     gold_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     pred_path = tmp_path / "pred.tsv"
     pred_path.write_text("a1\tentailment\na2\tneutral\na3\tneutral\n")
-    got = score.score_files("mednli", str(gold_path), str(pred_path))
+    got = scoring.score_files("mednli", str(gold_path), str(pred_path))
     assert got["accuracy"] == pytest.approx(2 / 3) and got["main_key"] == "accuracy"
     gold_path.write_text('{"sentence1": "x"}\n')
     with pytest.raises(FormatError, match=r"mli_test_v1\.jsonl:1: expected a JSON object"):
-        score.score_files("mednli", str(gold_path), str(pred_path))
+        scoring.score_files("mednli", str(gold_path), str(pred_path))
 
 
 # ------------------------------------------------------------------------------------- BioASQ
@@ -228,13 +228,13 @@ def test_bioasq_predictions_per_batch(tmp_path):
     answers = {}
     goldens = {}
     for n in range(1, 6):
-        goldens[f"4B{n}"] = data.read_bioasq_golden(str(folder / f"4B{n}_golden.json"))
+        goldens[f"4B{n}"] = formats.read_bioasq_golden(str(folder / f"4B{n}_golden.json"))
         for k, (qid, synonyms) in enumerate(goldens[f"4B{n}"].items()):
             # Every other question right at rank 2; the rest wrong.
             answers[qid] = ["wrong", synonyms[0].upper()] if k % 2 == 0 else ["wrong"]
     pred_path = tmp_path / "predictions.json"
     pred_path.write_text(json.dumps(answers))
-    got = score.score_files("bioasq4b", str(folder / "4B*_golden.json"), str(pred_path))
+    got = scoring.score_files("bioasq4b", str(folder / "4B*_golden.json"), str(pred_path))
     assert set(got["per_batch"]) == {"4B1", "4B2", "4B3", "4B4", "4B5"}
     for name, golden in goldens.items():
         expected = metrics.bioasq_factoid_scores(golden, answers)
@@ -244,7 +244,7 @@ def test_bioasq_predictions_per_batch(tmp_path):
     assert got["mrr"] == pytest.approx(sum(b["mrr"] for b in got["per_batch"].values()) / 5)
     pred_path.write_text('{"q": "not a list"}')
     with pytest.raises(FormatError, match="a list of answer strings"):
-        score.score_files("bioasq4b", str(folder / "4B1_golden.json"), str(pred_path))
+        scoring.score_files("bioasq4b", str(folder / "4B1_golden.json"), str(pred_path))
 
 
 # ---------------------------------------------------------------------------------------- CLI

@@ -1,6 +1,7 @@
 """Fine-tuning every task at tiny size on real shared files (subsets) and on written fixtures for
 the datasets that are not public; the exported SavedModels serve the same predictions."""
 
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -10,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from bioalbert_tf import datasets
+from bioalbert_tf.evaluation import datasets, formats
 from tests.conftest import ROOT, SHARED_DATA
 
 tf = pytest.importorskip("tensorflow")
@@ -153,12 +154,12 @@ def test_finetunes_predicts_scores_and_exports(trained, name):
     assert (out / "saved_model" / "assets" / "spm.model").exists()
     assert json.loads((out / "saved_model" / "assets" / "task.json").read_text())["dataset"] == name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["test"]["main_metric"] == {"ner": "entity_f1", "re": "micro_f1", "doc_classification": "micro_f1",
+    assert metrics["test"]["main_key"] == {"ner": "entity_f1", "re": "micro_f1", "doc_classification": "micro_f1",
                                               "nli": "accuracy", "sts": "pearson", "qa": "mrr"}[spec.task]  # fmt: skip
-    assert -1.0 <= metrics["test"]["main"] <= 1.0
+    assert -1.0 <= metrics["test"]["main_score"] <= 1.0
     assert [h["step"] for h in metrics["history"]] == [3, 6]
     if spec.task == datasets.QA:
-        answers = json.loads((out / "predictions-4b-1.json").read_text())
+        answers = json.loads((out / "predictions.json").read_text())
         assert answers and all(len(v) <= 5 for v in answers.values())
     else:
         assert (out / "test_predictions.tsv").stat().st_size > 0
@@ -205,9 +206,11 @@ def _task(name, setup, tiny_spm, out):
 def test_ner_saved_model_in_a_fresh_process_matches_keras(trained, setup, tiny_spm):
     _, out = trained("ncbi_disease")
     task = _task("ncbi_disease", setup, tiny_spm, out)
-    sentences = datasets.read_split("ncbi_disease", str(setup / "ncbi_disease"), "test")[:6]
+    sentences = datasets.read_split(
+        datasets.get("ncbi_disease"), str(setup / "ncbi_disease"), "test"
+    )[:6]
     sentences.append(
-        datasets.NerSentence(sentences[0].words * 6, sentences[0].tags * 6)
+        formats.NerSentence(sentences[0].words * 6, sentences[0].tags * 6)
     )  # > 64 pieces: windows
     keras_tags = task.predict(sentences)
     width = max(len(s.words) for s in sentences)
@@ -222,7 +225,7 @@ def test_ner_saved_model_in_a_fresh_process_matches_keras(trained, setup, tiny_s
 def test_sentence_saved_models_match_keras(trained, setup, tiny_spm, name):
     _, out = trained(name)
     task = _task(name, setup, tiny_spm, out)
-    examples = datasets.read_split(name, str(setup / name), "test")[:5]
+    examples = datasets.read_split(datasets.get(name), str(setup / name), "test")[:5]
     keras_pred = task.predict(examples)
     if task.pair:
         served = _serve(
@@ -252,7 +255,8 @@ def test_raw_text_ner_edge_cases_and_offsets(trained, setup, tiny_spm, tmp_path)
     bias = task.model.get_layer("token_classifier").bias
     bias.assign(np.where(np.array(task.labels) == "B", 50.0, 0.0).astype(np.float32))
     export.export_task(task, str(tmp_path / "sm"))
-    texts = ["", "Tumour of the βcell in Müller's glia — 5 µm.", "word " * 20000, "APC2"]
+    texts = ["", "Tumour of the βcell in Müller's glia — 5 µm.", "word " * 20000, "APC2",
+             "breast cancer\x00ovarian cancer"]  # fmt: skip
     result = _serve(tmp_path / "sm", "serving_default", {"text": texts})
     assert result["num_entities"][0] == 0
     assert result["num_entities"][2] == 20000
@@ -264,6 +268,13 @@ def test_raw_text_ner_edge_cases_and_offsets(trained, setup, tiny_spm, tmp_path)
         result["entity_texts"][1][:3] == ["Tumour", "of", "the"]
         and "Müller" in result["entity_texts"][1]
     )
+    # Text after a NUL is tagged too (the NUL is a separator), not silently dropped.
+    assert result["entity_texts"][4][: result["num_entities"][4]] == [
+        "breast",
+        "cancer",
+        "ovarian",
+        "cancer",
+    ]
 
 
 def test_saved_model_cli_show_and_run_on_strings(trained):
@@ -380,23 +391,51 @@ def test_malformed_files_name_file_line_and_expectation(
 ):
     (tmp_path / filename).write_text(content)
     with pytest.raises(datasets.DatasetError, match=message):
-        datasets.read_split(dataset, str(tmp_path), "train")
+        datasets.read_split(datasets.get(dataset), str(tmp_path), "train")
+
+
+@pytest.mark.parametrize(
+    "files,message",
+    [
+        ({"train.tsv": "a\tB\nb\tO\n", "test.tsv": ""}, r"test.tsv: expected at least one row \(the test split\)"),
+        ({"train.tsv": "a\tB\nb\tO\n", "test.tsv": "a\tO\nb\tB-XYZ\n"},
+         r"test.tsv:2: expected a tag of the training file \(O, B\); got 'B-XYZ'"),
+        ({"train.tsv": "a\tB\nb\tO\n", "dev.tsv": "a\tI-XYZ\n", "test.tsv": "a\tB\n"},
+         r"dev.tsv:1: expected a tag of the training file"),
+    ],
+)  # fmt: skip
+def test_splits_that_cannot_be_scored_are_refused_before_training(tmp_path, files, message):
+    from bioalbert_tf import finetuning
+
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    config = finetuning.FinetuningConfig(
+        "ncbi_disease", str(tmp_path), str(tmp_path / "out"), "-", "-"
+    )
+    with pytest.raises(datasets.DatasetError, match=message):
+        finetuning.run(config)
+    assert not (tmp_path / "out").exists()
 
 
 def test_read_split_converts_each_format(tmp_path):
     (tmp_path / "train.tsv").write_text(
         "labels\tsentence\tindex\n0_0,1_1,2_0,3_1\t A sentence. \tdoc_1\n"
     )
-    (hoc,) = datasets.read_split("hoc", str(tmp_path), "train")
-    assert (hoc.id, hoc.text_a, hoc.text_b, hoc.label) == ("doc_1", "A sentence.", None, ("1", "3"))
+    (hoc,) = datasets.read_split(datasets.get("hoc"), str(tmp_path), "train")
+    assert (hoc.id, hoc.text_a, hoc.text_b, hoc.label) == (
+        "doc_1",
+        " A sentence. ",
+        None,
+        "0_0,1_1,2_0,3_1",
+    )
     (tmp_path / "train.tsv").write_text("p1\tOne.\tTwo.\t3.25\n")
-    (sts,) = datasets.read_split("biosses", str(tmp_path), "train")
-    assert (sts.id, sts.text_a, sts.text_b, sts.label) == ("p1", "One.", "Two.", 3.25)
+    (sts,) = datasets.read_split(datasets.get("biosses"), str(tmp_path), "train")
+    assert (sts.id, sts.text_a, sts.text_b, sts.score) == ("p1", "One.", "Two.", 3.25)
     (tmp_path / "train.tsv").unlink()
     (tmp_path / "train.txt").write_text('{"text": "<< a >> binds [[ b ]]", "label": "INHIBITOR"}\n')
-    (chem,) = datasets.read_split("chemprot", str(tmp_path), "train")
+    (chem,) = datasets.read_split(datasets.get("chemprot"), str(tmp_path), "train")
     assert (chem.id, chem.label) == ("0", "INHIBITOR")  # SciBERT's classes: not the registry's
-    assert datasets.labels_for("chemprot", str(tmp_path)) == ("INHIBITOR",)
+    assert datasets.labels_for(datasets.get("chemprot"), str(tmp_path)) == ("INHIBITOR",)
 
 
 def test_registry_has_the_papers_20_datasets():
@@ -406,17 +445,111 @@ def test_registry_has_the_papers_20_datasets():
         counts[spec.task] = counts.get(spec.task, 0) + 1
         assert spec.max_seq_length == (512 if spec.task == datasets.NER else 128)
         assert (ROOT / "configs" / "finetuning" / f"{spec.name}.flags").exists()
+        assert set(spec.negative_labels) <= set(spec.labels), spec.name
+        if spec.positive_labels is not None:
+            assert set(spec.positive_labels) == set(spec.labels) - set(spec.negative_labels)
     assert counts == {"ner": 8, "re": 5, "doc_classification": 1, "nli": 1, "sts": 2, "qa": 3}
+    assert [s.name for s in datasets.REGISTRY.values() if s.folds] == ["euadr", "gad"]
 
 
-def test_the_benchmark_scores_what_fine_tuning_trains():
-    """The two registries (fine-tuning: lengths and labels; benchmark: titles and metrics) name
-    the same datasets with the same tasks, and RE negatives are the ones the scorer excludes."""
-    from bioalbert_tf.benchmark import metrics, tasks
+# ------------------------------------------------------------------------------ QA ranking
 
-    assert tasks.dataset_tasks() == {n: s.task for n, s in datasets.REGISTRY.items()}
-    for spec in datasets.REGISTRY.values():
-        assert set(spec.negative_labels) <= set(metrics.NEGATIVE_LABELS), spec.name
-        positives = tasks.get(spec.name).positive_labels
-        if positives is not None:
-            assert set(positives) == set(spec.labels) - set(spec.negative_labels), spec.name
+
+def test_rank_within_rows_is_a_two_key_sort():
+    """Candidates of 45 rows with scores of every size (ties included): the order must be row
+    ascending, then score descending, exactly as numpy's lexsort gives it."""
+    from bioalbert_tf.tasks.qa import rank_within_rows
+
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 45, 900).astype(np.int32)
+    scores = (rng.normal(0, 1, 900) * rng.choice([1e-3, 1.0, 1e4], 900)).astype(np.float32)
+    scores[::7] = scores[0]  # ties
+    order = rank_within_rows(tf.constant(rows), tf.constant(scores)).numpy()
+    expected = np.lexsort((-scores, rows))
+    assert np.array_equal(rows[order], rows[expected])
+    assert np.array_equal(scores[order], scores[expected])
+
+
+def test_qa_answers_of_a_batch_equal_those_of_each_pair_alone(trained, setup, tiny_spm):
+    """In a batch of 40 (question, snippet) pairs, every row's top 5 and their probabilities are
+    those the pair gets on its own (the old sort key collapsed scores after the first row)."""
+    _, out = trained("bioasq4b")
+    task = _task("bioasq4b", setup, tiny_spm, out)
+    pairs = formats.read_squad(str(setup / "bioasq4b" / "BioASQ-test-factoid-4b-1.json"))[:40]
+    assert len(pairs) == 40
+    batched = task.predict(pairs, batch_size=40)
+    for pair, got in zip(pairs, batched, strict=True):
+        (alone,) = task.predict([pair], batch_size=1)
+        assert [a for a, _ in got] == [a for a, _ in alone]
+        np.testing.assert_allclose([p for _, p in got], [p for _, p in alone], atol=1e-5)
+    assert sum(len(a) == 5 for a in batched) >= 30
+
+
+# ------------------------------------------------------------------------ cross-validation
+
+
+def _gad_folds(root: pathlib.Path, folds=3) -> pathlib.Path:
+    """BioBERT's GAD layout: folders 1/ .. k/, train.tsv without header, test.tsv with one, and an
+    empty dev.tsv; rows are slices of the real GAD file."""
+    rows = _shared("re", "GAD", "train.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    for k in range(1, folds + 1):
+        fold = root / str(k)
+        fold.mkdir(parents=True)
+        part = rows[(k - 1) * 90 : k * 90]
+        (fold / "train.tsv").write_text("".join(r.split("\t", 1)[1] + "\n" for r in part[:60]))
+        (fold / "test.tsv").write_text(
+            "index\tsentence\tlabel\n" + "".join(r + "\n" for r in part[60:])
+        )
+        (fold / "dev.tsv").write_text("")
+    return root
+
+
+def test_cross_validation_runs_every_fold_and_reports_mean_and_sd(setup, tiny_spm, tmp_path):
+    from bioalbert_tf import finetuning
+    from bioalbert_tf.benchmark import report, runner
+
+    data = _gad_folds(tmp_path / "GAD")
+    config = finetuning.FinetuningConfig(
+        dataset="gad", data_dir=str(data), output_dir=str(tmp_path / "out"),
+        albert_config_file=str(setup / "albert_config.json"), spm_model_file=tiny_spm,
+        learning_rate=1e-3, train_batch_size=8, num_train_steps=4, num_warmup_steps=1,
+        max_seq_length=64, eval_every_steps=2,
+    )  # fmt: skip
+    result = finetuning.run(config)
+    cv = result["cross_validation"]
+    assert sorted(cv["folds"]) == ["1", "2", "3"]
+    f1 = [cv["folds"][k]["micro_f1"] for k in ("1", "2", "3")]
+    assert cv["mean"]["micro_f1"] == pytest.approx(np.mean(f1))
+    assert cv["sd"]["micro_f1"] == pytest.approx(np.std(f1, ddof=1))
+    for k in ("1", "2", "3"):
+        fold = tmp_path / "out" / f"fold-{k}"
+        metrics = json.loads((fold / "metrics.json").read_text())
+        assert metrics["dev_selection"] is False and "dev" not in metrics["history"][-1]
+        assert metrics["test"] == cv["folds"][k]
+        assert (fold / "saved_model" / "saved_model.pb").exists()
+        assert (fold / "test_predictions.tsv").exists()
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())[
+        "cross_validation"
+    ] == json.loads(json.dumps(cv))
+    # A rerun skips finished folds; other settings in the same folder are refused.
+    stamp = (tmp_path / "out" / "fold-2" / "metrics.json").stat().st_mtime_ns
+    again = finetuning.run(dataclasses.replace(config, folds="2,3"))
+    assert (tmp_path / "out" / "fold-2" / "metrics.json").stat().st_mtime_ns == stamp
+    assert sorted(again["cross_validation"]["folds"]) == ["2", "3"]
+    with pytest.raises(
+        ValueError,
+        match=r"fold-1/metrics.json holds a finished run with other settings \(learning_rate",
+    ):
+        finetuning.run(dataclasses.replace(config, learning_rate=5e-4))
+    with pytest.raises(ValueError, match=r"--folds=4: fold '4' is not among the folds"):
+        finetuning.run(dataclasses.replace(config, folds="4"))
+    # The benchmark runner scores the folder of fold SavedModels the same way: mean ± sd.
+    results = runner.run_suite([runner.RunConfig(str(tmp_path / "out"), "gad", str(data), str(tmp_path / "bench"))],
+                               progress=False)  # fmt: skip
+    assert [r["run"]["fold"] for r in results] == [1, 2, 3]
+    assert [r["micro_f1"] for r in results] == f1
+    summary = report.build_report(str(tmp_path / "bench"), None)
+    (row,) = summary["rows"]
+    assert row["n"] == 3 and row["folds"] == [1, 2, 3]
+    assert row["mean"] == pytest.approx(100 * np.mean(f1))
+    assert row["sd"] == pytest.approx(100 * np.std(f1, ddof=1))

@@ -15,11 +15,17 @@ import sys
 
 from absl import app, flags
 
-from bioalbert_tf.benchmark import data, report, runner, tasks
+from bioalbert_tf.benchmark import report, runner
+from bioalbert_tf.evaluation import datasets, formats
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("saved_model", None, "SavedModel folder, local or gs://.")
-flags.DEFINE_enum("dataset", None, list(tasks.DATASETS), "Which dataset.")
+flags.DEFINE_string(
+    "saved_model",
+    None,
+    "SavedModel folder, local or gs://; for cross-validated datasets, the folder holding "
+    "fold-<k>/saved_model/ (run_finetuning's output_dir).",
+)
+flags.DEFINE_enum("dataset", None, list(datasets.REGISTRY), "Which dataset.")
 flags.DEFINE_string("data_dir", None, "The dataset's folder (split files or BioASQ batches).")
 flags.DEFINE_string("output_dir", None, "Where predictions, metrics and the report go.")
 flags.DEFINE_string("split", "test", "train, dev (devel.tsv or dev.tsv) or test.")
@@ -60,17 +66,17 @@ def main(argv):
         results = runner.run_suite(configs)
         if FLAGS.report:
             report.build_report(FLAGS.output_dir, FLAGS.references)
-    except (data.FormatError, FileNotFoundError, ValueError) as e:
+    except (formats.FormatError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(
-        f"{'dataset':<16} {'seed':>4} {'metric':<18} {'score':>8} {'examples':>9} "
+        f"{'dataset':<16} {'seed':>4} {'fold':>4} {'metric':<18} {'score':>8} {'examples':>9} "
         f"{'ex/s':>9} {'seconds':>8}"
     )
     for r in results:
         run = r["run"]
         print(
-            f"{r['dataset']:<16} {str(run['seed']):>4} {r['main_key']:<18} "
+            f"{r['dataset']:<16} {str(run['seed']):>4} {str(run.get('fold')):>4} {r['main_key']:<18} "
             f"{100 * r['main_score']:>8.2f} {run['num_examples']:>9} "
             f"{run['examples_per_second'] or 0:>9.1f} {run['predict_seconds']:>8.2f}"
         )

@@ -4,7 +4,7 @@ r"""Benchmark report: `<output_dir>/report.md`, `report.json` and a bar chart pe
       [--references=configs/reference_scores.json]
 
 Reads every `metrics.json` the runner wrote under output_dir. One row per dataset: our score
-(mean ± sd over seeds when there are several), the metric, which direction is better, and the
+(mean ± sd over seeds or cross-validation folds when there are several), the metric, which direction is better, and the
 published scores of BioBERT / PubMedBERT / BioALBERT from the references file. Scores are x100,
 as the papers print them. Run metadata: SavedModel hashes, data file hashes, seeds, dates,
 TensorFlow and Python versions.
@@ -23,8 +23,8 @@ import numpy as np
 from absl import app, flags, logging
 
 from bioalbert_tf import fileio
-from bioalbert_tf.benchmark import data, metrics, tasks
 from bioalbert_tf.benchmark.runner import METRICS_FILE
+from bioalbert_tf.evaluation import datasets, formats, metrics
 
 DEFAULT_REFERENCES = (
     pathlib.Path(__file__).resolve().parents[2] / "configs" / "reference_scores.json"
@@ -43,7 +43,7 @@ FLAGS = flags.FLAGS
 
 def collect_runs(output_dir: str) -> list[dict]:
     runs = []
-    for rel in data.walk_files(output_dir):
+    for rel in formats.walk_files(output_dir):
         if rel.rsplit("/", 1)[-1] == METRICS_FILE:
             with fileio.open_file(fileio.join(output_dir, rel), "r") as f:
                 result = json.load(f)
@@ -56,17 +56,18 @@ def load_references(path: str | None) -> dict:
     if not path or not fileio.exists(str(path)):
         logging.warning("no reference scores (%s): the report shows ours only", path)
         return {}
-    return json.loads(data.read_text(str(path))).get("scores", {})
+    return json.loads(formats.read_text(str(path))).get("scores", {})
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
-    # Sample sd (ddof=1) across seeds; 0 for a single run.
-    arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    # Sample sd (ddof=1) across seeds or folds; 0 for a single run.
+    mean, sd = metrics.mean_sd(values)
+    return mean, sd or 0.0
 
 
 _RUN_KEYS = (
     "seed",
+    "fold",
     "split",
     "saved_model",
     "saved_model_sha256",
@@ -81,7 +82,7 @@ _RUN_KEYS = (
 
 
 def _run_order(r: dict) -> tuple:
-    order = list(tasks.DATASETS)
+    order = list(datasets.REGISTRY)
     name, run = r["dataset"], r["run"]
     seed = run.get("seed")
     return (
@@ -90,17 +91,19 @@ def _run_order(r: dict) -> tuple:
         str(run.get("split")),
         seed is None,
         seed or 0,
+        run.get("fold") or 0,
     )
 
 
 def summarize(runs: list[dict], references: dict) -> dict:
-    """One row per (dataset, split): seeds of one split are averaged, splits never mixed."""
+    """One row per (dataset, split): seeds and cross-validation folds of one split are averaged,
+    splits never mixed."""
     groups: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
     for r in sorted(runs, key=_run_order):
         groups[(r["dataset"], r["run"].get("split", "test"))].append(r)
     rows = []
     for (name, split), group in groups.items():
-        spec = tasks.get(name)
+        spec = datasets.get(name)
         scores = [100.0 * r["main_score"] for r in group]
         mean, sd = _mean_sd(scores)
         secondary = {}
@@ -120,6 +123,7 @@ def summarize(runs: list[dict], references: dict) -> dict:
                 "direction": "higher is better" if spec.higher_is_better else "lower is better",
                 "scores": scores,
                 "seeds": [r["run"].get("seed") for r in group],
+                "folds": [r["run"].get("fold") for r in group],
                 "mean": mean,
                 "sd": sd,
                 "n": len(scores),
@@ -132,8 +136,10 @@ def summarize(runs: list[dict], references: dict) -> dict:
     means = {row["dataset"]: row["mean"] for row in rows if row["split"] == "test"}
     return {
         "rows": rows,
-        "task_averages": metrics.task_averages(means, tasks.dataset_tasks()),
-        "blurb_style_score": metrics.blurb_score(means, tasks.dataset_tasks()) if means else None,
+        "task_averages": metrics.task_averages(means, datasets.dataset_tasks()),
+        "blurb_style_score": metrics.blurb_score(means, datasets.dataset_tasks())
+        if means
+        else None,
         "runs": [
             {"dataset": r["dataset"], "main_score": r["main_score"]}
             | {k: r["run"].get(k) for k in _RUN_KEYS}
@@ -153,7 +159,7 @@ def render_markdown(report: dict) -> str:
     lines = [
         "# Benchmark report",
         "",
-        f"Generated {report['generated']}. Scores x100; ours = mean ± sample sd over seeds when "
+        f"Generated {report['generated']}. Scores x100; ours = mean ± sample sd over seeds or cross-validation folds when "
         "there are several (n = number of runs). NER: entity-level F1 is the conlleval exact-match "
         "score; token-level F1 (shown under 'also') is a different, higher-running number.",
         "",
@@ -169,7 +175,7 @@ def render_markdown(report: dict) -> str:
         ]
         also = ", ".join(f"{k} {v:.2f}" for k, v in row["secondary"].items())
         lines.append(
-            f"| {tasks.TASK_TITLES[row['task']]} | {row['title']} | {row['metric']} | "
+            f"| {datasets.TASK_TITLES[row['task']]} | {row['title']} | {row['metric']} | "
             f"{row['direction']} | {_fmt(row['mean'], row['sd'])} | {row['n']} | "
             + " | ".join(refs)
             + f" | {also} |"
@@ -182,7 +188,7 @@ def render_markdown(report: dict) -> str:
         "|---|---|",
     ]
     for task, value in report["task_averages"].items():
-        lines.append(f"| {tasks.TASK_TITLES[task]} | {value:.2f} |")
+        lines.append(f"| {datasets.TASK_TITLES[task]} | {value:.2f} |")
     if report["blurb_style_score"] is not None:
         lines += [
             "",
@@ -200,9 +206,9 @@ def render_markdown(report: dict) -> str:
         "",
         "## Runs",
         "",
-        "| Dataset | Seed | Split | SavedModel sha256 | Data files (sha256) | Examples | "
+        "| Dataset | Seed | Fold | Split | SavedModel sha256 | Data files (sha256) | Examples | "
         "Examples/s | Predict s | Date | TensorFlow | Python |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["runs"]:
         files = "<br>".join(
@@ -210,7 +216,7 @@ def render_markdown(report: dict) -> str:
         )
         v = r.get("versions") or {}
         lines.append(
-            f"| {r['dataset']} | {r.get('seed')} | {r.get('split')} | "
+            f"| {r['dataset']} | {r.get('seed')} | {r.get('fold')} | {r.get('split')} | "
             f"{(r.get('saved_model_sha256') or '')[:16]} | {files} | {r.get('num_examples')} | "
             f"{r.get('examples_per_second') or 0:.1f} | {r.get('predict_seconds') or 0:.2f} | "
             f"{r.get('date')} | {v.get('tensorflow', '')} | {v.get('python', '')} |"
@@ -255,7 +261,7 @@ def plot_task(report: dict, task: str, path: str) -> bool:
         )
     ax.set_xticks(x, [r["title"] for r in rows], rotation=20, ha="right")
     ax.set_ylabel(f"{rows[0]['main_key']} x100")
-    ax.set_title(tasks.TASK_TITLES[task])
+    ax.set_title(datasets.TASK_TITLES[task])
     ax.legend(fontsize=8)
     fig.tight_layout()
     with fileio.open_file(path, "wb") as f:
@@ -274,11 +280,11 @@ def build_report(output_dir: str, references_path: str | None = str(DEFAULT_REFE
     report["generated"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     report["report_python"] = platform.python_version()
     if references_path and fileio.exists(str(references_path)):
-        report["reference_sources"] = json.loads(data.read_text(str(references_path))).get(
+        report["reference_sources"] = json.loads(formats.read_text(str(references_path))).get(
             "sources", {}
         )
     charts = []
-    for task in tasks.TASK_TITLES:
+    for task in datasets.TASK_TITLES:
         name = f"chart_{task}.png"
         if plot_task(report, task, fileio.join(output_dir, name)):
             charts.append(name)

@@ -13,8 +13,15 @@ The SavedModel contract (any model that serves it can be benchmarked; no modelin
   a question's answers are merged by maximum probability, deduplicated case-insensitively, and
   the top 5 kept.
 
-Output per run: `<output_dir>/<dataset>[/seed_<seed>]/predictions.{tsv,json}` (the formats
-`score` reads) and `metrics.json` (metrics, speed, hashes of the SavedModel and the data).
+Cross-validation (GAD, EU-ADR): when data_dir holds numbered fold folders (`1/`, `2/`, ...) and
+the SavedModel folder holds `fold-<k>/saved_model/` (what run_finetuning writes), every fold is
+run on its own test split; the report shows mean ± sd over the folds.
+
+Gold reading, prediction files and scoring are the evaluation core's (`bioalbert_tf.evaluation`);
+this module only turns SavedModel signatures into predictors.
+
+Output per run: `<output_dir>/<dataset>[/seed_<seed>][/fold_<k>]/predictions.{tsv,json}` (the
+formats `score` reads) and `metrics.json` (metrics, speed, hashes of the SavedModel and data).
 """
 
 from __future__ import annotations
@@ -31,27 +38,56 @@ import numpy as np
 from absl import logging
 
 from bioalbert_tf import fileio
-from bioalbert_tf.benchmark import data, metrics, predictions, score, tasks
-from bioalbert_tf.benchmark.tasks import DatasetSpec
+from bioalbert_tf.evaluation import datasets, formats, scoring
+from bioalbert_tf.evaluation.datasets import DatasetSpec
 
 METRICS_FILE = "metrics.json"
-NUM_ANSWERS = 5
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     saved_model: str  # folder, local or gs://
-    dataset: str  # a name in tasks.DATASETS
+    dataset: str  # a name in datasets.REGISTRY
     data_dir: str  # the dataset's folder (split files, or the BioASQ batches + golden files)
     output_dir: str
     split: str = "test"
     batch_size: int = 32
     seed: int | None = None  # the fine-tuning seed of this SavedModel; recorded, and names a folder
+    fold: int | None = None  # cross-validation fold (data_dir is then that fold's folder)
 
     @property
     def run_dir(self) -> str:
         run_dir = fileio.join(self.output_dir, self.dataset)
-        return run_dir if self.seed is None else fileio.join(run_dir, f"seed_{self.seed}")
+        if self.seed is not None:
+            run_dir = fileio.join(run_dir, f"seed_{self.seed}")
+        return run_dir if self.fold is None else fileio.join(run_dir, f"fold_{self.fold}")
+
+
+def _is_saved_model(path: str) -> bool:
+    return fileio.exists(fileio.join(path, "saved_model.pb"))
+
+
+def expand_folds(config: RunConfig) -> list[RunConfig]:
+    """A dataset folder of numbered folds (`1/`, `2/`, ...) with a folder of fold SavedModels
+    (`fold-<k>/saved_model/`, as run_finetuning writes them, or `fold-<k>/` itself) -> one run per
+    fold; anything else -> [config]."""
+    if config.fold is not None or datasets.get(config.dataset).task == datasets.QA:
+        return [config]
+    folds = datasets.find_folds(config.data_dir)
+    if not folds:
+        return [config]
+    out = []
+    for k, fold_dir in folds:
+        model = fileio.join(config.saved_model, f"fold-{k}")
+        if not _is_saved_model(model):
+            model = fileio.join(model, "saved_model")
+        if not _is_saved_model(model):
+            raise FileNotFoundError(
+                f"{config.data_dir} holds cross-validation folds; expected a SavedModel for fold "
+                f"{k} at {config.saved_model}/fold-{k}/saved_model (run_finetuning's layout)"
+            )
+        out.append(dataclasses.replace(config, saved_model=model, data_dir=fold_dir, fold=k))
+    return out
 
 
 # ------------------------------------------------------------------------------- SavedModels
@@ -89,8 +125,8 @@ def signature(model, name: str, inputs: Sequence[str], outputs: Sequence[str], p
 def saved_model_sha256(path: str) -> str:
     """sha256 over the SavedModel's files: relative path and content hash of each, in order."""
     h = hashlib.sha256()
-    for rel in data.walk_files(path):
-        h.update(rel.encode() + b"\0" + bytes.fromhex(data.file_sha256(fileio.join(path, rel))))
+    for rel in formats.walk_files(path):
+        h.update(rel.encode() + b"\0" + bytes.fromhex(formats.file_sha256(fileio.join(path, rel))))
     return h.hexdigest()
 
 
@@ -101,7 +137,7 @@ def _decode(values) -> list[str]:
     return [v.decode("utf-8") for v in values]
 
 
-def predict_ner(fn, sentences: Sequence[data.NerSentence], batch_size: int) -> list[list[str]]:
+def predict_ner(fn, sentences: Sequence[formats.NerSentence], batch_size: int) -> list[list[str]]:
     import tensorflow as tf
 
     # Sorted by length so batches carry little padding; the order is restored below.
@@ -152,10 +188,10 @@ def _batches(inputs: dict[str, list[str]], batch_size: int):
 
 
 def predict_examples(
-    fn, spec: DatasetSpec, examples: Sequence[data.Example], batch_size: int
+    fn, spec: DatasetSpec, examples: Sequence[formats.Example], batch_size: int
 ) -> list[str | float]:
     """One prediction per example, in order: a label, a HoC label string or an STS score."""
-    if spec.task in ("re", "doc_classification"):
+    if spec.task in (datasets.RE, datasets.DOC):
         inputs = {"text": [ex.text_a for ex in examples]}
     else:
         inputs = {
@@ -165,9 +201,9 @@ def predict_examples(
     out: list[str | float] = []
     for batch in _batches(inputs, batch_size):
         result = fn(**batch)
-        if spec.task == "sts":
+        if spec.task == datasets.STS:
             out.extend(float(s) for s in result["score"].numpy().reshape(-1))
-        elif spec.task == "doc_classification":
+        elif spec.task == datasets.DOC:
             active = result["active"].numpy()  # [batch, num_labels]
             names = result["label_names"].numpy()  # [batch, num_labels]
             for row_active, row_names in zip(active, names, strict=True):
@@ -181,39 +217,16 @@ def predict_examples(
     return out
 
 
-def merge_answers(
-    answers: Sequence[Sequence[str]], probabilities: Sequence[Sequence[float]], k: int = NUM_ANSWERS
-) -> list[str]:
-    """One question's answers from all its snippets: the best probability of each answer
-    (compared case-insensitively, stripped; the spelling of that best occurrence kept), top k.
-    Ties keep the first-seen order."""
-    best: dict[str, tuple[float, int, str]] = {}
-    for snippet_answers, snippet_probs in zip(answers, probabilities, strict=True):
-        for text, prob in zip(snippet_answers, snippet_probs, strict=True):
-            key = metrics.normalize_answer(text)
-            if not key:
-                continue
-            if key not in best or prob > best[key][0]:
-                order = best[key][1] if key in best else len(best)
-                best[key] = (float(prob), order, text.strip())
-    ranked = sorted(best.values(), key=lambda v: (-v[0], v[1]))
-    return [text for _, _, text in ranked[:k]]
-
-
-def predict_bioasq(fn, pairs: Sequence[data.QaPair], batch_size: int) -> dict[str, list[str]]:
+def predict_qa_pairs(fn, pairs: Sequence[formats.QaPair], batch_size: int) -> list[list]:
+    """[(answer, probability)] of each (question, snippet) pair, empty answers dropped."""
     inputs = {"question": [p.question for p in pairs], "context": [p.context for p in pairs]}
-    per_pair_answers: list[list[str]] = []
-    per_pair_probs: list[list[float]] = []
+    out: list[list] = []
     for batch in _batches(inputs, batch_size):
         result = fn(**batch)
-        per_pair_answers.extend(_decode(row) for row in result["answers"].numpy())
-        per_pair_probs.extend(row.tolist() for row in result["answer_probabilities"].numpy())
-    grouped: dict[str, tuple[list, list]] = {}
-    for pair, ans, prob in zip(pairs, per_pair_answers, per_pair_probs, strict=True):
-        a, p = grouped.setdefault(pair.question_id, ([], []))
-        a.append(ans)
-        p.append(prob)
-    return {qid: merge_answers(a, p) for qid, (a, p) in grouped.items()}
+        for texts, probs in zip(result["answers"].numpy(), result["answer_probabilities"].numpy(),
+                                strict=True):  # fmt: skip
+            out.append([(t, float(p)) for t, p in zip(_decode(texts), probs, strict=True) if t])
+    return out
 
 
 # ------------------------------------------------------------------------------------- runs
@@ -236,91 +249,46 @@ def versions() -> dict:
     return out
 
 
-@dataclasses.dataclass
-class _Outcome:
-    """What a task-specific pass leaves for the shared bookkeeping."""
-
-    scores: dict
-    gold_files: list[str]
-    predictions_path: str
-    num_examples: int
-    seconds: float  # SavedModel calls and input pipeline only
-
-
-def _run_ner(model, spec: DatasetSpec, config: RunConfig) -> _Outcome:
-    gold_file = data.split_file(config.data_dir, config.split)
-    sentences = data.read_ner(gold_file)
-    fn = signature(model, "tag_words", ["words", "num_words"], ["tags"], config.saved_model)
-    t0 = time.perf_counter()
-    tags = predict_ner(fn, sentences, config.batch_size)
-    seconds = time.perf_counter() - t0
-    path = fileio.join(config.run_dir, "predictions.tsv")
-    predictions.write_ner(path, ((s.words, t) for s, t in zip(sentences, tags, strict=True)))
-    scores = metrics.ner_scores([s.tags for s in sentences], tags)
-    return _Outcome(scores, [gold_file], path, len(sentences), seconds)
-
-
-def _run_qa(model, spec: DatasetSpec, config: RunConfig) -> _Outcome:
-    if config.split != "test":
-        raise ValueError(f"{spec.name}: only the test batches exist, not {config.split!r}")
-    batches = data.bioasq_batches(config.data_dir, spec.bioasq_year)
-    pairs = [p for _, test, _ in batches for p in data.read_squad(test)]
-    fn = signature(
-        model,
-        "serving_default",
-        ["question", "context"],
-        ["answers", "answer_probabilities"],
-        config.saved_model,
-    )
-    t0 = time.perf_counter()
-    answers = predict_bioasq(fn, pairs, config.batch_size)
-    seconds = time.perf_counter() - t0
-    path = fileio.join(config.run_dir, "predictions.json")
-    predictions.write_bioasq(path, answers)
-    scores = score.score_bioasq([golden for _, _, golden in batches], answers)
-    gold_files = [f for _, test, golden in batches for f in (test, golden)]
-    return _Outcome(scores, gold_files, path, len(pairs), seconds)
-
-
-def _run_examples(model, spec: DatasetSpec, config: RunConfig) -> _Outcome:
-    gold_file = data.split_file(config.data_dir, config.split)
-    examples = data.read_examples(spec.task, gold_file)
-    inputs = ["text"] if spec.task in ("re", "doc_classification") else ["text_a", "text_b"]
-    outputs = {"sts": ["score"], "doc_classification": ["active", "label_names"]}
-    fn = signature(
-        model, "serving_default", inputs, outputs.get(spec.task, ["label"]), config.saved_model
-    )
-    t0 = time.perf_counter()
-    values = predict_examples(fn, spec, examples, config.batch_size)
-    seconds = time.perf_counter() - t0
-    path = fileio.join(config.run_dir, "predictions.tsv")
-    predictions.write_id_predictions(
-        path, ((ex.id, v) for ex, v in zip(examples, values, strict=True))
-    )
-    scores = score.score_examples(spec, examples, values)
-    return _Outcome(scores, [gold_file], path, len(examples), seconds)
+def predictor(model, spec: DatasetSpec, config: RunConfig):
+    """rows -> predictions (the evaluation core's contract) from the SavedModel's signature."""
+    path, size = config.saved_model, config.batch_size
+    if spec.task == datasets.NER:
+        fn = signature(model, "tag_words", ["words", "num_words"], ["tags"], path)
+        return lambda sentences: predict_ner(fn, sentences, size)
+    if spec.task == datasets.QA:
+        fn = signature(model, "serving_default", ["question", "context"],
+                       ["answers", "answer_probabilities"], path)  # fmt: skip
+        return lambda pairs: predict_qa_pairs(fn, pairs, size)
+    inputs = ["text"] if spec.task in (datasets.RE, datasets.DOC) else ["text_a", "text_b"]
+    outputs = {datasets.STS: ["score"], datasets.DOC: ["active", "label_names"]}
+    fn = signature(model, "serving_default", inputs, outputs.get(spec.task, ["label"]), path)
+    return lambda examples: predict_examples(fn, spec, examples, size)
 
 
 def run(config: RunConfig, model=None) -> dict:
     """Runs one SavedModel on one dataset split; returns (and writes) its metrics.json."""
-    spec = tasks.get(config.dataset)
+    spec = datasets.get(config.dataset)
     started = time.perf_counter()
+    gold = scoring.load_gold(spec, config.data_dir, config.split)
     model = model if model is not None else load_saved_model(config.saved_model)
     fileio.makedirs(config.run_dir)
-    task_run = {"ner": _run_ner, "qa": _run_qa}.get(spec.task, _run_examples)
-    out = task_run(model, spec, config)
-    result = score.with_header(spec, out.scores)
+    name = "predictions.json" if spec.task == datasets.QA else "predictions.tsv"
+    out = scoring.evaluate(gold, predictor(model, spec, config), fileio.join(config.run_dir, name))
+    result = dict(out.scores)
     result["run"] = {
         "saved_model": config.saved_model,
         "saved_model_sha256": saved_model_sha256(config.saved_model),
         "split": config.split,
         "seed": config.seed,
+        "fold": config.fold,
         "batch_size": config.batch_size,
-        "data_files": {f: data.file_sha256(f) for f in out.gold_files},
+        "data_files": {f: formats.file_sha256(f) for f in gold.files},
         "predictions": out.predictions_path,
         "num_examples": out.num_examples,
-        "predict_seconds": out.seconds,
-        "examples_per_second": out.num_examples / out.seconds if out.seconds > 0 else None,
+        "predict_seconds": out.predict_seconds,
+        "examples_per_second": (
+            out.num_examples / out.predict_seconds if out.predict_seconds > 0 else None
+        ),
         "total_seconds": time.perf_counter() - started,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "versions": versions(),
@@ -328,52 +296,49 @@ def run(config: RunConfig, model=None) -> dict:
     with fileio.open_file(fileio.join(config.run_dir, METRICS_FILE), "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
-    logging.info(
-        "%s %s: %s = %.4f, %d examples in %.2f s",
-        spec.name,
-        config.split,
-        spec.main_key,
-        result["main_score"],
-        out.num_examples,
-        out.seconds,
-    )
+    logging.info("%s %s%s: %s = %.4f, %d examples in %.2f s", spec.name, config.split,
+                 "" if config.fold is None else f" fold {config.fold}", spec.main_key,
+                 result["main_score"], out.num_examples, out.predict_seconds)  # fmt: skip
     return result
 
 
 def read_suite(path: str, output_dir: str, defaults: dict | None = None) -> list[RunConfig]:
     """A suite file: a JSON list (or {"runs": [...]}) of {dataset, saved_model, data_dir,
     seed, [split], [batch_size]}."""
-    obj = json.loads(data.read_text(path))
+    obj = json.loads(formats.read_text(path))
     runs = obj.get("runs") if isinstance(obj, dict) else obj
     if not isinstance(runs, list):
-        raise data.FormatError(path, None, 'a list of runs or {"runs": [...]}')
+        raise formats.FormatError(path, None, 'a list of runs or {"runs": [...]}')
     defaults = defaults or {}
     fields = {f.name for f in dataclasses.fields(RunConfig)} - {"output_dir"}
     out = []
     for i, item in enumerate(runs):
         if not isinstance(item, dict) or not {"dataset", "saved_model", "data_dir"} <= set(item):
-            raise data.FormatError(
+            raise formats.FormatError(
                 path, None, f"run {i}: an object with dataset, saved_model, data_dir", str(item)
             )
         unknown = set(item) - fields
         if unknown:
-            raise data.FormatError(
+            raise formats.FormatError(
                 path, None, f"run {i}: keys among {sorted(fields)}", str(unknown)
             )
-        tasks.get(item["dataset"])
+        datasets.get(item["dataset"])
         out.append(RunConfig(output_dir=output_dir, **{**defaults, **item}))
     return out
 
 
 def run_suite(configs: Sequence[RunConfig], progress: bool = True) -> list[dict]:
-    """Runs every config in order, with a progress bar over the datasets."""
+    """Runs every config (each fold of a cross-validated one) in order, with a progress bar."""
     from tqdm import tqdm
 
+    configs = [c for config in configs for c in expand_folds(config)]
     results = []
-    bar = tqdm(configs, desc="benchmark", unit="dataset", disable=not progress)
+    bar = tqdm(configs, desc="benchmark", unit="run", disable=not progress)
     for config in bar:
         bar.set_description(
-            f"{config.dataset}" + (f" seed {config.seed}" if config.seed is not None else "")
+            f"{config.dataset}"
+            + (f" seed {config.seed}" if config.seed is not None else "")
+            + (f" fold {config.fold}" if config.fold is not None else "")
         )
         result = run(config)
         bar.set_postfix(

@@ -1,11 +1,18 @@
-"""The contract every task follows, and the sequence-classification family (RE, NLI, HoC, STS).
+"""The contract every task follows (`Task`), and the sequence-classification family (RE, NLI,
+HoC, STS).
 
-A Task owns: its Keras model (our AlbertEncoder + a head), the in-graph preprocessing
+A Task owns its Keras model (our AlbertEncoder + a head), the in-graph preprocessing
 (`preprocessing.TextEncoder`, identical in training and serving), a tf.data pipeline for
-training, batched prediction back to Python values, and its SavedModel signatures.
+training, batched prediction in the evaluation core's format (`bioalbert_tf.evaluation.scoring`),
+an optional step after training (HoC: the decision threshold) and its SavedModel signatures.
+Fine-tuning calls exactly the methods declared here; a new task fills them in and is added to
+`bioalbert_tf.tasks.TASKS`.
 """
 
 from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -16,12 +23,12 @@ from bioalbert_tf.modeling.layers import initializer
 from bioalbert_tf.tasks.preprocessing import TextEncoder, pack
 
 CLASSIFIER_DROPOUT = 0.1  # ALBERT/BERT run_classifier: dropout 0.1 on the pooled output
+MODEL_INPUTS = ("input_ids", "input_mask", "segment_ids")
 
 
-class Task:
-    """Shared parts. Subclasses set `head_units`, build `outputs`, `loss`, predictions, signatures."""
-
-    pair = False  # text_a + text_b input
+class Task(abc.ABC):
+    """What fine-tuning needs of a task. Rows are the evaluation core's gold rows
+    (`formats.NerSentence`, `formats.Example`, `formats.QaPair`)."""
 
     def __init__(
         self,
@@ -31,6 +38,7 @@ class Task:
         spm_model: bytes,
         max_seq_length: int,
         do_lower_case: bool = True,
+        classifier_dropout: float = CLASSIFIER_DROPOUT,
     ):
         if max_seq_length > albert_config.max_position_embeddings:
             raise ValueError(
@@ -38,47 +46,70 @@ class Task:
             )
         self.spec, self.labels = spec, tuple(labels)
         self.albert_config, self.max_seq_length = albert_config, max_seq_length
+        self.classifier_dropout = classifier_dropout
         self.text_encoder = TextEncoder(spm_model, do_lower_case)
         self.encoder = AlbertEncoder(albert_config)
         self.model = self.build_model()
 
-    # --- model -------------------------------------------------------------------------------
+    # --- the contract ---------------------------------------------------------------------
+    @abc.abstractmethod
     def build_model(self) -> keras.Model:
-        raise NotImplementedError
+        """The Keras model: token ids (MODEL_INPUTS) -> logits."""
+
+    @abc.abstractmethod
+    def loss(self):
+        """The training loss, a Keras loss or fn(y_true, y_pred)."""
+
+    @abc.abstractmethod
+    def train_dataset(self, rows: Sequence, batch_size: int, seed: int) -> tf.data.Dataset:
+        """Endless, shuffled (inputs, targets) batches of the training rows."""
+
+    @abc.abstractmethod
+    def predict(self, rows: Sequence, batch_size: int = 32) -> list:
+        """One prediction per row, in the evaluation core's format (see evaluation.scoring)."""
+
+    @abc.abstractmethod
+    def signatures(self) -> dict:
+        """{name: (fn, [TensorSpec], [input names])} served by the SavedModel."""
+
+    def after_training(self, dev_rows: Sequence, score: Callable[[list], float],
+                       batch_size: int) -> dict:  # fmt: skip
+        """A step after the weights are chosen, given the dev rows and score(predictions) -> the
+        main dev metric; returns what to record in metrics.json. Default: nothing to do."""
+        del dev_rows, score, batch_size
+        return {}
+
+    # --- shared parts -----------------------------------------------------------------------
+    def model_inputs(self) -> dict:
+        return {k: keras.Input((None,), dtype="int32", name=k) for k in MODEL_INPUTS}
 
     def head(self, units: int, name: str) -> keras.layers.Dense:
         return keras.layers.Dense(
             units, kernel_initializer=initializer(self.albert_config), name=name
         )
 
-    # --- data --------------------------------------------------------------------------------
     def encode_texts(self, text_a, text_b=None):
         segments = [self.text_encoder.tokenize(text_a)]
         if text_b is not None:
             segments.append(self.text_encoder.tokenize(text_b))
         return pack(segments, self.max_seq_length)
 
-    def predict(self, examples, batch_size: int = 32):
-        raise NotImplementedError
-
-    def signatures(self) -> dict:
-        raise NotImplementedError
-
 
 class SequenceClassificationTask(Task):
     """[CLS] classification on the pooled output: RE (single text), NLI (pairs)."""
 
+    pair = False  # text_a + text_b input
+    head_name, model_suffix = "classifier", "classifier"
+
     def build_model(self):
-        c = self.albert_config
-        inputs = {
-            k: keras.Input((None,), dtype="int32", name=k)
-            for k in ("input_ids", "input_mask", "segment_ids")
-        }
+        inputs = self.model_inputs()
         pooled = self.encoder(inputs)["pooled_output"]
-        pooled = keras.layers.Dropout(CLASSIFIER_DROPOUT)(pooled)
-        logits = self.head(len(self.labels), "classifier")(pooled)
-        del c
-        return keras.Model(inputs, logits, name=f"{self.spec.name}_classifier")
+        pooled = keras.layers.Dropout(self.classifier_dropout)(pooled)
+        logits = self.head(self.head_units(), self.head_name)(pooled)
+        return keras.Model(inputs, logits, name=f"{self.spec.name}_{self.model_suffix}")
+
+    def head_units(self) -> int:
+        return len(self.labels)
 
     def targets(self, examples) -> np.ndarray:
         index = {label: i for i, label in enumerate(self.labels)}

@@ -1,32 +1,28 @@
 """Document classification (HoC): multi-label (sigmoid per hallmark) on [CLS] of each sentence;
-the decision threshold is chosen on dev (`choose_threshold`), BLURB scores per abstract."""
+the decision threshold is chosen on dev after training (`after_training`); BLURB scores per
+abstract. Predictions are label strings in the gold format (`0_1,1_0,...`)."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from bioalbert_tf.tasks.base import CLASSIFIER_DROPOUT, SequenceClassificationTask
+from bioalbert_tf.evaluation import metrics
+from bioalbert_tf.tasks.base import SequenceClassificationTask
+
+THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
 
 class DocClassificationTask(SequenceClassificationTask):
-    pair = False
     threshold = 0.5
-
-    def build_model(self):
-        inputs = {
-            k: keras.Input((None,), dtype="int32", name=k)
-            for k in ("input_ids", "input_mask", "segment_ids")
-        }
-        pooled = keras.layers.Dropout(CLASSIFIER_DROPOUT)(self.encoder(inputs)["pooled_output"])
-        logits = self.head(len(self.labels), "multilabel_classifier")(pooled)
-        return keras.Model(inputs, logits, name=f"{self.spec.name}_multilabel")
+    head_name, model_suffix = "multilabel_classifier", "multilabel"
 
     def targets(self, examples):
         index = {label: i for i, label in enumerate(self.labels)}
         y = np.zeros((len(examples), len(self.labels)), np.float32)
         for row, e in enumerate(examples):
-            for label in e.label:
-                y[row, index[label]] = 1.0
+            for hallmark, on in metrics.parse_hoc_labels(e.label).items():
+                if on:
+                    y[row, index[str(hallmark)]] = 1.0
         return y
 
     def loss(self):
@@ -35,22 +31,24 @@ class DocClassificationTask(SequenceClassificationTask):
     def probabilities(self, examples, batch_size=32):
         return 1.0 / (1.0 + np.exp(-self.raw_outputs(examples, batch_size)))
 
-    def predict(self, examples, batch_size: int = 32, probabilities=None):
-        p = self.probabilities(examples, batch_size) if probabilities is None else probabilities
-        return [tuple(self.labels[j] for j in np.flatnonzero(row >= self.threshold)) for row in p]
+    def label_strings(self, probabilities, threshold: float) -> list[str]:
+        """[rows, labels] probabilities -> gold-format strings `0_1,1_0,...` at a threshold."""
+        return [
+            ",".join(f"{name}_{int(p >= threshold)}" for name, p in zip(self.labels, row, strict=True))
+            for row in probabilities
+        ]  # fmt: skip
 
-    def choose_threshold(self, examples, score_fn, batch_size: int = 32) -> float:
-        """The threshold in 0.05..0.95 with the best dev score (score_fn(examples, predictions))."""
-        p = self.probabilities(examples, batch_size)
-        best = max(
-            np.arange(0.05, 0.951, 0.05),
-            key=lambda t: (score_fn(examples, self._at(p, t)), -abs(t - 0.5)),
-        )
-        self.threshold = float(round(best, 2))
-        return self.threshold
+    def predict(self, examples, batch_size: int = 32):
+        return self.label_strings(self.probabilities(examples, batch_size), self.threshold)
 
-    def _at(self, p, t):
-        return [tuple(self.labels[j] for j in np.flatnonzero(row >= t)) for row in p]
+    def after_training(self, dev_rows, score, batch_size):
+        """The threshold in 0.05..0.95 with the best dev score (ties: the one nearest 0.5)."""
+        if not dev_rows:
+            return {"threshold": self.threshold, "threshold_chosen_on": None}
+        p = self.probabilities(dev_rows, batch_size)
+        best = max(THRESHOLDS, key=lambda t: (score(self.label_strings(p, t)), -abs(t - 0.5)))
+        self.threshold = float(best)
+        return {"threshold": self.threshold, "threshold_chosen_on": "dev"}
 
     def _serve(self, text_a, text_b=None):
         probs = tf.sigmoid(self.model(self.encode_texts(text_a), training=False))
@@ -60,6 +58,3 @@ class DocClassificationTask(SequenceClassificationTask):
             "active": tf.cast(probs >= self.threshold, tf.int32),
             "label_names": names,
         }
-
-
-TASK_CLASS = DocClassificationTask

@@ -14,7 +14,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from bioalbert_tf.tasks import preprocessing as pp
-from bioalbert_tf.tasks.base import CLASSIFIER_DROPOUT, Task
+from bioalbert_tf.tasks.base import Task
 
 
 def masked_token_loss(y_true, y_pred):
@@ -29,11 +29,8 @@ def masked_token_loss(y_true, y_pred):
 
 class NERTask(Task):
     def build_model(self):
-        inputs = {
-            k: keras.Input((None,), dtype="int32", name=k)
-            for k in ("input_ids", "input_mask", "segment_ids")
-        }
-        seq = keras.layers.Dropout(CLASSIFIER_DROPOUT)(self.encoder(inputs)["sequence_output"])
+        inputs = self.model_inputs()
+        seq = keras.layers.Dropout(self.classifier_dropout)(self.encoder(inputs)["sequence_output"])
         logits = self.head(len(self.labels), "token_classifier")(seq)
         return keras.Model(inputs, logits, name=f"{self.spec.name}_tagger")
 
@@ -118,7 +115,9 @@ class NERTask(Task):
         }
 
     def _entities(self, text):
-        words, begin, end = tf_text.regex_split_with_offsets(text, pp.WORD_PATTERN, pp.WORD_KEEP)
+        words, begin, end = tf_text.regex_split_with_offsets(
+            pp.without_nul(text), pp.WORD_PATTERN, pp.WORD_KEEP
+        )
         ids, probs = self.tag_words_ragged(words)
         tags = tf.gather(tf.constant(self.labels), ids.flat_values)
         kind = tf.strings.regex_replace(tags, r"^[BIES]-?", "")
@@ -183,6 +182,3 @@ class NERTask(Task):
                 ["words", "num_words"],
             ),
         }
-
-
-TASK_CLASS = NERTask

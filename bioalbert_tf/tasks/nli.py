@@ -5,6 +5,3 @@ from bioalbert_tf.tasks.base import SequenceClassificationTask
 
 class NLITask(SequenceClassificationTask):
     pair = True
-
-
-TASK_CLASS = NLITask

@@ -20,6 +20,12 @@ WORD_PATTERN = r"[\s\p{Z}]+|[^\p{L}\p{N}\s\p{Z}]"
 WORD_KEEP = r"[^\p{L}\p{N}\s\p{Z}]"
 
 
+def without_nul(text):
+    """NUL bytes as spaces (same length, so byte offsets hold): some of tensorflow-text's ops read
+    strings as C strings and would silently drop everything after a NUL."""
+    return tf.strings.regex_replace(text, r"\x00", " ")
+
+
 class TextEncoder(tf.Module):
     def __init__(self, spm_model: bytes, do_lower_case: bool = True, name: str = "text_encoder"):
         super().__init__(name=name)
@@ -28,6 +34,7 @@ class TextEncoder(tf.Module):
         self.tokenizer = tf_text.SentencepieceTokenizer(model=spm_model, out_type=tf.int32)
 
     def normalize(self, text):
+        text = without_nul(text)
         text = tf.strings.strip(tf.strings.regex_replace(text, _WHITESPACE, " "))
         text = tf.strings.regex_replace(text, "``|''", '"')
         text = tf_text.normalize_utf8(text, "NFKD")

@@ -36,6 +36,14 @@ def span_loss(y_true, y_pred):
     return tf.reduce_mean(start + end) / 2.0
 
 
+def rank_within_rows(rows, scores):
+    """Indices that order candidates by row, then by score from high to low: a stable two-key
+    sort (scores first, then rows, each stable), exact for any number of rows and any scores."""
+    by_score = tf.argsort(scores, direction="DESCENDING", stable=True)
+    by_row = tf.argsort(tf.gather(rows, by_score), stable=True)
+    return tf.gather(by_score, by_row)
+
+
 class QATask(Task):
     @property
     def max_query_length(self) -> int:
@@ -46,10 +54,7 @@ class QATask(Task):
         return self.max_seq_length - 3 - self.max_query_length
 
     def build_model(self):
-        inputs = {
-            k: keras.Input((None,), dtype="int32", name=k)
-            for k in ("input_ids", "input_mask", "segment_ids")
-        }
+        inputs = self.model_inputs()
         seq = self.encoder(inputs)["sequence_output"]
         logits = self.head(2, "span_classifier")(seq)  # [batch, seq, 2]: start, end
         return keras.Model(inputs, logits, name=f"{self.spec.name}_span")
@@ -185,7 +190,7 @@ class QATask(Task):
         u_text = tf.gather(
             text, tf.math.unsorted_segment_min(tf.range(tf.size(idx)), idx, tf.size(uniq))
         )
-        order = tf.argsort(tf.cast(u_ex, tf.float32) * 1e7 - tf.clip_by_value(best, -1e6, 1e6))
+        order = rank_within_rows(u_ex, best)
         u_ex, u_text, best = (
             tf.gather(u_ex, order),
             tf.gather(u_text, order),
@@ -223,6 +228,3 @@ class QATask(Task):
     def signatures(self):
         string = tf.TensorSpec([None], tf.string)
         return {"serving_default": (self._answers, [string, string], ["question", "context"])}
-
-
-TASK_CLASS = QATask

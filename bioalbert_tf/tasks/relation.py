@@ -6,6 +6,3 @@ from bioalbert_tf.tasks.base import SequenceClassificationTask
 
 class RelationTask(SequenceClassificationTask):
     pair = False
-
-
-TASK_CLASS = RelationTask

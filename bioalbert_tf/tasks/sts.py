@@ -5,23 +5,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bioalbert_tf.tasks.base import CLASSIFIER_DROPOUT, SequenceClassificationTask
+from bioalbert_tf.tasks.base import SequenceClassificationTask
 
 
 class STSTask(SequenceClassificationTask):
     pair = True
+    head_name, model_suffix = "regressor", "regressor"
 
-    def build_model(self):
-        inputs = {
-            k: keras.Input((None,), dtype="int32", name=k)
-            for k in ("input_ids", "input_mask", "segment_ids")
-        }
-        pooled = keras.layers.Dropout(CLASSIFIER_DROPOUT)(self.encoder(inputs)["pooled_output"])
-        score = self.head(1, "regressor")(pooled)
-        return keras.Model(inputs, score, name=f"{self.spec.name}_regressor")
+    def head_units(self) -> int:
+        return 1
 
     def targets(self, examples):
-        return np.array([[float(e.label)] for e in examples], np.float32)
+        return np.array([[float(e.score)] for e in examples], np.float32)
 
     def loss(self):
         return keras.losses.MeanSquaredError()
@@ -34,6 +29,3 @@ class STSTask(SequenceClassificationTask):
         low, high = self.spec.score_range or (-1e9, 1e9)
         score = self.model(self.encode_texts(text_a, text_b), training=False)[:, 0]
         return {"score": tf.clip_by_value(score, low, high)}
-
-
-TASK_CLASS = STSTask

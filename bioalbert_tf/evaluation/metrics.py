@@ -514,3 +514,28 @@ def blurb_score(scores: Mapping[str, float], dataset_task: Mapping[str, str]) ->
     tasks with many datasets (NER) do not dominate."""
     per_task = task_averages(scores, dataset_task)
     return float(np.mean(list(per_task.values()))) if per_task else float("nan")
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample sd (ddof=1) of seeds or folds; sd is None for a single value."""
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else None
+
+
+def fold_summary(fold_scores: Mapping[int, Mapping]) -> dict:
+    """{fold: test metrics} -> {"folds": ..., "mean": {metric: ...}, "sd": {metric: ...}} over
+    every numeric metric that all folds report."""
+    folds = {str(k): dict(v) for k, v in sorted(fold_scores.items())}
+    keys = [
+        k
+        for k, v in next(iter(folds.values())).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+        and all(isinstance(f.get(k), int | float) for f in folds.values())
+    ]  # fmt: skip
+    stats = {k: mean_sd([f[k] for f in folds.values()]) for k in keys}
+    return {
+        "folds": folds,
+        "num_folds": len(folds),
+        "mean": {k: m for k, (m, _) in stats.items()},
+        "sd": {k: s for k, (_, s) in stats.items()},
+    }

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from bioalbert_tf.benchmark import data, metrics, tasks
+from bioalbert_tf.evaluation import datasets, formats, metrics
 from tests.conftest import SHARED_DATA
 
 NCBI_TEST = SHARED_DATA / "ner" / "NCBI-disease" / "test.tsv"
@@ -38,7 +38,7 @@ def test_ner_entity_scores_match_seqeval_on_ncbi_disease(typed, seed):
     seqeval = pytest.importorskip("seqeval.metrics")
     from seqeval.metrics.sequence_labeling import get_entities
 
-    gold = [list(s.tags) for s in data.read_ner(_need(NCBI_TEST))]
+    gold = [list(s.tags) for s in formats.read_ner(_need(NCBI_TEST))]
     assert len(gold) == 940
     rng = random.Random(seed)
     if typed:
@@ -191,7 +191,9 @@ def test_re_micro_f1_matches_sklearn(seed):
 def test_re_on_real_ddi_labels_matches_sklearn():
     from sklearn.metrics import f1_score
 
-    gold = [ex.label for ex in data.read_re(_need(SHARED_DATA / "re" / "DDI-blurb" / "test.tsv"))]
+    gold = [
+        ex.label for ex in formats.read_re(_need(SHARED_DATA / "re" / "DDI-blurb" / "test.tsv"))
+    ]
     rng = random.Random(3)
     classes = sorted(set(gold))
     pred = [g if rng.random() < 0.7 else rng.choice(classes) for g in gold]
@@ -206,7 +208,7 @@ def test_re_binary_gad_is_positive_class_f1():
 
     gold = ["1", "0", "1", "1", "0", "0"]
     pred = ["1", "1", "0", "1", "0", "1"]
-    m = metrics.re_scores(gold, pred, tasks.get("gad").negative_labels)
+    m = metrics.re_scores(gold, pred, datasets.get("gad").negative_labels)
     assert m["micro_f1"] == pytest.approx(f1_score(gold, pred, pos_label="1"))
     # TP 2, predicted 4, gold 3: P 1/2, R 2/3, F1 4/7.
     assert m["micro_f1"] == pytest.approx(4 / 7)
@@ -232,7 +234,7 @@ def test_hoc_groups_sentences_into_abstracts_by_hand():
 def test_hoc_on_real_test_file_matches_sklearn_micro_on_abstract_matrices():
     from sklearn.metrics import f1_score
 
-    rows = data.read_hoc(_need(SHARED_DATA / "classification" / "HoC" / "test.tsv"))
+    rows = formats.read_hoc(_need(SHARED_DATA / "classification" / "HoC" / "test.tsv"))
     rng = np.random.default_rng(0)
     gold_vecs = [[v for _, v in sorted(metrics.parse_hoc_labels(r.label).items())] for r in rows]
     pred_vecs = [[int(v) ^ int(rng.random() < 0.1) for v in g] for g in gold_vecs]
@@ -271,7 +273,9 @@ def test_accuracy():
 def test_sts_matches_scipy_on_biosses():
     from scipy import stats
 
-    gold = [ex.score for ex in data.read_sts(_need(SHARED_DATA / "sts" / "BIOSSES" / "test.tsv"))]
+    gold = [
+        ex.score for ex in formats.read_sts(_need(SHARED_DATA / "sts" / "BIOSSES" / "test.tsv"))
+    ]
     assert len(gold) == 20
     rng = np.random.default_rng(0)
     pred = list(np.asarray(gold) + rng.normal(0, 1, len(gold)))
@@ -311,7 +315,7 @@ def test_golden_synonyms_and_real_golden_file():
     assert metrics.golden_synonyms([["a"], ["b", "c"]]) == ["a", "b", "c"]
     assert metrics.golden_synonyms(["a", "b"]) == ["a", "b"]
     assert metrics.golden_synonyms("a") == ["a"]
-    golden = data.read_bioasq_golden(_need(SHARED_DATA / "qa" / "BioASQ" / "5B2_golden.json"))
+    golden = formats.read_bioasq_golden(_need(SHARED_DATA / "qa" / "BioASQ" / "5B2_golden.json"))
     assert len(golden) == 31
     assert golden["58b56fe422d3005309000007"] == ["neural crest cells", "NCC"]
 
@@ -321,21 +325,21 @@ def test_golden_synonyms_and_real_golden_file():
 
 def test_task_averages_and_blurb_style_score():
     scores = {"ncbi_disease": 0.8, "bc5cdr_chem": 0.9, "gad": 0.7, "biosses": 0.5}
-    per_task = metrics.task_averages(scores, tasks.dataset_tasks())
+    per_task = metrics.task_averages(scores, datasets.dataset_tasks())
     assert per_task == pytest.approx({"ner": 0.85, "re": 0.7, "sts": 0.5})
-    assert metrics.blurb_score(scores, tasks.dataset_tasks()) == pytest.approx(
+    assert metrics.blurb_score(scores, datasets.dataset_tasks()) == pytest.approx(
         (0.85 + 0.7 + 0.5) / 3
     )
     with pytest.raises(KeyError, match="no task"):
-        metrics.task_averages({"unknown": 1.0}, tasks.dataset_tasks())
+        metrics.task_averages({"unknown": 1.0}, datasets.dataset_tasks())
 
 
 def test_dataset_table_is_complete():
-    names = set(tasks.DATASETS)
+    names = set(datasets.REGISTRY)
     assert len(names) == 20
-    assert {s.task for s in tasks.DATASETS.values()} == set(tasks.TASK_TITLES)
-    assert tasks.get("chemprot").positive_labels == ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9")
-    assert all("entity" in s.main_key and "f1" in s.main_key for s in tasks.DATASETS.values()
+    assert {s.task for s in datasets.REGISTRY.values()} == set(datasets.TASK_TITLES)
+    assert datasets.get("chemprot").positive_labels == ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9")
+    assert all("entity" in s.main_key and "f1" in s.main_key for s in datasets.REGISTRY.values()
                if s.task == "ner")  # fmt: skip
     with pytest.raises(ValueError, match="unknown dataset"):
-        tasks.get("squad")
+        datasets.get("squad")

@@ -21,12 +21,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from absl import logging
 
 from bioalbert_tf import fileio
-from bioalbert_tf.benchmark.data import Example, FormatError, NerSentence, lines_of, read_text
+from bioalbert_tf.evaluation import metrics
+from bioalbert_tf.evaluation.formats import Example, FormatError, NerSentence, lines_of, read_text
 
 _SPECIAL_TOKENS = {"[CLS]", "[SEP]", "[PAD]"}
 # BioBERT's label vocabulary has these besides B/I/O; on a word's first piece they mean O.
 _NON_TAGS = {"X", "[CLS]", "[SEP]", "[PAD]"}
 HEADER = "id\tprediction"
+NUM_ANSWERS = 5  # BioASQ scores the top 5 factoid answers
 
 
 # ---------------------------------------------------------------------------------------- NER
@@ -248,3 +250,22 @@ def read_bioasq(path: str) -> dict[str, list[str]]:
                 path, None, f"a list of answer strings for question {qid!r}", str(answers)
             )
     return obj
+
+
+def merge_answers(
+    answers: Sequence[Sequence[str]], probabilities: Sequence[Sequence[float]], k: int = NUM_ANSWERS
+) -> list[str]:
+    """One question's answers from all its snippets: the best probability of each answer
+    (compared case-insensitively, stripped; the spelling of that best occurrence kept), top k.
+    Ties keep the first-seen order."""
+    best: dict[str, tuple[float, int, str]] = {}
+    for snippet_answers, snippet_probs in zip(answers, probabilities, strict=True):
+        for text, prob in zip(snippet_answers, snippet_probs, strict=True):
+            key = metrics.normalize_answer(text)
+            if not key:
+                continue
+            if key not in best or prob > best[key][0]:
+                order = best[key][1] if key in best else len(best)
+                best[key] = (float(prob), order, text.strip())
+    ranked = sorted(best.values(), key=lambda v: (-v[0], v[1]))
+    return [text for _, _, text in ranked[:k]]

@@ -13,8 +13,8 @@ Split files: `train.tsv`, `devel.tsv` or `dev.tsv`, `test.tsv` (SciBERT ChemProt
 MedNLI: `mli_<split>_v1.jsonl` or `<split>.jsonl`). Rows without an id get their 0-based row
 number (header excluded).
 
-These are the only readers of the public formats: fine-tuning (`bioalbert_tf.datasets`) reads
-its splits with them too, so a file that trains also scores, with the same errors.
+These are the only readers of the public formats: fine-tuning and the benchmark runner both read
+their splits through `bioalbert_tf.evaluation.datasets`, which calls them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import os
 import re
 
 from bioalbert_tf import fileio
-from bioalbert_tf.benchmark import metrics
+from bioalbert_tf.evaluation import metrics
 
 
 class FormatError(ValueError):
@@ -144,7 +144,7 @@ def split_file(data_dir: str, split: str) -> str:
 # ---------------------------------------------------------------------------------------- NER
 
 
-def _is_iob_tag(tag: str) -> bool:
+def is_iob_tag(tag: str) -> bool:
     return tag in ("O", "B", "I", "E", "S") or (
         tag[:2] in ("B-", "I-", "E-", "S-") and len(tag) > 2
     )
@@ -174,7 +174,7 @@ def read_ner(path: str) -> list[NerSentence]:
             continue
         if len(fields) < 2 or not fields[-1].strip() or not fields[0].strip():
             raise FormatError(path, number, "'word<TAB>tag' or a blank line", line)
-        if not _is_iob_tag(fields[-1].strip()):
+        if not is_iob_tag(fields[-1].strip()):
             raise FormatError(path, number, "an IOB/IOBES tag (O, B, I, B-type, ...) last", line)
         if not words:
             first = number

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bioalbert_tf.benchmark import data
-from bioalbert_tf.benchmark.data import FormatError
+from bioalbert_tf.evaluation import formats
+from bioalbert_tf.evaluation.formats import FormatError
 from tests.conftest import SHARED_DATA
 
 
@@ -27,25 +27,30 @@ def test_real_files_read_with_expected_sizes():
         ("hoc", SHARED_DATA / "classification" / "HoC" / "test.tsv"): 3547,
         ("sts", SHARED_DATA / "sts" / "BIOSSES" / "test.tsv"): 20,
     }
-    readers = {"ner": data.read_ner, "re": data.read_re, "hoc": data.read_hoc, "sts": data.read_sts}
+    readers = {
+        "ner": formats.read_ner,
+        "re": formats.read_re,
+        "hoc": formats.read_hoc,
+        "sts": formats.read_sts,
+    }
     for (kind, path), n in sizes.items():
         assert len(readers[kind](_need(path))) == n, path
-    ddi = data.read_re(str(SHARED_DATA / "re" / "DDI-blurb" / "test.tsv"))
+    ddi = formats.read_re(str(SHARED_DATA / "re" / "DDI-blurb" / "test.tsv"))
     assert ddi[0].id == "DDI-DrugBank.d700.s0.p0" and ddi[0].label == "DDI-false"
     assert "@DRUG$" in ddi[0].text_a
-    hoc = data.read_hoc(str(SHARED_DATA / "classification" / "HoC" / "test.tsv"))
+    hoc = formats.read_hoc(str(SHARED_DATA / "classification" / "HoC" / "test.tsv"))
     assert hoc[1].id == "12553062_s1" and hoc[1].label.startswith("0_0,1_0")
-    sts = data.read_sts(str(SHARED_DATA / "sts" / "BIOSSES" / "test.tsv"))
+    sts = formats.read_sts(str(SHARED_DATA / "sts" / "BIOSSES" / "test.tsv"))
     assert sts[0].id == "59" and 0 <= sts[0].score <= 4
 
 
 def test_split_files(tmp_path):
     (tmp_path / "dev.tsv").write_text("a\tO\n")
     (tmp_path / "test.tsv").write_text("a\tO\n")
-    assert data.split_file(str(tmp_path), "dev").endswith("dev.tsv")
+    assert formats.split_file(str(tmp_path), "dev").endswith("dev.tsv")
     (tmp_path / "devel.tsv").write_text("a\tO\n")
-    assert data.split_file(str(tmp_path), "dev").endswith("devel.tsv")
-    assert data.split_file(str(tmp_path), "test").endswith("test.tsv")
+    assert formats.split_file(str(tmp_path), "dev").endswith("devel.tsv")
+    assert formats.split_file(str(tmp_path), "test").endswith("test.tsv")
     for name, split in (
         ("mli_dev_v1.jsonl", "dev"),
         ("train.txt", "train"),
@@ -54,73 +59,76 @@ def test_split_files(tmp_path):
         folder = tmp_path / name.replace(".", "_")
         folder.mkdir()
         (folder / name).write_text("")
-        assert data.split_file(str(folder), split) == str(folder / name)
+        assert formats.split_file(str(folder), split) == str(folder / name)
     with pytest.raises(ValueError, match="unknown split"):
-        data.split_file(str(tmp_path), "validation")
+        formats.split_file(str(tmp_path), "validation")
     with pytest.raises(FileNotFoundError, match=r"no train file \(looked for train.tsv, train.txt"):
-        data.split_file(str(tmp_path), "train")
+        formats.split_file(str(tmp_path), "train")
 
 
 def test_ner_layouts(tmp_path):
     f = tmp_path / "ner.tsv"
     # -DOCSTART- skipped, CoNLL-style extra columns (the tag is the last), several blank lines.
     f.write_text("-DOCSTART- -X- O O\n\nIL-2 NN B-NP B-Gene\ngene NN I-NP I-Gene\n\n\nx\tO\n")
-    sentences = data.read_ner(str(f))
+    sentences = formats.read_ner(str(f))
     assert [s.words for s in sentences] == [("IL-2", "gene"), ("x",)]
     assert [s.tags for s in sentences] == [("B-Gene", "I-Gene"), ("O",)]
     assert [s.line for s in sentences] == [3, 7]
     f.write_text("a\tO\nb\n")
     with pytest.raises(FormatError, match=r"ner\.tsv:2: expected 'word<TAB>tag'"):
-        data.read_ner(str(f))
+        formats.read_ner(str(f))
 
 
 def test_re_layouts(tmp_path):
     f = tmp_path / "re.tsv"
     f.write_text("sentence one\t1\nsentence two\t0\n")  # BioBERT train.tsv: no header, no id
-    assert [(e.id, e.label) for e in data.read_re(str(f))] == [("0", "1"), ("1", "0")]
+    assert [(e.id, e.label) for e in formats.read_re(str(f))] == [("0", "1"), ("1", "0")]
     f.write_text("index\tsentence\tlabel\n7\ts\t1\n9\tt\t0\n")
-    assert [(e.id, e.text_a) for e in data.read_re(str(f))] == [("7", "s"), ("9", "t")]
+    assert [(e.id, e.text_a) for e in formats.read_re(str(f))] == [("7", "s"), ("9", "t")]
     f.write_text("a.b\ts\tfalse\nc.d\tt\tCPR:3\n")
-    assert [(e.id, e.label) for e in data.read_re(str(f))] == [("a.b", "false"), ("c.d", "CPR:3")]
+    assert [(e.id, e.label) for e in formats.read_re(str(f))] == [
+        ("a.b", "false"),
+        ("c.d", "CPR:3"),
+    ]
     f.write_text("a.b\ts\tfalse\nc.d\tt\n")
     with pytest.raises(FormatError, match=r"re\.tsv:2: expected 3 tab-separated columns"):
-        data.read_re(str(f))
+        formats.read_re(str(f))
     f.write_text("a\ts\t1\na\tt\t0\n")
     with pytest.raises(
         FormatError, match=r"re\.tsv:2: expected unique ids \(id 'a' also on line 1\)"
     ):
-        data.read_re(str(f))
+        formats.read_re(str(f))
     f.write_text(json.dumps({"text": "<< a >> [[ b ]]", "label": "INHIBITOR"}) + "\n{bad\n")
     with pytest.raises(FormatError, match=r"re\.tsv:2: expected a JSON object"):
-        data.read_re(str(f))
+        formats.read_re(str(f))
 
 
 def test_sts_and_hoc_layouts(tmp_path):
     f = tmp_path / "sts.tsv"
     f.write_text("a\tb\t3.5\nc\td\t1\n")  # MedSTS style: no header, no id
-    assert [(e.id, e.score) for e in data.read_sts(str(f))] == [("0", 3.5), ("1", 1.0)]
+    assert [(e.id, e.score) for e in formats.read_sts(str(f))] == [("0", 3.5), ("1", 1.0)]
     f.write_text("pair_id\tsent1\tsent2\tscore\n1\ta\tb\thigh\n")
     with pytest.raises(FormatError, match=r"sts\.tsv:2: expected a numeric score"):
-        data.read_sts(str(f))
+        formats.read_sts(str(f))
     h = tmp_path / "hoc.tsv"
     h.write_text("labels\tsentence\tindex\n0_1,1_0\ts\t1_s0\n0_1,1_x\tt\t1_s1\n")
     with pytest.raises(FormatError, match=r"hoc\.tsv:3: expected HoC labels"):
-        data.read_hoc(str(h))
+        formats.read_hoc(str(h))
 
 
 def test_bioasq_test_and_golden(tmp_path):
     folder = SHARED_DATA / "qa" / "BioASQ"
-    pairs = data.read_squad(_need(folder / "BioASQ-test-factoid-4b-1.json"))
+    pairs = formats.read_squad(_need(folder / "BioASQ-test-factoid-4b-1.json"))
     assert len(pairs) == 167
     assert pairs[0].question_id == "56c073fcef6e394741000020"
     assert pairs[0].pair_id == "56c073fcef6e394741000020_000"
     assert len({p.question_id for p in pairs}) == 39
-    batches = data.bioasq_batches(str(folder), "5b")
+    batches = formats.bioasq_batches(str(folder), "5b")
     assert [b[0] for b in batches] == ["5b-1", "5b-2", "5b-3", "5b-4", "5b-5"]
     assert batches[0][2].endswith("5B1_golden.json")
     (tmp_path / "BioASQ-test-factoid-4b-1.json").write_text('{"data": []}')
     with pytest.raises(FileNotFoundError, match="has no golden file"):
-        data.bioasq_batches(str(tmp_path), "4b")
+        formats.bioasq_batches(str(tmp_path), "4b")
     (tmp_path / "x.json").write_text('{"data": [{"paragraphs": [{"qas": [{"id": "q_000"}]}]}]}')
     with pytest.raises(FormatError, match="SQuAD format"):
-        data.read_squad(str(tmp_path / "x.json"))
+        formats.read_squad(str(tmp_path / "x.json"))

@@ -1,0 +1,250 @@
+"""Scoring: gold rows + predictions -> the metrics of the dataset's task, and `evaluate`, which
+runs any predictor (a fine-tuned Keras task or a SavedModel signature) over a gold split,
+writes the prediction file and scores it. Fine-tuning and the benchmark runner both call it.
+
+What a predictor returns, per task, one value per gold row, in order:
+- NER: the word-level tags of each sentence;
+- RE / MedNLI: a label; HoC: a label string in the gold format `0_1,1_0,...`; STS: a float;
+- QA: for each (question, snippet) pair, its answers as [(text, probability), ...].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+
+from bioalbert_tf import fileio
+from bioalbert_tf.evaluation import datasets, formats, metrics, predictions
+from bioalbert_tf.evaluation.datasets import DatasetSpec
+from bioalbert_tf.evaluation.formats import Example, FormatError
+
+
+def with_header(spec: DatasetSpec, scores: dict) -> dict:
+    """Dataset, task and the main metric first, then every metric of the task."""
+    return {
+        "dataset": spec.name,
+        "task": spec.task,
+        "metric": spec.metric,
+        "main_key": spec.main_key,
+        "main_score": scores[spec.main_key],
+        **scores,
+    }
+
+
+def _where(where: Sequence[str] | None, i: int) -> str:
+    return where[i] if where else f"prediction {i}"
+
+
+def check_labels(spec: DatasetSpec, allowed, predicted, where=None) -> None:
+    """A predicted label outside the dataset's set is an error, not a silent miss (or, for a
+    label the scorer does not know to be negative, a silent positive)."""
+    allowed = set(allowed)
+    for i, value in enumerate(predicted):
+        if str(value) not in allowed:
+            raise FormatError(_where(where, i), None, f"a {spec.name} label in {sorted(allowed)}",
+                              str(value))  # fmt: skip
+
+
+def check_ner_tags(gold: Sequence[Sequence[str]], predicted, where: str) -> None:
+    """Predicted tags must be IOB/IOBES tags of the gold file's entity types: untyped `B`/`I`
+    against typed gold (or a type the gold never uses) would score 0 without a word."""
+    types = {metrics.split_tag(t)[1] for sentence in gold for t in sentence if t != "O"}
+    for n, tags in enumerate(predicted):
+        for tag in tags:
+            if tag == "O":
+                continue
+            if not formats.is_iob_tag(tag) or (types and metrics.split_tag(tag)[1] not in types):
+                expected = ", ".join(sorted(f"B-{t}" if t else "B" for t in types)) or "O"
+                raise FormatError(where, None, f"in sentence {n + 1}, IOB tags of the gold's "
+                                  f"entity types (O, {expected}, ...)", tag)  # fmt: skip
+
+
+def score_examples(
+    spec: DatasetSpec,
+    gold: Sequence[Example],
+    predicted: Sequence[str | float],
+    where: Sequence[str] | None = None,
+    allowed_labels: Sequence[str] | None = None,
+) -> dict:
+    """Metrics of RE / HoC / NLI / STS predictions given in gold order.
+
+    where: 'file:line' of each prediction, for errors about its value. allowed_labels: the labels
+    a prediction may take (RE / NLI; None: the registry's; empty: any, for files that name
+    their own classes).
+    """
+    if len(predicted) != len(gold):
+        raise ValueError(f"{spec.name}: {len(predicted)} predictions for {len(gold)} gold rows")
+    allowed = spec.labels if allowed_labels is None else allowed_labels
+    if spec.task in (datasets.RE, datasets.NLI) and allowed:
+        check_labels(spec, allowed, predicted, where)
+    if spec.task == datasets.RE:
+        return metrics.re_scores([ex.label for ex in gold], [str(p) for p in predicted],
+                                 spec.negative_labels, spec.positive_labels)  # fmt: skip
+    if spec.task == datasets.DOC:
+        for i, value in enumerate(predicted):
+            try:
+                metrics.parse_hoc_labels(str(value))
+            except ValueError as e:
+                raise FormatError(_where(where, i), None, f"HoC labels like '0_1,1_0,...' ({e})",
+                                  str(value)) from None  # fmt: skip
+        return metrics.hoc_scores([ex.id for ex in gold], [ex.label for ex in gold], predicted)
+    if spec.task == datasets.NLI:
+        return metrics.classification_scores([ex.label for ex in gold], [str(p) for p in predicted])
+    if spec.task == datasets.STS:
+        values = []
+        for i, value in enumerate(predicted):
+            try:
+                values.append(float(value))
+            except ValueError:
+                raise FormatError(_where(where, i), None, "a number", str(value)) from None
+        return metrics.sts_scores([ex.score for ex in gold], values)
+    raise ValueError(f"{spec.name}: {spec.task} is not scored from examples")
+
+
+def score_ner(gold: Sequence[formats.NerSentence], tags, where: str = "predictions") -> dict:
+    gold_tags = [s.tags for s in gold]
+    check_ner_tags(gold_tags, tags, where)
+    return metrics.ner_scores(gold_tags, tags)
+
+
+def expand_paths(paths: str | Sequence[str]) -> list[str]:
+    """Comma-separated paths and glob patterns -> files, in order."""
+    if isinstance(paths, str):
+        paths = [p for p in paths.split(",") if p.strip()]
+    out = []
+    for p in paths:
+        p = p.strip()
+        matches = fileio.glob(p) if any(c in p for c in "*?[") else [p]
+        if not matches:
+            raise FileNotFoundError(f"no file matches {p}")
+        out.extend(matches)
+    return out
+
+
+def batch_name(golden_path: str) -> str:
+    """'.../4B1_golden.json' -> '4B1'."""
+    name = fileio.basename(golden_path)
+    return name[: -len("_golden.json")] if name.endswith("_golden.json") else name
+
+
+def score_bioasq(golden_paths: Sequence[str], answers: dict[str, Sequence[str]]) -> dict:
+    batches = {
+        batch_name(g): metrics.bioasq_factoid_scores(formats.read_bioasq_golden(g), answers)
+        for g in golden_paths
+    }
+    return metrics.bioasq_year_scores(batches)
+
+
+def score_files(
+    dataset: str, gold: str | Sequence[str], predictions_path: str, tokens: str | None = None
+) -> dict:
+    """Reads the gold and prediction files of a dataset and returns its metrics."""
+    spec = datasets.get(dataset)
+    if tokens and spec.task != datasets.NER:
+        raise ValueError("--tokens is for NER prediction pairs only")
+    if spec.task == datasets.QA:
+        answers = predictions.read_bioasq(predictions_path)
+        return with_header(spec, score_bioasq(expand_paths(gold), answers))
+    if not isinstance(gold, str):
+        raise ValueError(f"{dataset}: one gold file expected, got {gold}")
+    if spec.task == datasets.NER:
+        sentences = formats.read_ner(gold)
+        stream = (
+            predictions.read_biobert_pair(tokens, predictions_path)
+            if tokens
+            else predictions.read_ner_tokens(predictions_path)
+        )
+        tags = predictions.align_ner(sentences, stream, gold)
+        return with_header(spec, score_ner(sentences, tags, predictions_path))
+    examples = formats.read_examples(spec.task, gold)
+    matched = predictions.match_predictions(
+        examples, predictions.read_id_predictions(predictions_path), predictions_path, gold
+    )
+    values = [v for v, _ in matched]
+    where = [f"{predictions_path}:{n}" for _, n in matched]
+    return with_header(spec, score_examples(spec, examples, values, where,
+                                            datasets.declared_labels(spec, gold)))  # fmt: skip
+
+
+# --------------------------------------------------------------------------------- evaluate
+
+
+@dataclasses.dataclass(frozen=True)
+class Gold:
+    """The gold rows of one split and the files they came from (QA: every batch's test and
+    golden file; `golden` lists the golden files to score against)."""
+
+    spec: DatasetSpec
+    split: str
+    rows: list
+    files: list[str]
+    golden: list[str] = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def load_gold(spec: DatasetSpec, data_dir: str, split: str, optional: bool = False) -> Gold:
+    """A split's gold rows. optional: a missing or empty split gives an empty Gold."""
+    if spec.task == datasets.QA:
+        if split != "test":
+            raise ValueError(f"{spec.name}: only the test batches exist, not {split!r}")
+        batches = formats.bioasq_batches(data_dir, spec.bioasq_year)
+        pairs = [p for _, test, _ in batches for p in formats.read_squad(test)]
+        files = [f for _, test, golden in batches for f in (test, golden)]
+        return Gold(spec, split, pairs, files, [golden for _, _, golden in batches])
+    rows = datasets.read_split(spec, data_dir, split, optional=optional)
+    files = [formats.split_file(data_dir, split)] if rows else []
+    return Gold(spec, split, rows, files)
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    scores: dict  # with_header(...): dataset, task, main_key, main_score, then every metric
+    predictions_path: str | None
+    num_examples: int
+    predict_seconds: float  # the predictor's time only
+
+
+def merge_pair_answers(pairs: Sequence[formats.QaPair], answers) -> dict[str, list[str]]:
+    """Per-pair [(text, probability)] -> {question id: its top answers over all its snippets}."""
+    grouped: dict[str, tuple[list, list]] = {}
+    for pair, pair_answers in zip(pairs, answers, strict=True):
+        texts, probs = grouped.setdefault(pair.question_id, ([], []))
+        texts.append([t for t, _ in pair_answers])
+        probs.append([p for _, p in pair_answers])
+    return {qid: predictions.merge_answers(t, p) for qid, (t, p) in grouped.items()}
+
+
+def evaluate(gold: Gold, predict: Callable, predictions_path: str | None = None) -> Evaluation:
+    """Runs predict(gold.rows), checks one prediction per row, writes the prediction file (in the
+    format `python -m bioalbert_tf.benchmark.score` reads) and scores it."""
+    spec = gold.spec
+    if not gold.rows:
+        raise ValueError(f"{spec.name} {gold.split}: no gold rows to evaluate on")
+    t0 = time.perf_counter()
+    predicted = list(predict(gold.rows))
+    seconds = time.perf_counter() - t0
+    if len(predicted) != len(gold.rows):
+        raise ValueError(
+            f"{spec.name} {gold.split}: {len(predicted)} predictions for {len(gold.rows)} rows"
+        )
+    if spec.task == datasets.QA:
+        answers = merge_pair_answers(gold.rows, predicted)
+        if predictions_path:
+            predictions.write_bioasq(predictions_path, answers)
+        scores = score_bioasq(gold.golden, answers)
+    elif spec.task == datasets.NER:
+        if predictions_path:
+            predictions.write_ner(predictions_path,
+                                  ((s.words, t) for s, t in zip(gold.rows, predicted, strict=True)))  # fmt: skip
+        scores = score_ner(gold.rows, predicted, predictions_path or "predictions")
+    else:
+        if predictions_path:
+            predictions.write_id_predictions(
+                predictions_path, ((ex.id, v) for ex, v in zip(gold.rows, predicted, strict=True))
+            )
+        allowed = datasets.declared_labels(spec, gold.files[0])
+        scores = score_examples(spec, gold.rows, predicted, None, allowed)
+    return Evaluation(with_header(spec, scores), predictions_path, len(gold.rows), seconds)
