@@ -458,8 +458,9 @@ def run(config: BuildConfig, pipeline_args: list[str] | None = None) -> dict:
 
     config.validate()
     files = expand_inputs(config.input_files)
-    tokenizer = _tokenizer(config)  # fails early, on the driver, for a bad vocabulary
-    del tokenizer
+    # Fails early, on the driver, for a bad vocabulary; its size goes to stats.json, where
+    # run_pretraining checks it against the model's vocab_size.
+    vocab_size = _tokenizer(config).vocab_size
     groups, total = plan_groups(files, config.num_shards)
     expected = {fileio.basename(shard_path(config, s, total)) for g in groups for s in g.shards}
     stale = _stale_shards(config, expected)
@@ -494,6 +495,7 @@ def run(config: BuildConfig, pipeline_args: list[str] | None = None) -> dict:
             results.append(json.load(f))
     input_bytes = sum(fileio.size(p) for p in files)
     summary = summarize(config, results, time.time() - start, input_bytes)
+    summary["vocab_size"] = vocab_size
     if summary["examples"] == 0:
         raise ValueError(
             f"no examples were produced from {len(files)} input file(s); stats: {summary['read']}"
