@@ -260,3 +260,29 @@ def test_cli_truncated_file_error_names_it(tiny_spm, tmp_path):
         "pubmed_cut.xml.gz: unreadable after" in proc.stderr and "--skip_bad_files" in proc.stderr
     )
     assert not list((tmp_path / "out").glob("*.tfrecord"))
+
+
+def test_more_shards_than_examples_is_refused_and_writes_nothing(
+    small_text_corpus, tiny_spm, tmp_path
+):
+    one = tmp_path / "one.txt"  # three documents: a handful of examples
+    one.write_text("\n\n".join(small_text_corpus.read_text(encoding="utf-8").split("\n\n")[:3]))
+    out = tmp_path / "out"
+    with pytest.raises(Exception, match=r"--num_shards=40 is more than the work: one.txt gave \d+ "
+                       r"example\(s\) for its 40 shards, so \d+ shard\(s\) would be empty"):  # fmt: skip
+        pipeline.run(
+            _config(str(one), out, tiny_spm, dupe_factor=1, num_shards=40),
+            ["--direct_num_workers=1"],
+        )
+    assert list(out.glob("*.tfrecord*")) == []
+
+
+def test_a_file_without_examples_writes_no_empty_shard(small_text_corpus, tiny_spm, tmp_path):
+    (tmp_path / "a.txt").write_text(small_text_corpus.read_text(encoding="utf-8"))
+    (tmp_path / "b.txt").write_text("too short\n\nshort too\n")  # no line of 20 characters
+    out = tmp_path / "out"
+    stats = pipeline.run(
+        _config(f"{tmp_path}/*.txt", out, tiny_spm, dupe_factor=1), ["--direct_num_workers=1"]
+    )
+    assert sorted(p.name for p in out.glob("*.tfrecord")) == ["pretrain-00000-of-00002.tfrecord"]
+    assert list(stats["shards"]) == ["pretrain-00000-of-00002.tfrecord"]
