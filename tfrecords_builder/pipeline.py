@@ -454,6 +454,25 @@ def _runner(options):
     return None
 
 
+def unknown_pipeline_args(args: list[str]) -> list[str]:
+    """The arguments no Beam PipelineOptions class (any runner's) defines.
+
+    Beam itself only warns about them ("Discarding unparseable args") and goes on, so a misspelt
+    builder flag would silently leave its default in place.
+    """
+    from apache_beam.options import pipeline_options as po
+
+    # As PipelineOptions.get_all_options parses, but without abbreviations: `--runn` is no flag.
+    parser = po._BeamArgumentParser(allow_abbrev=False)
+    seen = set()
+    for cls in po.PipelineOptions.__subclasses__():
+        if str(cls) not in seen:
+            seen.add(str(cls))
+            cls._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(args)
+    return unknown
+
+
 def _beam_options(pipeline_args: list[str], n_groups: int):
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
