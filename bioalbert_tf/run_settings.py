@@ -176,8 +176,21 @@ def _stats_files(files: list[str]) -> list[str]:
     return [p for p in paths if fileio.exists(p)]
 
 
-def _spm_vocab_size(spm_model_file: str) -> int:
-    return tokenization.load_sentencepiece(spm_model_file, check=False).get_piece_size()
+def check_vocab_size(size: int, source: str, albert_config, albert_config_file: str) -> None:
+    """Refuses a vocabulary of `size` pieces (from `source`) that the embedding table cannot
+    hold, before training meets an out-of-range id in a gather."""
+    if size > albert_config.vocab_size:
+        raise InputMismatchError(
+            f"{source}: the vocabulary has {size} pieces, but vocab_size in "
+            f"{albert_config_file} is {albert_config.vocab_size}: ids up to {size - 1} "
+            f"would not fit the embedding table; set vocab_size >= {size}"
+        )
+
+
+def check_spm_model(spm_model_file: str, albert_config, albert_config_file: str) -> None:
+    """check_vocab_size for a SentencePiece model file (fine-tuning can call this too)."""
+    size = tokenization.load_sentencepiece(spm_model_file, check=False).get_piece_size()
+    check_vocab_size(size, spm_model_file, albert_config, albert_config_file)
 
 
 def check_inputs(
@@ -195,7 +208,6 @@ def check_inputs(
         "max_seq_length": config.max_seq_length,
         "max_predictions_per_seq": config.max_predictions_per_seq,
     }
-    vocab_sources = []
     for stats_path in _stats_files(files):
         stats = _read_json(stats_path)
         built = stats.get("flags", {})
@@ -206,16 +218,10 @@ def check_inputs(
                     f"this run has --{name}={value}; pass --{name}={built[name]} (or rebuild)"
                 )
         if stats.get("vocab_size"):
-            vocab_sources.append((stats["vocab_size"], f"{stats_path} (vocab_size)"))
+            check_vocab_size(stats["vocab_size"], f"{stats_path} (vocab_size)", albert_config,
+                             config.albert_config_file)  # fmt: skip
     if spm_model_file:
-        vocab_sources.append((_spm_vocab_size(spm_model_file), spm_model_file))
-    for size, source in vocab_sources:
-        if size > albert_config.vocab_size:
-            raise InputMismatchError(
-                f"{source}: the vocabulary has {size} pieces, but vocab_size in "
-                f"{config.albert_config_file} is {albert_config.vocab_size}: ids up to {size - 1} "
-                f"would not fit the embedding table; set vocab_size >= {size}"
-            )
+        check_spm_model(spm_model_file, albert_config, config.albert_config_file)
     # A repeated dataset with nothing in it never yields a batch: the run would spin forever.
     for path in files:
         record = _first_record(path, compression)
