@@ -121,6 +121,26 @@ def config_for(checkpoint_path: str, albert_config_file: str | None = None):
     return AlbertConfig.from_json_file(path)
 
 
+def check_checkpoint_files(prefix: str) -> None:
+    """Raises FileNotFoundError naming the data file(s) missing beside `<prefix>.index`
+    (a partial copy or download), instead of TensorFlow's OpError at restore time."""
+    import re
+
+    if not fileio.exists(prefix + ".index"):
+        raise FileNotFoundError(f"checkpoint not found: {prefix} (expected {prefix}.index)")
+    found = fileio.glob(prefix + ".data-*-of-*")
+    shards = {re.search(r"-of-(\d+)$", p) for p in found} - {None}
+    total = max((int(m.group(1)) for m in shards), default=1)
+    expected = [f"{prefix}.data-{i:05d}-of-{total:05d}" for i in range(total)]
+    missing = [p for p in expected if p not in found]
+    if missing:
+        raise FileNotFoundError(
+            f"checkpoint {prefix}: {prefix}.index is there but its data file(s) are missing: "
+            + ", ".join(missing)
+            + " (an incomplete copy or download?)"
+        )
+
+
 def resolve_checkpoint(path: str) -> str:
     """A checkpoint prefix from a prefix or a folder (local or gs://).
 
@@ -134,6 +154,7 @@ def resolve_checkpoint(path: str) -> str:
     if fileio.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if latest is not None:
+            check_checkpoint_files(latest)
             return latest
         prefixes = [p[: -len(".index")] for p in fileio.glob(fileio.join(path, "*.index"))]
         if not prefixes:
@@ -142,15 +163,17 @@ def resolve_checkpoint(path: str) -> str:
             )
         best = [p for p in prefixes if fileio.basename(p) == "model.ckpt-best"]
         if best:
+            check_checkpoint_files(best[0])
             return best[0]
 
         def step(p):
             m = re.search(r"-(\d+)$", p)
             return int(m.group(1)) if m else -1
 
-        return max(prefixes, key=step)
-    if not fileio.exists(path + ".index"):
-        raise FileNotFoundError(f"checkpoint not found: {path} (expected {path}.index)")
+        chosen = max(prefixes, key=step)
+        check_checkpoint_files(chosen)
+        return chosen
+    check_checkpoint_files(path)
     return path
 
 

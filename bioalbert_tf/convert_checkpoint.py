@@ -7,6 +7,8 @@ Ours (a conversion or a pretraining output_dir, or a ckpt prefix) -> TF1:
   python -m bioalbert_tf.convert_checkpoint --to_tf1 --keras_checkpoint=pretrain_out/ \
       --albert_config_file=albert_config.json --output_tf1=export/model.ckpt-best
 Add --keras_hub_preset_dir (and --spm_model_file) to also write a keras-hub AlbertBackbone preset.
+Files that already exist where the output goes (a `checkpoint` state file, albert_config.json, a
+checkpoint of the same name, a non-empty preset folder) are left alone unless --overwrite.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "spm_model_file", None, "SentencePiece model to include in the keras-hub preset."
 )
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace output files that already exist (by default such a conversion is refused).",
+)
 
 
 def _config(checkpoint_path: str):
@@ -60,6 +67,34 @@ def _step(prefix: str) -> int | None:
     return None
 
 
+def _outputs() -> list[str]:
+    """The existing files this command would replace."""
+    if FLAGS.to_tf1:
+        folder = FLAGS.output_tf1.rsplit("/", 1)[0] if "/" in FLAGS.output_tf1 else "."
+        paths = [FLAGS.output_tf1 + ".index", *fileio.glob(FLAGS.output_tf1 + ".data-*")]
+    else:
+        folder = FLAGS.output_dir
+        # Checkpoint.save numbers from 1 in a new checkpoint object: ckpt-1.*
+        paths = fileio.glob(fileio.join(folder, "ckpt-1.*"))
+    paths += [fileio.join(folder, "checkpoint"), fileio.join(folder, checkpoints.CONFIG_NAME)]
+    existing = [p for p in paths if fileio.exists(p)]
+    preset = FLAGS.keras_hub_preset_dir
+    if preset and fileio.isdir(preset) and fileio.listdir(preset):
+        existing.append(preset + " (a non-empty folder)")
+    return existing
+
+
+def _refuse_overwrite() -> None:
+    # A pretraining folder whose `checkpoint` and albert_config.json are replaced cannot resume.
+    existing = _outputs()
+    if existing and not FLAGS.overwrite:
+        raise FileExistsError(
+            f"{len(existing)} output file(s) already exist and would be replaced: "
+            + ", ".join(existing)
+            + ". Choose another output location, or pass --overwrite to replace them."
+        )
+
+
 def main(argv):
     del argv
     from bioalbert_tf.config import ConfigError
@@ -69,6 +104,7 @@ def main(argv):
         if FLAGS.to_tf1:
             if not (FLAGS.keras_checkpoint and FLAGS.output_tf1):
                 raise app.UsageError("--to_tf1 needs --keras_checkpoint and --output_tf1")
+            _refuse_overwrite()
             prefix = checkpoints.resolve_checkpoint(FLAGS.keras_checkpoint)
             model = AlbertPretrainer(_config(FLAGS.keras_checkpoint))
             checkpoints.load_keras_checkpoint(model, prefix)
@@ -86,6 +122,7 @@ def main(argv):
         else:
             if not (FLAGS.tf1_checkpoint and FLAGS.output_dir):
                 raise app.UsageError("give --tf1_checkpoint and --output_dir (or --to_tf1 ...)")
+            _refuse_overwrite()
             prefix = checkpoints.resolve_checkpoint(FLAGS.tf1_checkpoint)
             model = AlbertPretrainer(_config(FLAGS.tf1_checkpoint))
             report = checkpoints.load_tf1_checkpoint(model, prefix)
@@ -103,7 +140,13 @@ def main(argv):
             summary["keras_hub_preset"] = save_keras_hub_preset(
                 model.encoder, FLAGS.keras_hub_preset_dir, FLAGS.spm_model_file
             )
-    except (checkpoints.CheckpointMismatchError, FileNotFoundError, ConfigError, ValueError) as e:
+    except (
+        checkpoints.CheckpointMismatchError,
+        FileNotFoundError,
+        FileExistsError,
+        ConfigError,
+        ValueError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))

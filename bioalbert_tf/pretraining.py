@@ -19,7 +19,7 @@ import time
 
 from absl import logging
 
-from bioalbert_tf import checkpoints, features, fileio
+from bioalbert_tf import checkpoints, features, fileio, run_settings
 
 AUTOTUNE = -1
 
@@ -49,6 +49,7 @@ class PretrainingConfig:
     use_bfloat16: bool = False
     random_seed: int = 12345
     export_tf1: bool = False
+    spm_model_file: str | None = None  # if given, its size is checked against vocab_size
 
     def validate(self) -> None:
         for name in ("train_batch_size", "eval_batch_size", "max_seq_length", "max_predictions_per_seq",
@@ -58,6 +59,13 @@ class PretrainingConfig:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if self.num_warmup_steps < 0:
             raise ValueError(f"--num_warmup_steps must be >= 0, got {self.num_warmup_steps}")
+        if not self.learning_rate > 0:  # 0 or less trains nothing, or climbs the loss
+            raise ValueError(f"--learning_rate must be > 0, got {self.learning_rate}")
+        if self.do_train and self.num_warmup_steps > self.num_train_steps:
+            raise ValueError(
+                f"--num_warmup_steps={self.num_warmup_steps} exceeds --num_train_steps="
+                f"{self.num_train_steps}: the learning rate would never reach --learning_rate"
+            )
         if self.optimizer not in ("lamb", "adamw"):
             raise ValueError(f"--optimizer must be lamb or adamw, got {self.optimizer!r}")
         if not (self.do_train or self.do_eval):
@@ -165,6 +173,12 @@ class Trainer:
                 f"{self.albert_config.max_position_embeddings} of {config.albert_config_file}"
             )
         self.files = expand_files(config.input_file)
+        run_settings.check_inputs(self.files, config, self.albert_config, _compression(self.files[0]),
+                                  spm_model_file=config.spm_model_file)  # fmt: skip
+        if config.do_eval and config.eval_input_file:
+            eval_files = expand_files(config.eval_input_file)
+            run_settings.check_inputs(eval_files, config, self.albert_config, _compression(eval_files[0]),
+                                      flag="--eval_input_file")  # fmt: skip
         keras.utils.set_random_seed(config.random_seed)
         if config.use_bfloat16:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -310,10 +324,17 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
     """Trains and/or evaluates; returns the last train metrics and eval results."""
     import tensorflow as tf
 
+    from bioalbert_tf.config import AlbertConfig
+
+    config.validate()
+    # Refused before anything in output_dir is written: resuming with other settings.
+    run_settings.check_resume(config, AlbertConfig.from_json_file(config.albert_config_file))
     fileio.makedirs(config.output_dir)
     trainer = Trainer(config, strategy)
+    run_settings.record(config, trainer.albert_config)
     trainer.albert_config.to_json_file(fileio.join(config.output_dir, checkpoints.CONFIG_NAME))
     logging.info("%s", trainer.restore_or_initialize())
+    run_settings.trim_metrics(config.output_dir, trainer.step)
     writer = tf.summary.create_file_writer(fileio.join(config.output_dir, "train"))
     eval_writer = tf.summary.create_file_writer(fileio.join(config.output_dir, "eval"))
     best_path = fileio.join(config.output_dir, "best_eval.json")

@@ -57,6 +57,12 @@ flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
 flags.DEFINE_integer("tpu_connect_timeout", 120, "Seconds to wait for the TPU before giving up.")
 flags.DEFINE_bool("use_bfloat16", False, "mixed_bfloat16: bfloat16 compute, float32 variables.")
 flags.DEFINE_integer("random_seed", 12345, "Seed of initialisation and data order.")
+flags.DEFINE_string(
+    "spm_model_file",
+    None,
+    "SentencePiece model of the TFRecords: checks that vocab_size holds all its ids "
+    "(the builder's stats.json, when beside the TFRecords, is checked anyway).",
+)
 flags.DEFINE_bool(
     "export_tf1",
     False,
@@ -97,6 +103,7 @@ def main(argv):
         use_bfloat16=FLAGS.use_bfloat16,
         random_seed=FLAGS.random_seed,
         export_tf1=FLAGS.export_tf1,
+        spm_model_file=FLAGS.spm_model_file,
     )
     try:
         strategy = distribute.get_strategy(

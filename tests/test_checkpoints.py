@@ -177,3 +177,33 @@ def test_missing_checkpoint_is_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="folder holds no checkpoint"):
         checkpoints.load_init_checkpoint(_pretrainer(_tiny()), str(tmp_path / "empty"))
+
+
+def test_missing_data_file_is_named(tmp_path):
+    prefix = tmp_path / "google" / "model.ckpt-best"
+    write_random_tf1_checkpoint(_tiny(), str(prefix))
+    (tmp_path / "google" / "model.ckpt-best.data-00000-of-00001").unlink()
+    for path in (str(prefix), str(tmp_path / "google")):
+        with pytest.raises(FileNotFoundError, match=r"model\.ckpt-best\.data-00000-of-00001"):
+            checkpoints.load_init_checkpoint(_pretrainer(_tiny()), path)
+
+
+def test_cli_refuses_to_replace_a_folders_checkpoint_without_overwrite(tmp_path):
+    config = _tiny()
+    src = tmp_path / "google" / "model.ckpt-best"
+    write_random_tf1_checkpoint(config, str(src))
+    run = [sys.executable, "-m", "bioalbert_tf.convert_checkpoint", f"--tf1_checkpoint={src}",
+           f"--albert_config_file={TINY}", f"--output_dir={tmp_path}/pretraining"]  # fmt: skip
+    folder = tmp_path / "pretraining"  # a pretraining run's folder
+    folder.mkdir()
+    (folder / "checkpoint").write_text('model_checkpoint_path: "ckpt-200"\n')
+    (folder / "albert_config.json").write_text('{"vocab_size": 30000}')
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    proc = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1
+    assert f"{folder}/checkpoint" in proc.stderr and f"{folder}/albert_config.json" in proc.stderr
+    assert "--overwrite" in proc.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    proc = subprocess.run(run + ["--overwrite"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert AlbertConfig.from_json_file(str(folder / "albert_config.json")) == config

@@ -203,3 +203,29 @@ def test_gzip_plain_text(tmp_path):
 )
 def test_format_detection(name, fmt):
     assert corpus.detect_format(name) == fmt
+
+
+def test_binary_file_given_as_text_is_an_error_or_a_listed_skip(tmp_path):
+    # Protobuf-like records: readable words between control bytes. Read line by line, the
+    # words became "sentences" of garbage.
+    path = tmp_path / "model.txt"
+    path.write_bytes(
+        b"".join(
+            b"\x0a\x12\x08" + f"pieces of readable text {i}".encode() + b"\x15\x1f\x1c\x01\x02\x03"
+            for i in range(2000)
+        )
+    )
+    with pytest.raises(corpus.CorpusError, match=r"model.txt: not a text file: \d+% of the"):
+        _read(path)
+    docs, stats = _read(path, skip_bad_files=True)
+    assert docs == [] and stats.counts["files_binary"] == 1
+    assert stats.bad_files[0].startswith(f"{path}: not a text file")
+    assert corpus.binary_share(path.read_bytes()[: corpus.SNIFF_BYTES]) > 0.15
+
+
+def test_text_with_a_few_bad_bytes_is_still_text(tmp_path):
+    text = "A plain sentence of text, long enough to keep, é and ü included.\n" * 200
+    data = text.encode()
+    # a stray NUL and an undecodable byte, and a character cut at the end of the sniffed block
+    data = data[:100] + b"\x00\xff" + data[100 : corpus.SNIFF_BYTES - 103] + "é".encode()[:1]
+    assert corpus.binary_share(data) < 0.01

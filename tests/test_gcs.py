@@ -89,7 +89,7 @@ def test_pretraining_on_gcs_resumes_from_gcs(gcs, tmp_path):
     cmd = [sys.executable, "-m", "bioalbert_tf.run_pretraining", f"--input_file=gs://{BUCKET}/tfrecords/*.tfrecord",
            f"--output_dir=gs://{BUCKET}/run", f"--albert_config_file=gs://{BUCKET}/config/albert_config.json",
            f"--init_checkpoint=gs://{BUCKET}/init/model.ckpt-best", "--train_batch_size=4", "--max_seq_length=64",
-           "--max_predictions_per_seq=10", "--save_checkpoints_steps=2", "--iterations_per_loop=2"]  # fmt: skip
+           "--max_predictions_per_seq=10", "--save_checkpoints_steps=2", "--iterations_per_loop=2", "--num_warmup_steps=1"]  # fmt: skip
     first = _run(cmd + ["--num_train_steps=2"], gcs)
     assert "initialised from gs://" in first.stderr
     second = _run(cmd + ["--num_train_steps=4"], gcs)

@@ -260,3 +260,49 @@ def test_cli_truncated_file_error_names_it(tiny_spm, tmp_path):
         "pubmed_cut.xml.gz: unreadable after" in proc.stderr and "--skip_bad_files" in proc.stderr
     )
     assert not list((tmp_path / "out").glob("*.tfrecord"))
+
+
+def test_more_shards_than_examples_is_refused_and_writes_nothing(
+    small_text_corpus, tiny_spm, tmp_path
+):
+    one = tmp_path / "one.txt"  # three documents: a handful of examples
+    one.write_text("\n\n".join(small_text_corpus.read_text(encoding="utf-8").split("\n\n")[:3]))
+    out = tmp_path / "out"
+    with pytest.raises(Exception, match=r"--num_shards=40 is more than the work: one.txt gave \d+ "
+                       r"example\(s\) for its 40 shards, so \d+ shard\(s\) would be empty"):  # fmt: skip
+        pipeline.run(
+            _config(str(one), out, tiny_spm, dupe_factor=1, num_shards=40),
+            ["--direct_num_workers=1"],
+        )
+    assert list(out.glob("*.tfrecord*")) == []
+
+
+def test_a_file_without_examples_writes_no_empty_shard(small_text_corpus, tiny_spm, tmp_path):
+    (tmp_path / "a.txt").write_text(small_text_corpus.read_text(encoding="utf-8"))
+    (tmp_path / "b.txt").write_text("too short\n\nshort too\n")  # no line of 20 characters
+    out = tmp_path / "out"
+    stats = pipeline.run(
+        _config(f"{tmp_path}/*.txt", out, tiny_spm, dupe_factor=1), ["--direct_num_workers=1"]
+    )
+    assert sorted(p.name for p in out.glob("*.tfrecord")) == ["pretrain-00000-of-00002.tfrecord"]
+    assert list(stats["shards"]) == ["pretrain-00000-of-00002.tfrecord"]
+
+
+def test_cli_refuses_a_misspelt_flag_before_building(two_files, tiny_spm, tmp_path):
+    cmd = [sys.executable, "-m", "tfrecords_builder.build_pretraining_data", f"--input_files={two_files}",
+           f"--output_dir={tmp_path}/out", f"--spm_model_file={tiny_spm}", "--max_seq_lenght=128",
+           "--dupe_factor=1", "--direct_num_workers=1"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 1
+    assert "--max_seq_lenght=128 (did you mean --max_seq_length?)" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_beam_pipeline_options_are_not_unknown():
+    dataflow = ["--runner=DataflowRunner", "--project=x", "--region=y", "--temp_location=gs://b/t",
+                "--requirements_file=requirements.txt", "--num_workers", "4"]  # fmt: skip
+    direct = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    assert pipeline.unknown_pipeline_args(dataflow + direct) == []
+    assert pipeline.unknown_pipeline_args(["--max_seq_lenght=128", "--runn=x", "stray"]) == [
+        "--max_seq_lenght=128", "--runn=x", "stray"
+    ]  # fmt: skip

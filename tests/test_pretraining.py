@@ -3,6 +3,7 @@ after SIGKILL with identical weights, and clear failures."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -121,10 +122,9 @@ def test_starts_from_a_tf1_checkpoint(data, tmp_path):
     config = AlbertConfig.from_json_file(str(data / "albert_config.json"))
     values = write_random_tf1_checkpoint(config, str(tmp_path / "google" / "model.ckpt-best"))
     out = tmp_path / "run"
-    # learning rate 0: the weights after training are the imported ones
-    _run(_cmd(data, out, "--num_train_steps=2", "--iterations_per_loop=2", f"--init_checkpoint={tmp_path}/google",
-              "--learning_rate=0"))  # fmt: skip
-    got = _model_weights(str(out / "ckpt-2"))
+    # eval only: the weights kept as model.ckpt-best are the imported ones
+    _run(_cmd(data, out, "--nodo_train", "--do_eval", "--max_eval_steps=1", f"--init_checkpoint={tmp_path}/google"))  # fmt: skip
+    got = _model_weights(str(out / "model.ckpt-best"))
     for name, value in values.items():
         np.testing.assert_array_equal(got[name], value, err_msg=name)
 
@@ -143,7 +143,7 @@ def test_unreachable_tpu_fails_within_bounded_time(data, tmp_path):
 
 def test_bad_batch_and_missing_input_are_named(data, tmp_path):
     proc = subprocess.run(
-        _cmd(data, tmp_path, "--num_train_steps=1", "--max_seq_length=128"),
+        _cmd(data, tmp_path, "--num_train_steps=1", "--num_warmup_steps=0", "--max_seq_length=128"),
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -152,7 +152,138 @@ def test_bad_batch_and_missing_input_are_named(data, tmp_path):
         proc.returncode == 1
         and "--max_seq_length=128 exceeds max_position_embeddings=64" in proc.stderr
     )
-    cmd = _cmd(data, tmp_path, "--num_train_steps=1")
+    cmd = _cmd(data, tmp_path, "--num_train_steps=1", "--num_warmup_steps=0")
     cmd[3] = f"--input_file={tmp_path}/none-*.tfrecord"
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 1 and "no TFRecord files match" in proc.stderr
+
+
+def _config(data, out, **kw):
+    from bioalbert_tf.pretraining import PretrainingConfig
+
+    settings = dict(input_file=(f"{data}/tfrecords/*.tfrecord",), output_dir=str(out),
+                    albert_config_file=f"{data}/albert_config.json", train_batch_size=8, max_seq_length=64,
+                    max_predictions_per_seq=10, learning_rate=0.005, num_warmup_steps=1, num_train_steps=4,
+                    save_checkpoints_steps=2, iterations_per_loop=1)  # fmt: skip
+    return PretrainingConfig(**{**settings, **kw})
+
+
+def _pretrain(config):
+    from bioalbert_tf import pretraining
+
+    return pretraining.run(config, tf.distribute.get_strategy())
+
+
+@pytest.fixture(scope="module")
+def four_steps(data, tmp_path_factory):
+    """A finished 4-step run (checkpoints at 2 and 4, one metrics line per step)."""
+    out = tmp_path_factory.mktemp("four_steps") / "run"
+    _pretrain(_config(data, out))
+    return out
+
+
+def _files(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_resuming_with_other_settings_is_refused_before_anything_is_written(
+    data, four_steps, tmp_path
+):
+    import shutil
+
+    from bioalbert_tf.run_settings import SettingsMismatchError
+
+    out = tmp_path / "run"
+    shutil.copytree(four_steps, out)
+    values = json.loads((data / "albert_config.json").read_text())
+    (tmp_path / "other_config.json").write_text(json.dumps({**values, "num_hidden_layers": 3}))
+    before = _files(out)
+    with pytest.raises(SettingsMismatchError) as e:
+        _pretrain(_config(data, out, train_batch_size=16, num_train_steps=6,
+                          albert_config_file=str(tmp_path / "other_config.json")))  # fmt: skip
+    message = str(e.value)
+    assert "ckpt-4" in message and "2 differ" in message
+    assert f"--train_batch_size: 8 in {out}/run_settings.json, 16 now" in message
+    assert "albert_config.json num_hidden_layers: 5 in" in message and "3 in " in message
+    assert _files(out) == before  # albert_config.json, checkpoints, metrics untouched
+    # A longer run with the same settings resumes (extending a run is allowed).
+    result = _pretrain(_config(data, out, num_train_steps=6))
+    assert result["step"] == 6
+
+
+def test_resume_drops_metrics_logged_after_the_checkpoint(data, four_steps, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(four_steps, out)
+    # As if killed after logging steps 3-5 but before saving ckpt-4: the newest checkpoint is ckpt-2.
+    for p in out.glob("ckpt-4.*"):
+        p.unlink()
+    (out / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-2"\nall_model_checkpoint_paths: "ckpt-2"\n'
+    )
+    with open(out / "train_metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 5, "loss": 1.0}) + "\n")
+    _pretrain(_config(data, out))
+    steps = [
+        json.loads(line)["step"] for line in (out / "train_metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_inputs_that_cannot_feed_the_run_are_refused(data, tiny_spm, tmp_path):
+    import shutil
+
+    from bioalbert_tf.run_settings import InputMismatchError
+
+    records = f"{data}/tfrecords"
+    with pytest.raises(InputMismatchError, match=rf"{records}/stats.json: the TFRecords were built with "
+                       r"--max_seq_length=64, this run has --max_seq_length=32"):  # fmt: skip
+        _pretrain(_config(data, tmp_path / "a", max_seq_length=32))
+    values = json.loads((data / "albert_config.json").read_text())
+    (tmp_path / "small_vocab.json").write_text(json.dumps({**values, "vocab_size": 500}))
+    small_vocab = str(tmp_path / "small_vocab.json")
+    with pytest.raises(InputMismatchError, match=r"stats.json \(vocab_size\): the vocabulary has 1000 pieces, "
+                       r"but vocab_size in .*small_vocab.json is 500"):  # fmt: skip
+        _pretrain(_config(data, tmp_path / "b", albert_config_file=small_vocab))
+    # Without the builder's stats.json: the first record and --spm_model_file are checked.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shard = sorted((data / "tfrecords").glob("*.tfrecord"))[0]
+    shutil.copy(shard, bare / shard.name)
+    bare_input = (f"{bare}/*.tfrecord",)
+    with pytest.raises(InputMismatchError, match=rf"{bare}/{shard.name}: its examples have "
+                       r"max_predictions_per_seq 10, this run has --max_predictions_per_seq=5"):  # fmt: skip
+        _pretrain(_config(data, tmp_path / "c", input_file=bare_input, max_predictions_per_seq=5))
+    with pytest.raises(InputMismatchError, match=rf"{tiny_spm}: the vocabulary has 1000 pieces"):
+        _pretrain(_config(data, tmp_path / "d", input_file=bare_input, albert_config_file=small_vocab,
+                          spm_model_file=tiny_spm))  # fmt: skip
+
+
+def test_empty_input_fails_with_the_files_named(data, tmp_path):
+    (tmp_path / "empty-0.tfrecord").write_bytes(b"")
+    (tmp_path / "empty-1.tfrecord").write_bytes(b"")
+    cmd = _cmd(data, tmp_path / "run", "--num_train_steps=2", "--num_warmup_steps=0")
+    cmd[3] = f"--input_file={tmp_path}/empty-*.tfrecord"
+    # Before: an endless loop over a repeated empty dataset, with no message.
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert proc.returncode == 1
+    assert (f"--input_file: no records in any of the 2 file(s): {tmp_path}/empty-0.tfrecord, "
+            f"{tmp_path}/empty-1.tfrecord") in proc.stderr  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(learning_rate=0.0), "--learning_rate must be > 0, got 0.0"),
+        (dict(learning_rate=-1e-4), "--learning_rate must be > 0, got -0.0001"),
+        (dict(num_warmup_steps=5000, num_train_steps=1000),
+         "--num_warmup_steps=5000 exceeds --num_train_steps=1000"),
+    ],
+)  # fmt: skip
+def test_settings_that_cannot_train_are_refused(kw, message):
+    from bioalbert_tf.pretraining import PretrainingConfig
+
+    config = PretrainingConfig(input_file=("x",), output_dir="o", albert_config_file="c", **kw)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config.validate()

@@ -80,3 +80,21 @@ def test_start_piece_rule_is_the_reference_one():
     assert tokenization.is_start_piece("12")  # digits are not English letters
     assert not tokenization.is_start_piece("ing")
     assert tokenization.is_start_piece("ox")  # the reference's letter set lacks "x"
+
+
+def test_empty_corpus_is_named_not_a_sentencepiece_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "short.txt").write_text("too short\n\nshort too\n", encoding="utf-8")
+    cmd = [sys.executable, "-m", "tfrecords_builder.build_vocab", f"--input_files={tmp_path}/*.txt",
+           f"--model_prefix={tmp_path}/v", "--vocab_size=100"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert (f"error: no sentences to train a vocabulary on in {tmp_path}/empty.txt, "
+            f"{tmp_path}/short.txt: expected text with lines of at least 20 characters") in proc.stderr  # fmt: skip
+    assert "'lines_short': 2" in proc.stderr

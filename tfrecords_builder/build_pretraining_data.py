@@ -6,18 +6,19 @@ r"""Builds ALBERT MLM + SOP pretraining TFRecords from a corpus, on Apache Beam.
 
 Any flag this program does not define is passed to Beam as a pipeline option, e.g.
 `--runner=DataflowRunner --project=... --region=... --temp_location=gs://...` or
-`--direct_num_workers=2`.
+`--direct_num_workers=2`; a flag that is neither ours nor a Beam pipeline option is an error.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 
 from absl import app, flags, logging
 
 from tfrecords_builder import corpus
-from tfrecords_builder.pipeline import BuildConfig, run
+from tfrecords_builder.pipeline import BuildConfig, run, unknown_pipeline_args
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -105,6 +106,7 @@ def main(argv):
             raise app.UsageError(f"--{name} is required")
     beam_args = [f"--runner={FLAGS.runner}", *argv[1:]]
     try:
+        _refuse_unknown(argv[1:])
         stats = run(config_from_flags(), beam_args)
     except (
         corpus.CorpusError,
@@ -141,6 +143,24 @@ def main(argv):
     print(json.dumps(brief, indent=2))
     print(f"wrote {len(stats['shards'])} shard(s) and stats.json to {FLAGS.output_dir}")
     return 0
+
+
+def _refuse_unknown(args: list[str]) -> None:
+    unknown = unknown_pipeline_args(args)
+    if not unknown:
+        return
+    ours = sorted(FLAGS.get_key_flags_for_module(sys.modules[__name__]), key=str)
+    names = [f.name for f in ours]
+    lines = []
+    for arg in unknown:
+        name = arg.lstrip("-").split("=", 1)[0]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean --{close[0]}?)" if close and arg.startswith("-") else ""
+        lines.append(f"  {arg}{hint}")
+    raise ValueError(
+        "unknown argument(s), neither a flag of this program nor a Beam pipeline option:\n"
+        + "\n".join(lines)
+    )
 
 
 def _root_message(e: BaseException) -> str:

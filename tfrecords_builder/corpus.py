@@ -15,17 +15,21 @@ Formats:
 
 Bad input never crashes without a message: undecodable or NUL-carrying lines and over-long
 lines are skipped and counted; a truncated or malformed file raises CorpusError naming the
-file (or, with skip_bad_files, keeps what was read before the damage and is counted).
+file (or, with skip_bad_files, keeps what was read before the damage and is counted). A binary
+file given as text (its first block mostly NUL, control or undecodable bytes) raises CorpusError
+(or, with skip_bad_files, is listed and skipped): read line by line it would yield garbage.
 """
 
 from __future__ import annotations
 
+import codecs
 import collections
 import csv
 import gzip
 import io
 import sys
 import tarfile
+import unicodedata
 import zlib
 from collections.abc import Iterator
 
@@ -39,6 +43,11 @@ MIN_LINE_CHARS = 20  # the paper: lines shorter than 20 characters are removed
 MAX_LINE_CHARS = 100_000  # longer "sentences" are markup or binary junk: skipped and counted
 
 # lxml never fetches DTDs or entities (PubMed files name a DTD by URL).
+SNIFF_BYTES = 8192  # the block of a text file looked at to tell text from binary
+# Share of NUL, control or undecodable characters in that block above which a file is binary;
+# text has next to none (a few bad lines are skipped and counted instead).
+BINARY_SHARE = 0.1
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v")
 _XML_OPTS = dict(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=True)
 _PMC_SKIP = frozenset(
     {"table-wrap", "table", "fig", "ref-list", "supplementary-material", "fn-group"}
@@ -97,6 +106,33 @@ def clean_lines(lines, stats: ReadStats, min_chars: int = MIN_LINE_CHARS) -> lis
         else:
             kept.append(line)
     return kept
+
+
+def binary_share(head: bytes) -> float:
+    """Share of the characters of `head` that are NUL, control (but whitespace) or undecodable."""
+    # final=False: a multi-byte character cut at the end of the block is not damage.
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
+    if not text:
+        return 0.0
+    bad = sum(
+        1
+        for c in text
+        if c == "\ufffd" or (c not in _TEXT_CONTROLS and unicodedata.category(c) == "Cc")
+    )
+    return bad / len(text)
+
+
+def _binary_message(path: str, fmt: str) -> str | None:
+    """Why a file given as text is binary, or None."""
+    with _open_binary(path) as f:
+        head = f.read(SNIFF_BYTES)
+    share = binary_share(head)
+    if share <= BINARY_SHARE:
+        return None
+    return (
+        f"{path}: not a text file: {share:.0%} of the characters in its first {len(head)} bytes "
+        f"are NUL, control or undecodable (expected UTF-8 text in format {fmt})"
+    )
 
 
 def _open_binary(path: str):
@@ -272,6 +308,16 @@ def iter_documents(
         return
     n_docs = 0
     try:
+        binary = _binary_message(path, fmt) if fmt in ("text", "mimic") else None
+        if binary:
+            if not skip_bad_files:
+                raise CorpusError(
+                    binary + "; remove it from the inputs, or pass --skip_bad_files to list it "
+                    "in stats.json and go on."
+                )
+            stats.counts["files_binary"] += 1
+            stats.bad_files.append(binary)
+            return
         with _open_binary(path) as f:
             if fmt == "medline":
                 docs = _read_medline(f, stats, min_line_chars)

@@ -4,7 +4,9 @@ Layout of the work, chosen so that memory stays flat as the corpus grows and the
 depend on the runner or its parallelism:
 - Input files are expanded and sorted. They are split into *groups*; a group is one unit of
   Beam work and writes its own output shards (`num_shards` <= files: several files feed one
-  shard; `num_shards` > files: one file's chunks are dealt round-robin over several shards).
+  shard; `num_shards` > files: one file's examples are dealt round-robin over several shards).
+  A shard is never an empty file: a group with more shards than examples is an error naming
+  both numbers, and a one-shard group that yields no example writes no shard.
 - A group streams its files in chunks of `docs_per_chunk` documents. Each chunk is tokenized,
   packed into instances (`dupe_factor` passes), masked and serialised with an RNG seeded from
   (random_seed, file, chunk), then shuffled. Only one chunk is in memory at a time, and the
@@ -288,7 +290,7 @@ def build_group(
     stats = ChunkStats(config.max_seq_length)
     token = f"{os.getpid()}-{random.getrandbits(32):08x}"
     writers = [writer.AtomicTFRecordWriter(p, config.compression, token) for p in paths]
-    start, n_chunks = time.time(), 0
+    start, n_records = time.time(), 0
     try:
         for position, path in group.files:
             docs = corpus.iter_documents(
@@ -296,10 +298,10 @@ def build_group(
             )
             for chunk_index, chunk in enumerate(_chunks(docs, config.docs_per_chunk)):
                 rng = random.Random(chunk_seed(config.random_seed, position, path, chunk_index))
-                out = writers[n_chunks % len(writers)]
+                # Examples dealt one by one: the shards of a group differ by at most one example.
                 for record in process_chunk(chunk, tokenizer, is_start, config, rng, stats):
-                    out.write(record)
-                n_chunks += 1
+                    writers[n_records % len(writers)].write(record)
+                    n_records += 1
                 elapsed = time.time() - start
                 logging.info(
                     "group %d, %s chunk %d: %d documents, %d examples so far (%.0f examples/s)",
@@ -310,6 +312,22 @@ def build_group(
                     stats.c["examples"],
                     stats.c["examples"] / max(elapsed, 1e-9),
                 )
+        empty = [w for w in writers if w.records == 0]
+        names = [fileio.basename(p) for _, p in group.files]
+        if empty and len(writers) > 1:
+            raise ValueError(
+                f"--num_shards={total_shards} is more than the work: {', '.join(names)} gave "
+                f"{n_records} example(s) for its {len(writers)} shards, so {len(empty)} shard(s) "
+                f"would be empty files (e.g. {fileio.basename(empty[0].path)}); use a smaller "
+                "--num_shards"
+            )
+        if empty:
+            logging.warning(
+                "group %d: %s gave no examples: %s is not written",
+                group.index, ", ".join(names), fileio.basename(empty[0].path),
+            )  # fmt: skip
+            empty[0].abort()
+            writers = []
         result = {
             "fingerprint": print_fingerprint,
             "group": group.index,
@@ -436,6 +454,25 @@ def _runner(options):
     return None
 
 
+def unknown_pipeline_args(args: list[str]) -> list[str]:
+    """The arguments no Beam PipelineOptions class (any runner's) defines.
+
+    Beam itself only warns about them ("Discarding unparseable args") and goes on, so a misspelt
+    builder flag would silently leave its default in place.
+    """
+    from apache_beam.options import pipeline_options as po
+
+    # As PipelineOptions.get_all_options parses, but without abbreviations: `--runn` is no flag.
+    parser = po._BeamArgumentParser(allow_abbrev=False)
+    seen = set()
+    for cls in po.PipelineOptions.__subclasses__():
+        if str(cls) not in seen:
+            seen.add(str(cls))
+            cls._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(args)
+    return unknown
+
+
 def _beam_options(pipeline_args: list[str], n_groups: int):
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
@@ -458,8 +495,9 @@ def run(config: BuildConfig, pipeline_args: list[str] | None = None) -> dict:
 
     config.validate()
     files = expand_inputs(config.input_files)
-    tokenizer = _tokenizer(config)  # fails early, on the driver, for a bad vocabulary
-    del tokenizer
+    # Fails early, on the driver, for a bad vocabulary; its size goes to stats.json, where
+    # run_pretraining checks it against the model's vocab_size.
+    vocab_size = _tokenizer(config).vocab_size
     groups, total = plan_groups(files, config.num_shards)
     expected = {fileio.basename(shard_path(config, s, total)) for g in groups for s in g.shards}
     stale = _stale_shards(config, expected)
@@ -494,6 +532,7 @@ def run(config: BuildConfig, pipeline_args: list[str] | None = None) -> dict:
             results.append(json.load(f))
     input_bytes = sum(fileio.size(p) for p in files)
     summary = summarize(config, results, time.time() - start, input_bytes)
+    summary["vocab_size"] = vocab_size
     if summary["examples"] == 0:
         raise ValueError(
             f"no examples were produced from {len(files)} input file(s); stats: {summary['read']}"

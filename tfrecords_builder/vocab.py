@@ -88,6 +88,8 @@ def train(config: VocabConfig) -> dict:
             minloglevel=2,
         )
     except RuntimeError as e:
+        if counted["sentences"] == 0:  # SentencePiece says only "[!sentences_.empty()]"
+            raise ValueError(_no_sentences(config, stats)) from None
         msg = str(e)
         if "Vocabulary size too high" in msg or "vocab_size" in msg:
             raise ValueError(
@@ -96,11 +98,19 @@ def train(config: VocabConfig) -> dict:
             ) from e
         raise
     if counted["sentences"] == 0:
-        raise ValueError(f"no sentences found in {list(config.input_files)}")
+        raise ValueError(_no_sentences(config, stats))
     return _write_model(
         model.getvalue(),
         config.model_prefix,
         {"sentences": counted["sentences"], **stats.to_dict()},
+    )
+
+
+def _no_sentences(config: VocabConfig, stats: corpus.ReadStats) -> str:
+    return (
+        f"no sentences to train a vocabulary on in {', '.join(config.input_files)}: expected text "
+        f"with lines of at least {corpus.MIN_LINE_CHARS} characters (format {config.input_format}); "
+        f"read: {stats.to_dict()['counts']}"
     )
 
 

@@ -1,0 +1,238 @@
+"""What a pretraining run depends on, checked before it starts.
+
+- Resuming: the settings a run's checkpoints depend on are recorded in
+  `<output_dir>/run_settings.json` and compared when the folder holds a checkpoint to resume
+  from. A mismatch is refused before anything in the folder is written, naming each differing
+  setting with both values (otherwise a changed batch size ends in "Incompatible shapes" after
+  "resumed from ckpt-N", and a changed model config overwrites the folder's albert_config.json).
+- Input: TFRecords that hold no record, or that were built with another sequence length,
+  number of predictions or a larger vocabulary than the model's, are refused with the file and
+  both numbers (otherwise: a silent endless loop over an empty dataset, a raw parse traceback,
+  or a gather error after training has started).
+- `train_metrics.jsonl`: lines logged after the checkpoint a run resumes from are dropped, so
+  each step appears once.
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import logging
+
+from bioalbert_tf import checkpoints, fileio, tokenization
+
+SETTINGS_NAME = "run_settings.json"
+METRICS_NAME = "train_metrics.jsonl"
+STATS_NAME = "stats.json"  # written by tfrecords_builder beside its shards
+# Settings the checkpoints (model, optimizer slots, input iterator) or the learning-rate curve
+# depend on. num_train_steps is not among them: extending a run is allowed (and logged).
+RESUME_SETTINGS = (
+    "train_batch_size",
+    "max_seq_length",
+    "max_predictions_per_seq",
+    "optimizer",
+    "learning_rate",
+    "num_warmup_steps",
+    "poly_power",
+    "random_seed",
+    "use_bfloat16",
+)
+ALBERT_CONFIG = "albert_config"
+
+
+class SettingsMismatchError(ValueError):
+    """A resumed run whose settings differ from those its checkpoints were made with."""
+
+
+class InputMismatchError(ValueError):
+    """Input TFRecords that cannot feed this run; the message names the file and both values."""
+
+
+def settings_of(config, albert_config) -> dict:
+    values = {name: getattr(config, name) for name in RESUME_SETTINGS}
+    values["num_train_steps"] = config.num_train_steps
+    values[ALBERT_CONFIG] = albert_config.to_dict()
+    return values
+
+
+def _read_json(path: str):
+    with fileio.open_file(path, "r") as f:
+        return json.load(f)
+
+
+def _write_json(path: str, value) -> None:
+    with fileio.open_file(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2)
+    fileio.rename(path + ".tmp", path)
+
+
+def latest_checkpoint(output_dir: str) -> str | None:
+    import tensorflow as tf
+
+    return tf.train.latest_checkpoint(output_dir) if fileio.isdir(output_dir) else None
+
+
+def check_resume(config, albert_config) -> str | None:
+    """Raises SettingsMismatchError if output_dir holds a checkpoint made with other settings.
+
+    Returns the checkpoint that will be resumed (None for a fresh run). Writes nothing.
+    """
+    latest = latest_checkpoint(config.output_dir)
+    if latest is None:
+        return None
+    checkpoints.check_checkpoint_files(latest)
+    now = settings_of(config, albert_config)
+    path = fileio.join(config.output_dir, SETTINGS_NAME)
+    if fileio.exists(path):
+        before, source = _read_json(path), path
+    else:  # a run from before settings were recorded: its albert_config.json is all we know
+        config_path = fileio.join(config.output_dir, checkpoints.CONFIG_NAME)
+        if not fileio.exists(config_path):
+            return latest
+        before = {ALBERT_CONFIG: _read_json(config_path)}
+        source = config_path
+    rows = []
+    for name in RESUME_SETTINGS:
+        if name in before and before[name] != now[name]:
+            rows.append(f"  --{name}: {before[name]!r} in {source}, {now[name]!r} now")
+    old_model, new_model = before.get(ALBERT_CONFIG, {}), now[ALBERT_CONFIG]
+    for key in sorted(set(old_model) | set(new_model)):
+        if old_model.get(key) != new_model.get(key):
+            rows.append(
+                f"  {checkpoints.CONFIG_NAME} {key}: {old_model.get(key)!r} in {source}, "
+                f"{new_model.get(key)!r} in {config.albert_config_file}"
+            )
+    if rows:
+        raise SettingsMismatchError(
+            f"{config.output_dir} holds {fileio.basename(latest)}, made with other settings; "
+            f"resuming it needs the same ones. {len(rows)} differ:\n" + "\n".join(rows) + "\n"
+            "Rerun with the recorded values, or start a new --output_dir (with "
+            f"--init_checkpoint={config.output_dir} to start from its weights)."
+        )
+    steps_before = before.get("num_train_steps")
+    if steps_before is not None and steps_before != config.num_train_steps:
+        logging.warning(
+            "--num_train_steps changed from %d to %d on resume: the learning-rate decay is "
+            "recomputed over %d steps",
+            steps_before, config.num_train_steps, config.num_train_steps,
+        )  # fmt: skip
+    return latest
+
+
+def record(config, albert_config) -> None:
+    """Writes output_dir/run_settings.json (the settings the next resume is compared with)."""
+    _write_json(fileio.join(config.output_dir, SETTINGS_NAME), settings_of(config, albert_config))
+
+
+def trim_metrics(output_dir: str, step: int) -> int:
+    """Drops train_metrics.jsonl lines with step > `step` (logged after the checkpoint resumed
+    from, by a run killed before its next checkpoint); rewrites the file atomically.
+    Returns the number of lines dropped."""
+    path = fileio.join(output_dir, METRICS_NAME)
+    if not fileio.exists(path):
+        return 0
+    with fileio.open_file(path, "r") as f:
+        lines = f.read().splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    dropped = len([line for line in lines if line.strip()]) - len(kept)
+    if dropped:
+        with fileio.open_file(path + ".tmp", "w") as f:
+            f.write("".join(line + "\n" for line in kept))
+        fileio.rename(path + ".tmp", path)
+        logging.info(
+            "%s: dropped %d line(s) logged after step %d (the checkpoint resumed from)",
+            path, dropped, step,
+        )  # fmt: skip
+    return dropped
+
+
+def _first_record(path: str, compression: str):
+    import tensorflow as tf
+
+    for record in tf.data.TFRecordDataset(path, compression_type=compression).take(1):
+        return record.numpy()
+    return None
+
+
+def _lengths(record: bytes) -> dict:
+    import tensorflow as tf
+
+    from bioalbert_tf import features
+
+    feature = tf.train.Example.FromString(record).features.feature
+    out = {}
+    for flag, name in (
+        ("max_seq_length", features.INPUT_IDS),
+        ("max_predictions_per_seq", features.MASKED_LM_IDS),
+    ):
+        if name in feature:
+            out[flag] = len(feature[name].int64_list.value)
+    return out
+
+
+def _stats_files(files: list[str]) -> list[str]:
+    folders = sorted({f.rsplit("/", 1)[0] if "/" in f else "." for f in files})
+    paths = [fileio.join(folder, STATS_NAME) for folder in folders]
+    return [p for p in paths if fileio.exists(p)]
+
+
+def check_vocab_size(size: int, source: str, albert_config, albert_config_file: str) -> None:
+    """Refuses a vocabulary of `size` pieces (from `source`) that the embedding table cannot
+    hold, before training meets an out-of-range id in a gather."""
+    if size > albert_config.vocab_size:
+        raise InputMismatchError(
+            f"{source}: the vocabulary has {size} pieces, but vocab_size in "
+            f"{albert_config_file} is {albert_config.vocab_size}: ids up to {size - 1} "
+            f"would not fit the embedding table; set vocab_size >= {size}"
+        )
+
+
+def check_spm_model(spm_model_file: str, albert_config, albert_config_file: str) -> None:
+    """check_vocab_size for a SentencePiece model file (fine-tuning can call this too)."""
+    size = tokenization.load_sentencepiece(spm_model_file, check=False).get_piece_size()
+    check_vocab_size(size, spm_model_file, albert_config, albert_config_file)
+
+
+def check_inputs(
+    files: list[str],
+    config,
+    albert_config,
+    compression: str = "",
+    flag: str = "--input_file",
+    spm_model_file: str | None = None,
+) -> None:
+    """Refuses TFRecords with no record, or built for another length, prediction count or a
+    larger vocabulary than the model's (from the builder's stats.json, else the first record,
+    and `spm_model_file`)."""
+    want = {
+        "max_seq_length": config.max_seq_length,
+        "max_predictions_per_seq": config.max_predictions_per_seq,
+    }
+    for stats_path in _stats_files(files):
+        stats = _read_json(stats_path)
+        built = stats.get("flags", {})
+        for name, value in want.items():
+            if name in built and built[name] != value:
+                raise InputMismatchError(
+                    f"{stats_path}: the TFRecords were built with --{name}={built[name]}, "
+                    f"this run has --{name}={value}; pass --{name}={built[name]} (or rebuild)"
+                )
+        if stats.get("vocab_size"):
+            check_vocab_size(stats["vocab_size"], f"{stats_path} (vocab_size)", albert_config,
+                             config.albert_config_file)  # fmt: skip
+    if spm_model_file:
+        check_spm_model(spm_model_file, albert_config, config.albert_config_file)
+    # A repeated dataset with nothing in it never yields a batch: the run would spin forever.
+    for path in files:
+        record = _first_record(path, compression)
+        if record is not None:
+            break
+    else:
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        raise InputMismatchError(f"{flag}: no records in any of the {len(files)} file(s): {shown}")
+    for name, value in _lengths(record).items():
+        if value != want[name]:
+            raise InputMismatchError(
+                f"{path}: its examples have {name} {value}, this run has --{name}={want[name]}; "
+                f"pass --{name}={value} (or rebuild the TFRecords)"
+            )
