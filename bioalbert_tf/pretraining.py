@@ -2,9 +2,14 @@
 
 What it does, as google-research/albert run_pretraining.py did on TPUEstimator:
 - input: shuffled files, interleaved, shuffle(100), batched with drop_remainder, int64 -> int32;
-- loss: masked-LM + SOP; gradients clipped to global norm 1.0 per replica, then averaged;
+- loss: masked-LM + SOP; gradients clipped to global norm 1.0 per replica, then summed over the
+  replicas (the reference's `tf.gradients` skips CrossShardOptimizer's 1/num_shards loss scaling,
+  and its `apply_gradients` takes the `cross_replica_sum`);
 - LAMB (or AdamW) with linear warm-up and polynomial decay from step 0;
-- `iterations_per_loop` steps per host call; a checkpoint every `save_checkpoints_steps`.
+- `iterations_per_loop` steps per host call; a checkpoint every `save_checkpoints_steps`;
+- eval: masked-LM loss and accuracy weighted over all masked positions of all eval batches.
+XLA: off TPU the per-replica forward, backward and clipping are compiled with XLA
+(`jit_compile`, on by default); TPUs compile everything anyway.
 What it adds: every run is resumable. Checkpoints hold the model, the optimizer (slots and step)
 and the input iterator's position, so a run killed at any point and started again with the same
 command continues from the last checkpoint and produces the same weights as an uninterrupted run
@@ -49,6 +54,8 @@ class PretrainingConfig:
     use_bfloat16: bool = False
     random_seed: int = 12345
     export_tf1: bool = False
+    # XLA-compile the per-replica forward/backward/clipping on CPU and GPU (TPUs always compile).
+    jit_compile: bool = True
 
     def validate(self) -> None:
         for name in ("train_batch_size", "eval_batch_size", "max_seq_length", "max_predictions_per_seq",
@@ -181,14 +188,32 @@ class Trainer:
         self.iterator = iter(
             _distributed(strategy, self.files, config.train_batch_size, config, True)
         )
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, iterator=self.iterator
-        )
+        state = {"model": self.model, "optimizer": self.optimizer}
+        # One replica's iterator is a dataset iterator, which a checkpoint can hold; the one
+        # MirroredStrategy or TPUStrategy distributes over several replicas is not.
+        if isinstance(self.iterator, tf.__internal__.tracking.Trackable):
+            state["iterator"] = self.iterator
+        else:
+            logging.warning(
+                "%d replicas: the input position is not checkpointed; a resumed run restarts "
+                "the input pipeline",
+                strategy.num_replicas_in_sync,
+            )
+        self.checkpoint = tf.train.Checkpoint(**state)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint,
             config.output_dir,
             max_to_keep=config.keep_checkpoint_max,
             checkpoint_name="ckpt",
+        )
+        # On TPU the whole step is compiled anyway; elsewhere XLA compiles the replica's
+        # forward, backward and clipping. The optimizer update stays outside: XLA cannot reach
+        # the other replicas' copies of a mirrored variable, which the all-reduce updates.
+        on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+        self._gradients = (
+            tf.function(self._clipped_gradients, jit_compile=True)
+            if config.jit_compile and not on_tpu
+            else self._clipped_gradients
         )
         self._train_loop = tf.function(self._loop)
 
@@ -207,7 +232,8 @@ class Trainer:
             return f"initialised from {self.config.init_checkpoint} ({kind})"
         return "initialised at random"
 
-    def _step_fn(self, batch):
+    def _clipped_gradients(self, batch):
+        """One replica's losses and gradients, clipped to global norm 1.0 (as the reference)."""
         import tensorflow as tf
 
         from bioalbert_tf.modeling import pretraining_losses
@@ -215,13 +241,19 @@ class Trainer:
         with tf.GradientTape() as tape:
             outputs = self.model(batch, training=True)
             losses = pretraining_losses(outputs, batch)
-        variables = self.model.trainable_variables
-        grads = tape.gradient(losses["loss"], variables)
-        grads, _ = tf.clip_by_global_norm(grads, 1.0)  # per replica, as the reference
-        replicas = self.strategy.num_replicas_in_sync
-        if replicas > 1:  # apply_gradients sums over replicas: make it the mean
-            grads = [g / replicas for g in grads]
-        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        grads = tape.gradient(losses["loss"], self.model.trainable_variables)
+        # Dense, as the reference's are (token types go through a one-hot matmul, words too on
+        # TPU): the global norm of an embedding lookup's IndexedSlices counts each repeated row
+        # separately, so clipping it would scale by another norm than the gradient's.
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        grads, _ = tf.clip_by_global_norm(grads, 1.0)
+        return losses, grads
+
+    def _step_fn(self, batch):
+        losses, grads = self._gradients(batch)
+        # apply_gradients all-reduces with SUM: the update uses the sum of the replicas' clipped
+        # gradients, as the reference's CrossShardOptimizer.apply_gradients (cross_replica_sum).
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
         return losses
 
     def _reduced_step(self):

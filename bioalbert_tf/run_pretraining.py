@@ -62,6 +62,12 @@ flags.DEFINE_bool(
     False,
     "Also write the final (and best) weights in the original TF1 layout under output_dir/tf1.",
 )
+flags.DEFINE_bool(
+    "jit_compile",
+    True,
+    "XLA-compile each replica's forward/backward on CPU and GPU (TPUs always compile); "
+    "--nojit_compile runs the plain TensorFlow graph.",
+)
 
 
 def main(argv):
@@ -97,6 +103,7 @@ def main(argv):
         use_bfloat16=FLAGS.use_bfloat16,
         random_seed=FLAGS.random_seed,
         export_tf1=FLAGS.export_tf1,
+        jit_compile=FLAGS.jit_compile,
     )
     try:
         strategy = distribute.get_strategy(
