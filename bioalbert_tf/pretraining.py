@@ -285,10 +285,13 @@ class Trainer:
         return float(self.optimizer.learning_rate)
 
     def evaluate(self) -> dict:
-        """Mean metrics over max_eval_steps batches of the eval files (weighted like the reference)."""
+        """Metrics over max_eval_steps batches of the eval files, as the reference's eval_metrics:
+        masked-LM loss and accuracy weighted by masked_lm_weights over all masked positions of
+        all batches (tf.metrics.mean / accuracy with weights), SOP loss and accuracy over all
+        examples, and `loss` the mean of the batches' total losses (as Estimator reports it)."""
         import tensorflow as tf
 
-        from bioalbert_tf.modeling import pretraining_losses
+        from bioalbert_tf.modeling import pretraining_losses, pretraining_sums
 
         files = expand_files(self.config.eval_input_file or self.config.input_file)
         ds = _distributed(self.strategy, files, self.config.eval_batch_size, self.config, False)
@@ -296,30 +299,36 @@ class Trainer:
         @tf.function
         def eval_step(batch):
             def fn(b):
-                out = pretraining_losses(self.model(b, training=False), b)
-                weight = tf.reduce_sum(tf.cast(b["masked_lm_weights"], tf.float32))
-                return {**out, "mlm_weight": weight}
+                outputs = self.model(b, training=False)
+                return pretraining_losses(outputs, b)["loss"], pretraining_sums(outputs, b)
 
-            per_replica = self.strategy.run(fn, args=(batch,))
-            return {
-                k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                for k, v in per_replica.items()
+            loss, sums = self.strategy.run(fn, args=(batch,))
+            mean, total = tf.distribute.ReduceOp.MEAN, tf.distribute.ReduceOp.SUM
+            return self.strategy.reduce(mean, loss, axis=None), {
+                k: self.strategy.reduce(total, v, axis=None) for k, v in sums.items()
             }
 
-        totals = {k: 0.0 for k in METRICS}
-        mlm_correct = mlm_weight = 0.0
+        totals: dict = {}
+        loss = 0.0
         it = iter(ds)
         steps = self.config.max_eval_steps
         for _ in range(steps):
-            out = eval_step(next(it))
-            for k in METRICS:
-                totals[k] += float(out[k])
-            mlm_correct += float(out["mlm_accuracy"]) * float(out["mlm_weight"])
-            mlm_weight += float(out["mlm_weight"])
-        result = {k: v / steps for k, v in totals.items()}
-        result["mlm_accuracy"] = mlm_correct / mlm_weight if mlm_weight else 0.0
-        result["global_step"] = self.step
-        return result
+            batch_loss, sums = eval_step(next(it))
+            loss += float(batch_loss)
+            for k, v in sums.items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+
+        def ratio(num, den):
+            return totals[num] / totals[den] if totals[den] else 0.0
+
+        return {
+            "loss": loss / steps,
+            "mlm_loss": ratio("mlm_loss_sum", "mlm_weight"),
+            "sop_loss": ratio("sop_loss_sum", "examples"),
+            "mlm_accuracy": ratio("mlm_correct", "mlm_weight"),
+            "sop_accuracy": ratio("sop_correct", "examples"),
+            "global_step": self.step,
+        }
 
 
 BEST_PREFIX = "model.ckpt-best"

@@ -275,6 +275,49 @@ def test_two_replicas_sum_their_clipped_gradients(tmp_path, jit_compile):
         np.testing.assert_allclose(got[f"after|{n}"], w, rtol=1e-5, atol=1e-6, err_msg=n)
 
 
+def _log_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def test_eval_weighs_every_masked_position_alike(tmp_path):
+    """Eval batches with 1, 6 and 3 masked positions per example: mlm_loss and mlm_accuracy are
+    means over all 40 masked positions (the reference's weighted tf.metrics), checked in numpy
+    from the model's logits, and differ from a mean of per-batch means."""
+    from bioalbert_tf import pretraining
+
+    counts = [1, 6, 3]
+    config = _small_setup(tmp_path, n=12, predictions=lambda i: counts[i // 4], max_eval_steps=3,
+                          do_eval=True, jit_compile=False)  # fmt: skip
+    trainer = pretraining.Trainer(config, tf.distribute.get_strategy())
+    rng = np.random.default_rng(0)
+    bias = trainer.model.mlm_output_bias
+    values = 3.0 * rng.standard_normal(bias.shape)  # confident, varied predictions
+    ds = pretraining.make_dataset(list(config.input_file), 4, config, is_training=False)
+    values[next(iter(ds.skip(1)))["masked_lm_ids"].numpy()[0, 0]] = 30.0  # some hits
+    bias.assign(values.astype(np.float32))
+    got = trainer.evaluate()
+    nll, correct, weights, sop_nll, batch_means = [], [], [], [], []
+    for batch in ds.take(3):
+        out = trainer.model(batch, training=False)
+        logp = _log_softmax(out["mlm_logits"].numpy().astype(np.float64))
+        labels, w = batch["masked_lm_ids"].numpy(), batch["masked_lm_weights"].numpy()
+        label_logp = np.take_along_axis(logp, labels[..., None], -1)[..., 0]
+        nll.append(-label_logp[w > 0])
+        correct.append((logp.argmax(-1) == labels)[w > 0])
+        weights.append(w.sum())
+        batch_means.append(-(label_logp * w).sum() / w.sum())
+        sop = _log_softmax(out["sop_logits"].numpy().astype(np.float64))
+        sop_nll.append(-np.take_along_axis(sop, batch["next_sentence_labels"].numpy(), -1)[:, 0])
+    assert weights == [4.0, 24.0, 12.0]
+    want = np.concatenate(nll).mean()
+    assert got["mlm_loss"] == pytest.approx(want, rel=1e-5)
+    assert got["mlm_accuracy"] == pytest.approx(np.concatenate(correct).mean(), abs=1e-6)
+    assert got["mlm_accuracy"] > 0
+    assert got["sop_loss"] == pytest.approx(np.concatenate(sop_nll).mean(), rel=1e-5)
+    assert abs(want - np.mean(batch_means)) > 100 * 1e-5 * want  # the check tells them apart
+
+
 def test_xla_and_plain_steps_agree(tmp_path):
     """From the same initial weights and batches, XLA-compiled and plain training steps give the
     same losses over 4 steps and the same weights after them, within float32 round-off."""
