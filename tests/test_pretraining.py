@@ -96,7 +96,7 @@ def test_sigkill_and_restart_gives_the_same_weights(data, tmp_path):
 def test_eval_keeps_the_best_and_exports_tf1(data, tmp_path):
     out = tmp_path / "run"
     proc = _run(_cmd(data, out, "--num_train_steps=8", "--save_checkpoints_steps=4", "--iterations_per_loop=4",
-                     "--do_eval", "--max_eval_steps=2", "--export_tf1"))  # fmt: skip
+                     "--do_eval", "--max_eval_steps=2", "--export_tf1", "--jit_compile"))  # fmt: skip
     assert "mlm_acc" in proc.stderr and "examples/s" in proc.stderr  # progress in the console
     best = json.loads((out / "best_eval.json").read_text())
     assert best["global_step"] in (4, 8) and 0.0 <= best["mlm_accuracy"] <= 1.0
