@@ -346,3 +346,44 @@ def test_xla_and_plain_steps_agree(tmp_path):
         # every weight moved, but the key bias: a softmax ignores what adds the same to each score
         assert n.endswith("key/bias") or np.abs(after_x[n] - init_x[n]).max() > 1e-4, n
         np.testing.assert_allclose(after_x[n], after_p[n], rtol=1e-4, atol=1e-5, err_msg=n)
+
+
+MIRRORED_EVAL = """
+import dataclasses, json, sys
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from bioalbert_tf import pretraining
+
+config = pretraining.PretrainingConfig(**eval(sys.argv[1]))
+two = pretraining.Trainer(config, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+bias = np.random.default_rng(0).standard_normal(two.model.mlm_output_bias.shape)
+two.model.mlm_output_bias.assign(3.0 * bias.astype(np.float32))  # losses that vary by position
+one = pretraining.Trainer(dataclasses.replace(config, output_dir=config.output_dir + "1"),
+                          tf.distribute.get_strategy())
+for a, b in zip(one.model.weights, two.model.weights, strict=True):
+    a.assign(b.numpy())
+print(json.dumps({"two": two.evaluate(), "one": one.evaluate()}))
+"""
+
+
+def test_eval_over_two_replicas_gives_the_one_device_metrics(tmp_path):
+    """Each step the first replica gets two examples with 1 masked position, the second two with
+    6: the weighted metrics over the 12 examples are those of one device reading them four at a
+    time (a mean of the replicas' means is not)."""
+    import dataclasses
+    import json
+
+    config = _small_setup(tmp_path, n=12, predictions=lambda i: (1, 6)[i // 2 % 2], max_eval_steps=3,
+                          do_eval=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED_EVAL, repr(dataclasses.asdict(config))],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    for k in ("mlm_loss", "sop_loss", "mlm_accuracy", "sop_accuracy"):
+        assert got["two"][k] == pytest.approx(got["one"][k], rel=1e-6), k
+    assert got["one"]["mlm_loss"] > 1.0
