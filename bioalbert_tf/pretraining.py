@@ -11,9 +11,10 @@ What it does, as google-research/albert run_pretraining.py did on TPUEstimator:
 XLA: with `jit_compile` the per-replica forward, backward and clipping are compiled with XLA on
 CPU and GPU (off by default: on CPU it was no faster); TPUs compile everything anyway.
 What it adds: every run is resumable. Checkpoints hold the model, the optimizer (slots and step)
-and (with one replica) the input iterator's position, so a run killed at any point and started again with the same
-command continues from the last checkpoint and produces the same weights as an uninterrupted run
-(on CPU, where the ops are deterministic). Seeds fix initialisation and data order.
+and (with one replica) the input iterator's position, so a run killed at any point and started
+again with the same command continues from the last checkpoint and produces the same weights as
+an uninterrupted run (on CPU, where the ops are deterministic). Seeds fix initialisation and data
+order.
 """
 
 from __future__ import annotations
