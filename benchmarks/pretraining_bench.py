@@ -2,8 +2,9 @@
 
 Ours (bioalbert_tf.pretraining.Trainer: full MLM + SOP step with ALBERT's LAMB, reading TFRecords)
 side by side with keras-hub's AlbertMaskedLM.fit on the same ALBERT config (MLM only, keras' Lamb),
-at tiny and base size, sequence 128 and 512; then our --iterations_per_loop 1 vs 100.
-Every measurement runs in its own process, one after another.
+at tiny and base size, sequence 128 and 512; then our --iterations_per_loop 1 vs 100; then our
+step with XLA (--jit_compile) against without. Every measurement runs in its own
+process, one after another. `python -m benchmarks.pretraining_bench xla` runs the XLA part alone.
 """
 
 from __future__ import annotations
@@ -75,6 +76,29 @@ print(json.dumps({"examples_per_s": done * batch / seconds, "s_per_step": second
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+# Median seconds per training step (one step per call), after 3 warm-up steps that compile.
+OURS_XLA = """
+import json, statistics, sys, time
+from bioalbert_tf import pretraining
+import tensorflow as tf
+cfg_file, records, seq, batch, steps, jit, out = sys.argv[1:8]
+seq, batch, steps = int(seq), int(batch), int(steps)
+config = pretraining.PretrainingConfig(input_file=(records,), output_dir=out, albert_config_file=cfg_file,
+    train_batch_size=batch, max_seq_length=seq, max_predictions_per_seq=20, num_train_steps=10**6, num_warmup_steps=0,
+    iterations_per_loop=1, learning_rate=1e-4, jit_compile=jit == "1")
+trainer = pretraining.Trainer(config, tf.distribute.get_strategy())
+t = time.perf_counter(); trainer.train_steps(1); first = time.perf_counter() - t
+trainer.train_steps(1); trainer.train_steps(1)
+times = []
+for _ in range(steps):
+    t = time.perf_counter(); trainer.train_steps(1); times.append(time.perf_counter() - t)
+median = statistics.median(times)
+print(json.dumps({"median_s_per_step": median, "steps_per_s": 1 / median, "first_step_s": first,
+                  "min_s_per_step": min(times), "max_s_per_step": max(times)}))
+"""
+XLA_CASES = [("tiny", 128, 32, 20), ("base", 128, 8, 20)]  # size, seq, batch, measured steps
+XLA_REPEATS = 2  # on, off, on, off: a machine shared with other work drifts over minutes
+
 KERAS_HUB = """
 import json, resource, sys, time
 import numpy as np, keras, keras_hub
@@ -110,16 +134,61 @@ def _run(args) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def _configs(work: str) -> dict:
     from bioalbert_tf.config import AlbertConfig
 
-    os.makedirs(OUT, exist_ok=True)
-    work = tempfile.mkdtemp(dir=OUT)
     configs = {}
     for name, values in (("tiny", TINY), ("base", BASE)):
         path = os.path.join(work, f"albert_{name}.json")
         AlbertConfig.from_dict({**AlbertConfig().to_dict(), **values}).to_json_file(path)
         configs[name] = path
+    return configs
+
+
+def xla_on_off(work: str, configs: dict) -> list[dict]:
+    """Our training step with and without XLA: median steps/s of each, runs interleaved."""
+    from bioalbert_tf.config import AlbertConfig
+
+    rows = []
+    for size, seq, batch, steps in XLA_CASES:
+        records = _write_records(
+            work, seq, 20, AlbertConfig.from_json_file(configs[size]).vocab_size
+        )
+        runs = {"1": [], "0": []}
+        for r in range(XLA_REPEATS):
+            for jit in ("1", "0"):
+                out = os.path.join(work, f"xla-{size}-{jit}-{r}")
+                args = [
+                    OURS_XLA,
+                    configs[size],
+                    records,
+                    str(seq),
+                    str(batch),
+                    str(steps),
+                    jit,
+                    out,
+                ]
+                runs[jit].append(_run(args))
+        on = max(x["steps_per_s"] for x in runs["1"])  # the least disturbed run of each
+        off = max(x["steps_per_s"] for x in runs["0"])
+        rows.append(
+            {"size": size, "seq": seq, "batch": batch, "xla": runs["1"], "no_xla": runs["0"]}
+        )
+        print(f"XLA {size} seq {seq} batch {batch}: on {on:.2f} steps/s, off {off:.2f} steps/s "
+              f"({on / off:.2f}x; median of {steps} steps, best of {XLA_REPEATS} runs each)", flush=True)  # fmt: skip
+    return rows
+
+
+def main(argv: list[str]) -> None:
+    os.makedirs(OUT, exist_ok=True)
+    work = tempfile.mkdtemp(dir=OUT)
+    configs = _configs(work)
+    if argv[1:] == ["xla"]:
+        with open(os.path.join(OUT, "pretraining_xla_bench.json"), "w") as f:
+            json.dump(xla_on_off(work, configs), f, indent=2)
+        return
+    from bioalbert_tf.config import AlbertConfig
+
     rows = []
     print(
         f"{'size':<5} {'seq':>4} {'batch':>5}  {'ours ex/s':>10} {'keras-hub ex/s':>15} {'ours/keras-hub':>15}  {'ours RSS MB':>11} {'keras-hub RSS MB':>16}"
@@ -160,9 +229,10 @@ def main() -> None:
         )
     print(f"\n--iterations_per_loop (tiny, seq 128, batch 8, 200 steps): 1 -> {loop[1]['examples_per_s']:.0f} ex/s, "
           f"100 -> {loop[100]['examples_per_s']:.0f} ex/s ({loop[100]['examples_per_s'] / loop[1]['examples_per_s']:.2f}x)")  # fmt: skip
+    xla = xla_on_off(work, configs)
     with open(os.path.join(OUT, "pretraining_bench.json"), "w") as f:
-        json.dump({"rows": rows, "iterations_per_loop": loop}, f, indent=2)
+        json.dump({"rows": rows, "iterations_per_loop": loop, "xla": xla}, f, indent=2)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv)

@@ -39,18 +39,10 @@ def main(
     pieces_by_id = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
 
     class ReferenceStartPiece:
-        """The reference recomputes `_is_start_piece` (sets built per call) for every token."""
+        """The reference recomputes `_is_start_piece_sp` (sets built per call) for every token."""
 
         def __getitem__(self, token_id):
-            piece = pieces_by_id[token_id]
-            special_pieces = set('!"#$%&"()*+,-./:;?@[\\]^_`{|}~')
-            english_chars = set("abcdefghijklmnopqrstuvwhyz")
-            return (
-                piece.startswith("\u2581")
-                or piece.startswith("<")
-                or piece in special_pieces
-                or not all([c.lower() in english_chars.union(special_pieces) for c in piece])  # noqa: C419
-            )
+            return ref.is_start_piece_sp(pieces_by_id[token_id])
 
     is_start = ReferenceStartPiece()
     assert all(is_start[i] == is_start_piece(p) for i, p in enumerate(pieces_by_id))

@@ -43,10 +43,10 @@ def encoder_variable_map(encoder) -> dict:
     m["bert/embeddings/position_embeddings"] = e.position_embeddings
     m["bert/embeddings/LayerNorm/gamma"] = e.layer_norm.gamma
     m["bert/embeddings/LayerNorm/beta"] = e.layer_norm.beta
-    m["bert/encoder/embedding_hidden_mapping_in/kernel"] = (
-        encoder.embedding_hidden_mapping_in.kernel
-    )
-    m["bert/encoder/embedding_hidden_mapping_in/bias"] = encoder.embedding_hidden_mapping_in.bias
+    mapping = encoder.embedding_hidden_mapping_in  # None where embedding_size == hidden_size
+    if mapping is not None:
+        m["bert/encoder/embedding_hidden_mapping_in/kernel"] = mapping.kernel
+        m["bert/encoder/embedding_hidden_mapping_in/bias"] = mapping.bias
     c = encoder.config
     for g in range(c.num_hidden_groups):
         for j in range(c.inner_group_num):

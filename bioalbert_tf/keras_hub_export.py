@@ -47,8 +47,13 @@ def to_keras_hub_backbone(encoder):
     put(backbone.segment_embedding.embeddings, e.token_type_embeddings)
     put(backbone.embeddings_layer_norm.gamma, e.layer_norm.gamma)
     put(backbone.embeddings_layer_norm.beta, e.layer_norm.beta)
-    put(backbone.embeddings_projection.kernel, encoder.embedding_hidden_mapping_in.kernel)
-    put(backbone.embeddings_projection.bias, encoder.embedding_hidden_mapping_in.bias)
+    mapping = encoder.embedding_hidden_mapping_in
+    if mapping is None:  # equal widths: keras-hub always projects, so project by the identity
+        put(backbone.embeddings_projection.kernel, np.eye(c.hidden_size, dtype=np.float32))
+        put(backbone.embeddings_projection.bias, np.zeros(c.hidden_size, np.float32))
+    else:
+        put(backbone.embeddings_projection.kernel, mapping.kernel)
+        put(backbone.embeddings_projection.bias, mapping.bias)
     for g in range(c.num_hidden_groups):
         for j in range(c.inner_group_num):
             ours, theirs = encoder.block(g, j), backbone.get_layer(f"group_{g}_inner_layer_{j}")

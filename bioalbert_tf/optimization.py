@@ -7,8 +7,10 @@ AdamWeightDecayOptimizer (BERT's). Both differ from keras.optimizers.Lamb/AdamW 
   LAMB only: ratio = ||w|| / ||update||, 1.0 where either norm is 0
   w -= ratio * lr * update
 Decay and the trust ratio are skipped for variables whose name matches "LayerNorm",
-"layer_norm" or "bias". Gradients are clipped to global norm 1.0 by the training step
-(per replica, before the cross-replica mean, as the reference's CrossShardOptimizer did).
+"layer_norm" or "bias". Gradients are clipped to global norm 1.0 by the training step, per
+replica; the update then uses the sum of the replicas' clipped gradients, as the reference did
+(its `tf.gradients` skipped CrossShardOptimizer's 1/num_shards loss scaling, and
+CrossShardOptimizer.apply_gradients took the cross_replica_sum).
 """
 
 from __future__ import annotations

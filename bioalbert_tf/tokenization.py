@@ -34,15 +34,18 @@ def preprocess_text(text: str, lower: bool = True) -> str:
     return text.lower() if lower else text
 
 
-# ALBERT create_pretraining_data's `_is_start_piece`, kept exactly: its English-letter set is
-# "abcdefghijklmnopqrstuvwhyz" (no "x"), so a piece containing "x" counts as a word start.
+# ALBERT create_pretraining_data's `_is_start_piece_sp` as it stands since December 2019: the
+# first release spelt its English-letter set "...uvwhyz" (no "x"), which made every piece holding
+# an "x" a word start; the reference fixed the typo (commit b67b0a0) and so do we. (It also adds
+# "€" and "£" as UTF-8 bytes, which a str piece never equals under Python 3: nothing to copy.)
 _REF_SPECIAL_PIECES = frozenset('!"#$%&"()*+,-./:;?@[\\]^_`{|}~')
-_REF_ENGLISH_CHARS = frozenset("abcdefghijklmnopqrstuvwhyz")
+_REF_ENGLISH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz")
 _REF_ALLOWED = _REF_ENGLISH_CHARS | _REF_SPECIAL_PIECES
 
 
 def is_start_piece(piece: str) -> bool:
-    """Whether a SentencePiece piece starts a whole word, as the reference decides it."""
+    """Whether a SentencePiece piece starts a whole word, as the reference decides it: it starts
+    with "▁" or "<", is one punctuation mark, or holds a character outside a-z/punctuation."""
     return (
         piece.startswith("\u2581")
         or piece.startswith("<")

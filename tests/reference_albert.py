@@ -1,12 +1,31 @@
-"""Test oracle: the pair/SOP/truncation logic of google-research/albert create_pretraining_data.py,
-transcribed in its original list-mutating style (tokens as lists, `del tokens[0]`, `pop()`), with
-random_next_sentence=False. Our streamed, count-based implementation must consume the same
-random draws and give the same instances; the tests compare them one by one.
+"""Test oracle: google-research/albert create_pretraining_data.py at HEAD (the pair/SOP/truncation
+logic, the whole-word rule `_is_start_piece_sp` and the masking), transcribed in its original
+list-mutating style (tokens as lists, `del tokens[0]`, `pop()`), with random_next_sentence=False.
+Our streamed, count-based implementation must consume the same random draws and give the same
+instances; the tests compare them one by one.
 """
 
 from __future__ import annotations
 
 CLS, SEP = 2, 3
+
+
+def is_start_piece_sp(piece):
+    """`_is_start_piece_sp` at HEAD: the full alphabet (the first release lacked "x", fixed in
+    December 2019), and the bytes of "€" and "£" added to the special pieces, as it does."""
+    special_pieces = set(list('!"#$%&"()*+,-./:;?@[\\]^_`{|}~'))
+    special_pieces.add("€".encode())
+    special_pieces.add("£".encode())
+    english_chars = set(list("abcdefghijklmnopqrstuvwxyz"))
+    if (  # noqa: SIM103 (the reference's own form)
+        piece.startswith("\u2581")
+        or piece.startswith("<")
+        or piece in special_pieces
+        or not all([str(i).lower() in english_chars.union(special_pieces) for i in piece])  # noqa: C419
+    ):
+        return True
+    else:
+        return False
 
 
 def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):

@@ -71,6 +71,47 @@ def test_round_trip_tf1_keras_tf1_is_bitwise(tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path / "back")) == out
 
 
+def test_equal_widths_have_no_projection_and_round_trip(tmp_path):
+    """embedding_size == hidden_size: no embedding_hidden_mapping_in (as the reference's
+    transformer_model), in the model and in the TF1 checkpoints it reads and writes."""
+    from tests.conftest import small_config
+
+    config = small_config(embedding_size=48, hidden_size=48)
+    model = _pretrainer(config)
+    assert model.encoder.embedding_hidden_mapping_in is None
+    assert not any("embedding_hidden_mapping_in" in v.path for v in model.weights)
+    mapping = checkpoints.pretrainer_variable_map(model)
+    assert {n: tuple(v.shape) for n, v in mapping.items()} == tf1_pretraining_shapes(config)
+    assert {id(v) for v in mapping.values()} == {id(v) for v in model.weights}
+    src = str(tmp_path / "tf1" / "model.ckpt-1")
+    values = write_random_tf1_checkpoint(config, src)
+    assert len(values) == 30 and not any("mapping" in n for n in values)
+    assert checkpoints.load_tf1_checkpoint(model, src).loaded == 30
+    checkpoints.save_keras_checkpoint(model, str(tmp_path / "ours"))
+    again = _pretrainer(config)
+    assert checkpoints.load_init_checkpoint(again, str(tmp_path / "ours")) == "keras"
+    out = str(tmp_path / "back" / "model.ckpt-1")
+    checkpoints.save_tf1_checkpoint(again, out)
+    reader = tf.train.load_checkpoint(out)
+    assert set(reader.get_variable_to_shape_map()) == set(values)
+    for name, value in values.items():
+        assert reader.get_tensor(name).tobytes() == value.tobytes(), name
+    # A checkpoint with a projection does not fit a model without one: the variable is named.
+    wide = str(tmp_path / "wide" / "model.ckpt-1")
+    tf.io.gfile.makedirs(str(tmp_path / "wide"))
+    extra = {
+        **values,
+        "bert/encoder/embedding_hidden_mapping_in/kernel": np.eye(48, dtype=np.float32),
+    }
+    tf.raw_ops.SaveV2(prefix=wide, tensor_names=sorted(extra), shape_and_slices=[""] * len(extra),
+                      tensors=[extra[n] for n in sorted(extra)])  # fmt: skip
+    with pytest.raises(
+        checkpoints.CheckpointMismatchError,
+        match=r"unknown to the model:\n  bert/encoder/embedding_hidden_mapping_in/kernel \[48, 48\]",
+    ):
+        checkpoints.load_tf1_checkpoint(_pretrainer(config), wide)
+
+
 def test_cli_round_trip(tmp_path):
     config = _tiny()
     src = tmp_path / "google" / "model.ckpt-best"

@@ -127,13 +127,16 @@ def test_saved_model_cli_show_and_run(exported):
     np.testing.assert_allclose(np.array(sop.split(), float), expected["sop_logits"][0], atol=1e-5)
 
 
-def test_keras_hub_preset_loads_with_from_preset(tmp_path):
+@pytest.mark.parametrize("embedding_size", [16, 48])  # 48 = hidden: no projection of ours
+def test_keras_hub_preset_loads_with_from_preset(tmp_path, embedding_size):
     import keras_hub
 
     from bioalbert_tf.keras_hub_export import save_keras_hub_preset
     from bioalbert_tf.modeling import AlbertEncoder
 
-    config = small_config(num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2)
+    config = small_config(
+        num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2, embedding_size=embedding_size
+    )
     encoder = AlbertEncoder(config)
     rng = np.random.default_rng(0)
     for v in encoder.weights:

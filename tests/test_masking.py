@@ -195,3 +195,24 @@ def test_span_shares_near_one_over_n_when_nothing_is_capped():
     assert spans[1] / total == pytest.approx(6 / 11, abs=0.03)
     assert spans[2] / total == pytest.approx(3 / 11, abs=0.03)
     assert spans[3] / total == pytest.approx(2 / 11, abs=0.03)
+
+
+def test_a_piece_with_x_continues_its_word():
+    # "▁ex" "xyl" "ene" is one word, as "▁ab" "cyl" "ene" is: with room for 3 predictions and
+    # whole-word masking, either that whole word or "▁the" is chosen, never part of it. (With the
+    # first release's letter set, which lacked "x", "xyl" started a word of its own.)
+    from bioalbert_tf.tokenization import is_start_piece
+
+    pieces = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]", "\u2581ex", "xyl", "ene", "\u2581the"]
+    pieces += ["\u2581ab", "cyl"]
+    table = np.array([is_start_piece(p) for p in pieces])
+    assert table[6] == table[10] == False  # noqa: E712
+    config = MaskingConfig(max_predictions_per_seq=3, masked_lm_prob=1.0, ngram=1)
+    for word in ([5, 6, 7], [9, 10, 7]):
+        ids = [CLS, *word, SEP, 8, SEP]
+        seen = set()
+        for seed in range(40):
+            m = mask_tokens(ids, table, config, len(pieces), random.Random(seed))
+            assert list(m.token_boundary) == [1, 1, 0, 0, 1, 1, 1]
+            seen.add(tuple(m.positions))
+        assert seen == {(1, 2, 3), (5,)}, word

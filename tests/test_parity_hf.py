@@ -45,6 +45,13 @@ def _hf_model(config: AlbertConfig, prefix: str):
     hf_config = _hf_config(config)
     model = AlbertForPreTraining(hf_config)
     load_tf_weights_in_albert(model, hf_config, prefix)
+    if config.embedding_size == config.hidden_size:
+        # transformers always projects; the reference (and a checkpoint of such a config) has no
+        # projection, which the identity reproduces. Left random, the test below would fail.
+        mapping = model.albert.encoder.embedding_hidden_mapping_in
+        with torch.no_grad():
+            mapping.weight.copy_(torch.eye(config.hidden_size))
+            mapping.bias.zero_()
     return model.eval()
 
 
@@ -121,6 +128,11 @@ def test_parity_base_size(tmp_path):
     # measured differences are float32 rounding over 12 layers: max 1.7e-5 absolute, 5e-6 relative
     config = AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_base.json"))
     _compare(config, tmp_path, scale=config.initializer_range, rtol=1e-5)
+
+
+def test_parity_equal_embedding_and_hidden_sizes(tmp_path):
+    # No embedding_hidden_mapping_in in the checkpoint or in our model (as the reference).
+    _compare(small_config(embedding_size=48, hidden_size=48), tmp_path)
 
 
 def test_training_steps_follow_transformers(tmp_path):

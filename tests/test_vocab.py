@@ -7,6 +7,7 @@ import pytest
 import sentencepiece as spm
 
 from bioalbert_tf import tokenization
+from tests import reference_albert as ref
 from tfrecords_builder import vocab
 
 
@@ -74,12 +75,22 @@ def test_preprocess_text_is_albert_normalisation():
     assert tokenization.preprocess_text("Keep Case", lower=False) == "Keep Case"
 
 
-def test_start_piece_rule_is_the_reference_one():
+def test_start_piece_rule_is_the_reference_head_one(tiny_spm):
     assert tokenization.is_start_piece("\u2581the")
     assert tokenization.is_start_piece(",") and tokenization.is_start_piece("<unk>")
     assert tokenization.is_start_piece("12")  # digits are not English letters
+    assert tokenization.is_start_piece("\u00e9t")  # nor accented ones
     assert not tokenization.is_start_piece("ing")
-    assert tokenization.is_start_piece("ox")  # the reference's letter set lacks "x"
+    # "x" is a letter like the others (the first release's "...uvwhyz" lacked it; fixed at HEAD)
+    assert not tokenization.is_start_piece("ox")
+    assert not tokenization.is_start_piece("xyl") and not tokenization.is_start_piece("X")
+    # Every piece of a real vocabulary, plus hand-picked edge cases, as the transcribed reference.
+    pieces = [tokenization.load_sentencepiece(tiny_spm).id_to_piece(i) for i in range(1000)]
+    pieces += ["x", "xx", "ex", "-x", "x-", "<x", "[MASK]", "", "\u2581"]
+    pieces += ["\u20ac", "\u00a3", "a\u20ac"]  # the reference adds these as bytes: no effect
+    assert sum("x" in p for p in pieces) > 5
+    for piece in pieces:
+        assert tokenization.is_start_piece(piece) == ref.is_start_piece_sp(piece), piece
 
 
 def test_empty_corpus_is_named_not_a_sentencepiece_traceback(tmp_path):

@@ -11,8 +11,6 @@ def tf1_pretraining_shapes(c) -> dict:
         "bert/embeddings/position_embeddings": (c.max_position_embeddings, e),
         "bert/embeddings/LayerNorm/beta": (e,),
         "bert/embeddings/LayerNorm/gamma": (e,),
-        "bert/encoder/embedding_hidden_mapping_in/kernel": (e, h),
-        "bert/encoder/embedding_hidden_mapping_in/bias": (h,),
         "bert/pooler/dense/kernel": (h, h),
         "bert/pooler/dense/bias": (h,),
         "cls/predictions/transform/dense/kernel": (h, e),
@@ -23,6 +21,9 @@ def tf1_pretraining_shapes(c) -> dict:
         "cls/seq_relationship/output_weights": (2, h),
         "cls/seq_relationship/output_bias": (2,),
     }
+    if e != h:  # modeling.py's transformer_model projects only when the widths differ
+        shapes["bert/encoder/embedding_hidden_mapping_in/kernel"] = (e, h)
+        shapes["bert/encoder/embedding_hidden_mapping_in/bias"] = (h,)
     for g in range(c.num_hidden_groups):
         for j in range(c.inner_group_num):
             p = f"bert/encoder/transformer/group_{g}/inner_group_{j}/"

@@ -24,8 +24,12 @@ class AlbertEncoder(keras.Model):
         super().__init__(**kwargs)
         self.config = config
         self.embeddings = AlbertEmbeddings(config, name="embeddings")
-        self.embedding_hidden_mapping_in = dense(
-            config.hidden_size, config, "embedding_hidden_mapping_in"
+        # As the reference's transformer_model: the projection exists only where the widths
+        # differ; with embedding_size == hidden_size there is no such variable to load or save.
+        self.embedding_hidden_mapping_in = (
+            dense(config.hidden_size, config, "embedding_hidden_mapping_in")
+            if config.embedding_size != config.hidden_size
+            else None
         )
         # One attribute per block (group g, inner group j): TensorFlow object checkpoints follow
         # attributes, not the lists Keras wraps.
@@ -39,7 +43,8 @@ class AlbertEncoder(keras.Model):
     def build(self, input_shape=None):
         c = self.config
         self.embeddings.build()
-        self.embedding_hidden_mapping_in.build((None, None, c.embedding_size))
+        if self.embedding_hidden_mapping_in is not None:
+            self.embedding_hidden_mapping_in.build((None, None, c.embedding_size))
         for g in range(c.num_hidden_groups):
             for j in range(c.inner_group_num):
                 self.block(g, j).build()
@@ -60,7 +65,8 @@ class AlbertEncoder(keras.Model):
             ops.zeros_like(input_ids) if segment_ids is None else ops.cast(segment_ids, "int32")
         )
         x = self.embeddings(input_ids, segment_ids, training=training)
-        x = self.embedding_hidden_mapping_in(x)
+        if self.embedding_hidden_mapping_in is not None:
+            x = self.embedding_hidden_mapping_in(x)  # [batch, seq, embedding] -> [..., hidden]
         c = self.config
         for layer in range(c.num_hidden_layers):
             group = c.group_of_layer(layer)

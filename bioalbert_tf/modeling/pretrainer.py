@@ -84,11 +84,12 @@ class AlbertPretrainer(keras.Model):
         )
 
 
-def pretraining_losses(outputs: dict, features: dict) -> dict:
-    """ALBERT's losses and accuracies (float32).
+def pretraining_sums(outputs: dict, features: dict) -> dict:
+    """Sums over the batch that ALBERT's losses and eval metrics are made of (float32).
 
-    mlm_loss = sum(w * -log p(label)) / (sum(w) + 1e-5) over all masked positions of the batch;
-    sop_loss = mean over examples of -log p(label); loss = mlm_loss + sop_loss.
+    mlm_loss_sum = sum(w * -log p(label)) and mlm_correct = sum(w * [argmax == label]) over all
+    masked positions, mlm_weight = sum(w); sop_loss_sum and sop_correct over the examples.
+    Summed over batches (and replicas) they give the reference's weighted eval means.
     """
     mlm_log_probs = ops.log_softmax(outputs["mlm_logits"], axis=-1)
     labels = ops.cast(features["masked_lm_ids"], "int32")
@@ -96,20 +97,38 @@ def pretraining_losses(outputs: dict, features: dict) -> dict:
     label_log_probs = ops.squeeze(
         ops.take_along_axis(mlm_log_probs, labels[..., None], axis=-1), -1
     )
-    mlm_loss = -ops.sum(weights * label_log_probs) / (ops.sum(weights) + MLM_LOSS_EPSILON)
     sop_labels = ops.reshape(ops.cast(features["next_sentence_labels"], "int32"), (-1,))
     sop_log_probs = ops.log_softmax(outputs["sop_logits"], axis=-1)
-    sop_loss = -ops.mean(
-        ops.squeeze(ops.take_along_axis(sop_log_probs, sop_labels[:, None], axis=-1), -1)
+    sop_label_log_probs = ops.squeeze(
+        ops.take_along_axis(sop_log_probs, sop_labels[:, None], axis=-1), -1
     )
     mlm_correct = ops.cast(ops.equal(ops.argmax(outputs["mlm_logits"], axis=-1), labels), "float32")
     sop_correct = ops.cast(
         ops.equal(ops.argmax(outputs["sop_logits"], axis=-1), sop_labels), "float32"
     )
     return {
+        "mlm_loss_sum": -ops.sum(weights * label_log_probs),
+        "mlm_correct": ops.sum(mlm_correct * weights),
+        "mlm_weight": ops.sum(weights),
+        "sop_loss_sum": -ops.sum(sop_label_log_probs),
+        "sop_correct": ops.sum(sop_correct),
+        "examples": ops.cast(ops.shape(sop_labels)[0], "float32"),
+    }
+
+
+def pretraining_losses(outputs: dict, features: dict) -> dict:
+    """ALBERT's losses and accuracies for one batch (float32).
+
+    mlm_loss = sum(w * -log p(label)) / (sum(w) + 1e-5) over all masked positions of the batch;
+    sop_loss = mean over examples of -log p(label); loss = mlm_loss + sop_loss.
+    """
+    s = pretraining_sums(outputs, features)
+    mlm_loss = s["mlm_loss_sum"] / (s["mlm_weight"] + MLM_LOSS_EPSILON)
+    sop_loss = s["sop_loss_sum"] / s["examples"]
+    return {
         "loss": mlm_loss + sop_loss,
         "mlm_loss": mlm_loss,
         "sop_loss": sop_loss,
-        "mlm_accuracy": ops.sum(mlm_correct * weights) / (ops.sum(weights) + MLM_LOSS_EPSILON),
-        "sop_accuracy": ops.mean(sop_correct),
+        "mlm_accuracy": s["mlm_correct"] / (s["mlm_weight"] + MLM_LOSS_EPSILON),
+        "sop_accuracy": s["sop_correct"] / s["examples"],
     }
