@@ -22,7 +22,7 @@ import time
 import keras
 from absl import logging
 
-from bioalbert_tf import checkpoints, fileio
+from bioalbert_tf import checkpoints, fileio, run_settings
 from bioalbert_tf.evaluation import datasets, formats, metrics, scoring
 
 METRICS_FILE = "metrics.json"
@@ -150,6 +150,8 @@ def build_task(spec, config: FinetuningConfig):
     from bioalbert_tf.tasks import create_task
 
     albert_config = AlbertConfig.from_json_file(config.albert_config_file)
+    # A vocabulary larger than the model's embedding table fails only mid-training otherwise.
+    run_settings.check_spm_model(config.spm_model_file, albert_config, config.albert_config_file)
     with fileio.open_file(config.spm_model_file, "rb") as f:
         spm_model = f.read()
     labels = datasets.labels_for(spec, config.data_dir)

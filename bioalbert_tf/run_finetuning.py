@@ -87,6 +87,9 @@ def main(argv):
     return 0
 
 
+_HEADLINE = ("micro_precision", "micro_recall", "entity_precision", "entity_recall")
+
+
 def summary(result: dict) -> dict:
     """What to print: the headline numbers of one run, or of the cross-validation."""
     if "cross_validation" in result:
@@ -95,8 +98,8 @@ def summary(result: dict) -> dict:
         return {
             "dataset": result["dataset"],
             "folds": {k: f[key] for k, f in cv["folds"].items()},
-            "mean": {k: v for k, v in cv["mean"].items() if k in (key, "precision", "recall")},
-            "sd": {k: v for k, v in cv["sd"].items() if k in (key, "precision", "recall")},
+            "mean": {k: v for k, v in cv["mean"].items() if k in _HEADLINE or k == key},
+            "sd": {k: v for k, v in cv["sd"].items() if k in _HEADLINE or k == key},
         }
     out = {
         k: result[k]

@@ -417,6 +417,24 @@ def test_splits_that_cannot_be_scored_are_refused_before_training(tmp_path, file
     assert not (tmp_path / "out").exists()
 
 
+def test_a_vocabulary_larger_than_the_model_is_refused_before_training(setup, tiny_spm, tmp_path):
+    from bioalbert_tf import finetuning
+    from bioalbert_tf.run_settings import InputMismatchError
+
+    values = json.loads((setup / "albert_config.json").read_text())
+    (tmp_path / "small.json").write_text(json.dumps({**values, "vocab_size": 500}))
+    (tmp_path / "train.tsv").write_text("a\tB\n")
+    (tmp_path / "test.tsv").write_text("a\tB\n")
+    config = finetuning.FinetuningConfig("ncbi_disease", str(tmp_path), str(tmp_path / "out"),
+                                         str(tmp_path / "small.json"), tiny_spm)  # fmt: skip
+    with pytest.raises(
+        InputMismatchError,
+        match=r"the vocabulary has 1000 pieces, but vocab_size in .*small.json is 500",
+    ):
+        finetuning.run(config)
+    assert not (tmp_path / "out").exists()
+
+
 def test_read_split_converts_each_format(tmp_path):
     (tmp_path / "train.tsv").write_text(
         "labels\tsentence\tindex\n0_0,1_1,2_0,3_1\t A sentence. \tdoc_1\n"
