@@ -26,7 +26,10 @@ TASK_MODELS = {
     "sts": ("biosses", ()),
     "qa": ("bioasq4b", ()),
 }
-MAX_SEQ_LENGTH = 48  # short enough that the examples' long texts are cut into windows
+# task -> the model name of the README's TF Serving URLs
+MODEL_NAMES = {"ner": "ner", "re": "gad", "hoc": "hoc", "nli": "mednli", "sts": "biosses",
+               "qa": "bioasq"}  # fmt: skip
+MAX_SEQ_LENGTH = 48  # short, so that the tests' long texts are cut into windows
 
 # (task, signature) -> columns of one batch, as the signature takes them
 EXAMPLES = {
@@ -128,9 +131,11 @@ def rest_response(outputs: dict) -> str:
     rows = []
     for i in range(batch.pop()):
         if len(arrays) == 1:
-            rows.append("        " + _value(next(iter(arrays.values()))[i].tolist()))
+            rows.append("        " + _value(next(iter(arrays.values()))[i : i + 1].tolist()[0]))
             continue
-        fields = [f'            "{k}": {_value(a[i].tolist())}' for k, a in arrays.items()]
+        fields = [
+            f'            "{k}": {_value(a[i : i + 1].tolist()[0])}' for k, a in arrays.items()
+        ]
         rows.append("        {\n" + ",\n".join(fields) + "\n        }")
     return '{\n    "predictions": [\n' + ",\n".join(rows) + "\n    ]\n}"
 
@@ -153,14 +158,12 @@ def run_python(path: str, signature: str, columns: dict) -> dict:
 
 
 def main(spm_model: str):
-    model_names = {"ner": "ner", "re": "gad", "hoc": "hoc", "nli": "mednli", "sts": "biosses",
-                   "qa": "bioasq"}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         paths = build_models(spm_model, tmp)
         for (task, signature), columns in EXAMPLES.items():
             request = json.dumps(rest_request(signature, columns), ensure_ascii=False)
             print(f"### {task} {signature}\n")
-            print(f"curl -s localhost:8501/v1/models/{model_names[task]}:predict -d '{request}'\n")
+            print(f"curl -s localhost:8501/v1/models/{MODEL_NAMES[task]}:predict -d '{request}'\n")
             print(rest_response(run_python(paths[task], signature, columns)) + "\n")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -200,3 +201,45 @@ def test_every_graph_op_is_core_tensorflow_or_tf_text(models, graph_ops):
     served = run_c_api(models["re"], [])
     assert text_used <= {op for ops in served["loaded"].values() for op in ops}
     assert sorted(served["loaded"]) == sorted(TEXT_OP_LIBRARIES)
+
+
+# --- the README's REST examples -------------------------------------------------------------
+
+README_EXAMPLE = re.compile(
+    r"curl -s localhost:8501/v1/models/(\w+):predict -d '(.+?)'\n```\n\n```json\n(.*?)\n```",
+    re.DOTALL,
+)
+
+
+def test_readme_rest_examples_are_the_signatures_requests_and_outputs(models):
+    """Each (task, signature) has its request in the README, identical to EXAMPLES, and a
+    response with one prediction per instance holding exactly the signature's outputs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tasks = {name: task for task, name in serving_examples.MODEL_NAMES.items()}
+    seen = set()
+    for model_name, request, response in README_EXAMPLE.findall(readme):
+        request, response = json.loads(request), json.loads(response)
+        key = (tasks[model_name], request["signature_name"])
+        seen.add(key)
+        columns = serving_examples.EXAMPLES[key]
+        assert request == serving_examples.rest_request(key[1], columns), key
+        fn = serving_examples._load(models[key[0]]).signatures[key[1]]
+        outputs = sorted(fn.structured_outputs)
+        predictions = response["predictions"]
+        assert len(predictions) == len(request["instances"]), key
+        if len(outputs) > 1:
+            assert all(sorted(p) == outputs for p in predictions), (key, outputs)
+        else:
+            assert not any(isinstance(p, dict) for p in predictions), key
+    assert seen == set(serving_examples.EXAMPLES)
+
+
+def test_rest_response_writes_floats_and_rows_as_tf_serving():
+    text = serving_examples.rest_response(
+        {"p": np.array([[0.5, 0.1], [2.0, 1 / 3]], np.float32), "s": np.array([b"a", b"\xc3\xa9"])}
+    )
+    assert json.loads(text) == {"predictions": [{"p": [0.5, 0.1], "s": "a"},
+                                                {"p": [2.0, 0.333333343], "s": "é"}]}  # fmt: skip
+    assert '"p": [2.0, 0.333333343]' in text  # %.9g where six digits do not read back
+    single = serving_examples.rest_response({"score": np.array([1.0, 0.25], np.float32)})
+    assert json.loads(single) == {"predictions": [1.0, 0.25]}
