@@ -10,8 +10,8 @@ stdin: JSON {"model_dir", "libraries": [.so paths], "runs": [{"signature", "inpu
 list}}]}; each input gets the dtype its SignatureDef declares.
 stdout (last line): JSON {"loaded": {library file: [op names]}, "tags": [...],
 "signatures": {name: {"inputs": {key: tensor}, "outputs": {key: tensor}}},
-"results": [{key: {"dtype", "shape", "value"}}], "python_runtime_imported": false}; strings travel as latin-1 text, so that any
-bytes come back exactly.
+"results": [{key: {"dtype", "shape", "value"}}], "python_runtime_imported": false}; strings
+travel as latin-1 text, so that any bytes come back exactly.
 """
 
 from __future__ import annotations
@@ -172,6 +172,8 @@ def make_tensor(lib, code: int, value):
             lib.TF_StringInit(base + i * TSTRING_SIZE)
             lib.TF_StringCopy(base + i * TSTRING_SIZE, data, len(data))
         return tensor
+    if code not in CTYPES:
+        raise TypeError(f"input dtype TF_DataType {code} is not handled by {__file__}")
     ctype = CTYPES[code]
     tensor = lib.TF_AllocateTensor(code, dims, len(shape), ctypes.sizeof(ctype) * len(flat))
     ctypes.memmove(lib.TF_TensorData(tensor), (ctype * len(flat))(*flat),
