@@ -41,6 +41,7 @@ test: setup lint
 bench: setup
 	$(BIN)/python -m benchmarks.builder_bench
 	$(BIN)/python -m benchmarks.pretraining_bench
+	$(BIN)/python -m benchmarks.serving_bench
 	$(BIN)/python -m benchmarks.domain_bench --data_dir=$(or $(DATA_DIR),../shared/data)
 
 clean:

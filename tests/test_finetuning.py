@@ -350,6 +350,26 @@ def test_merge_windows_keeps_the_most_context():
     assert set(chosen[20:]) == {int(np.flatnonzero(win["example"].numpy() == 1)[0])}
 
 
+def test_ner_window_logits_in_length_sorted_chunks_equal_the_padded_model(tiny_spm):
+    """Prediction runs windows in length order, PREDICT_CHUNK at a time, each chunk cut to its
+    longest window: at every real position the logits are those of the whole padded batch."""
+    from bioalbert_tf.tasks import create_task, ner
+    from bioalbert_tf.tasks import preprocessing as pp
+    from tests.conftest import small_config
+
+    task = create_task(datasets.get("ncbi_disease"), ("O", "B", "I"), small_config(vocab_size=1000),
+                       pathlib.Path(tiny_spm).read_bytes(), 16)  # fmt: skip
+    rng = np.random.default_rng(4)
+    lengths = [int(n) for n in rng.integers(0, 40, 3 * ner.PREDICT_CHUNK + 1)]  # 4 chunks
+    pieces = tf.ragged.constant([list(rng.integers(5, 1000, n)) for n in lengths], tf.int32)
+    win = pp.windows(pieces, 16, task.stride)  # some examples in several windows, one empty
+    chunked = task._window_logits(win["inputs"], win["length"]).numpy()
+    padded = task.model(win["inputs"], training=False).numpy()
+    real = win["inputs"]["input_mask"].numpy().astype(bool)
+    assert chunked.shape == padded.shape and len(set(win["length"].numpy())) > 5
+    np.testing.assert_allclose(chunked[real], padded[real], atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "dataset,filename,content,message",
     [

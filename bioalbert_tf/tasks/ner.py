@@ -16,6 +16,11 @@ import tensorflow_text as tf_text
 from bioalbert_tf.tasks import preprocessing as pp
 from bioalbert_tf.tasks.base import Task
 
+# Windows per model call at prediction time. Windows are sorted by length and each chunk is
+# padded only to its own longest window: a MEDLINE sentence has ~40 pieces, so padding every
+# window to max_seq_length (128 or 512) made padding most of the work (benchmarks/serving_bench).
+PREDICT_CHUNK = 8
+
 
 def masked_token_loss(y_true, y_pred):
     """Cross-entropy over positions whose label is >= 0 (first pieces of words)."""
@@ -77,7 +82,7 @@ class NERTask(Task):
         """Ragged [batch, words] strings -> (ragged tag ids, ragged [batch, words, labels] probabilities)."""
         pieces, first = pp.word_pieces(self.text_encoder, words)
         win = pp.windows(pieces, self.max_seq_length, self.stride)
-        logits = self.model(win["inputs"], training=False)
+        logits = self._window_logits(win["inputs"], win["length"])
         merged = pp.merge_windows(
             logits,
             win["example"],
@@ -93,6 +98,31 @@ class NERTask(Task):
         word_probs = tf.where((first.flat_values >= 0)[:, None], word_probs, outside)
         ids = tf.argmax(word_probs, axis=-1, output_type=tf.int32)
         return first.with_flat_values(ids), first.with_flat_values(word_probs)
+
+    def _window_logits(self, inputs, length):
+        """Dense [windows, max_len] inputs, `length` [windows] pieces in each -> logits
+        [windows, max_len, labels], computed PREDICT_CHUNK windows at a time in length order, each
+        chunk cut to its longest window + [CLS] [SEP]; the logits past it are zeros (not read)."""
+        n = tf.shape(length)[0]
+        max_len = inputs["input_ids"].shape[1] or tf.shape(inputs["input_ids"])[1]
+        order = tf.argsort(length, stable=True)
+        by_length = {k: tf.gather(v, order) for k, v in inputs.items()}
+        sorted_length = tf.gather(length, order)
+        chunks = (n + PREDICT_CHUNK - 1) // PREDICT_CHUNK
+        labels = len(self.labels)
+
+        def body(i, out):
+            lo = i * PREDICT_CHUNK
+            hi = tf.minimum(n, lo + PREDICT_CHUNK)
+            width = sorted_length[hi - 1] + 2  # ascending: the chunk's last window is its longest
+            logits = self.model({k: v[lo:hi, :width] for k, v in by_length.items()}, training=False)
+            return i + 1, out.write(i, tf.pad(logits, [[0, 0], [0, max_len - width], [0, 0]]))
+
+        out = tf.TensorArray(tf.float32, size=chunks, infer_shape=False,
+                             element_shape=tf.TensorShape([None, inputs["input_ids"].shape[1], labels]))  # fmt: skip
+        _, out = tf.while_loop(lambda i, _: i < chunks, body, [0, out])
+        sorted_logits = tf.reshape(out.concat(), [n, max_len, labels])  # [windows, max_len, labels]
+        return tf.gather(sorted_logits, tf.math.invert_permutation(order))
 
     def predict(self, sentences, batch_size: int = 32):
         out = []
