@@ -102,6 +102,13 @@ def rename(src: str, dst: str, overwrite: bool = True) -> None:
         os.rename(_local(src), _local(dst))
 
 
+def write_text_atomic(path: str, text: str) -> None:
+    """Written whole or not at all: a crash leaves the old file (or none), never half of one."""
+    with open_file(path + ".tmp", "w") as f:
+        f.write(text)
+    rename(path + ".tmp", path, overwrite=True)
+
+
 def remove(path: str) -> None:
     """Removes a file if it exists."""
     if is_remote(path):

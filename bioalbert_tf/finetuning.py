@@ -80,8 +80,9 @@ def run(config: FinetuningConfig) -> dict:
 def run_one(config: FinetuningConfig) -> dict:
     spec = datasets.get(config.dataset)
     keras.utils.set_random_seed(config.random_seed)
-    train, dev, test = load_splits(spec, config)
-    task = build_task(spec, config)
+    labels = datasets.labels_for(spec, config.data_dir)
+    train, dev, test = load_splits(spec, config, labels)
+    task = build_task(spec, config, labels)
     init = (
         checkpoints.load_init_checkpoint(task.encoder, config.init_checkpoint)
         if config.init_checkpoint
@@ -95,10 +96,9 @@ def run_one(config: FinetuningConfig) -> dict:
     fileio.makedirs(config.output_dir)
     task.model.compile(optimizer=make_optimizer(config), loss=task.loss())
     dev_eval = DevEvaluation(task, dev, config)
-    rounds = math.ceil(config.num_train_steps / config.eval_every_steps)
     start = time.time()
     task.model.fit(task.train_dataset(train, config.train_batch_size, config.random_seed),
-                   steps_per_epoch=math.ceil(config.num_train_steps / rounds), epochs=rounds,
+                   steps_per_epoch=dev_eval.per_round, epochs=dev_eval.rounds,
                    callbacks=[dev_eval], verbose=0)  # fmt: skip
     train_seconds = time.time() - start
     task.model.load_weights(dev_eval.weights_path)
@@ -120,7 +120,7 @@ def run_one(config: FinetuningConfig) -> dict:
     return result
 
 
-def load_splits(spec, config: FinetuningConfig):
+def load_splits(spec, config: FinetuningConfig, labels: tuple[str, ...]):
     """(training rows, dev Gold, test Gold). Dev may be missing or empty; test may not."""
     if spec.task == datasets.QA:  # BioASQ: SQuAD training files; test batches + golden files
         train = datasets.read_qa_training(config.data_dir)
@@ -131,7 +131,6 @@ def load_splits(spec, config: FinetuningConfig):
         dev = scoring.load_gold(spec, config.data_dir, "dev", optional=True)
     test = scoring.load_gold(spec, config.data_dir, "test")
     if spec.task == datasets.NER:
-        labels = datasets.labels_for(spec, config.data_dir)
         for gold in (dev, test):
             datasets.check_known_tags(gold.rows, labels, gold.files[0] if gold.files else "")
     for split, rows in (("train", train), ("test", test.rows)):
@@ -145,7 +144,7 @@ def load_splits(spec, config: FinetuningConfig):
     return train, dev, test
 
 
-def build_task(spec, config: FinetuningConfig):
+def build_task(spec, config: FinetuningConfig, labels: tuple[str, ...]):
     from bioalbert_tf.config import AlbertConfig
     from bioalbert_tf.tasks import create_task
 
@@ -154,7 +153,6 @@ def build_task(spec, config: FinetuningConfig):
     run_settings.check_spm_model(config.spm_model_file, albert_config, config.albert_config_file)
     with fileio.open_file(config.spm_model_file, "rb") as f:
         spm_model = f.read()
-    labels = datasets.labels_for(spec, config.data_dir)
     max_len = config.max_seq_length or spec.max_seq_length
     return create_task(
         spec, labels, albert_config, spm_model, max_len, do_lower_case=config.do_lower_case
@@ -179,8 +177,9 @@ class DevEvaluation(keras.callbacks.Callback):
     def __init__(self, task, dev, config: FinetuningConfig):
         super().__init__()
         self.task, self.dev, self.config = task, dev, config
-        rounds = math.ceil(config.num_train_steps / config.eval_every_steps)
-        self.per_round = math.ceil(config.num_train_steps / rounds)
+        # fit() runs `rounds` epochs of `per_round` steps; dev is scored after each
+        self.rounds = math.ceil(config.num_train_steps / config.eval_every_steps)
+        self.per_round = math.ceil(config.num_train_steps / self.rounds)
         self.weights_path = fileio.join(config.output_dir, BEST_WEIGHTS)
         self.best: dict = {}
         self.history: list[dict] = []
@@ -202,7 +201,7 @@ class DevEvaluation(keras.callbacks.Callback):
             self.dev, lambda rows: self.task.predict(rows, self.config.eval_batch_size)
         ).scores
         entry["dev"] = scores["main_score"]
-        logging.info("step %d/%d: loss %.4f, dev %s %.4f", self.steps, self.params.get("epochs", 0) * self.per_round,
+        logging.info("step %d/%d: loss %.4f, dev %s %.4f", self.steps, self.rounds * self.per_round,
                      entry["loss"], scores["main_key"], entry["dev"])  # fmt: skip
         if not self.best or scores["main_score"] > self.best["main_score"]:
             self.best = {
@@ -265,8 +264,4 @@ def finished_run(config: FinetuningConfig) -> dict | None:
 
 def write_json(path: str, obj: dict) -> None:
     """Written whole or not at all: a crash never leaves a half-written metrics.json."""
-    tmp = path + ".tmp"
-    with fileio.open_file(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=float)
-        f.write("\n")
-    fileio.rename(tmp, path, overwrite=True)
+    fileio.write_text_atomic(path, json.dumps(obj, indent=2, default=float) + "\n")

@@ -359,9 +359,7 @@ def _read_json(path: str) -> dict | None:
 
 
 def _write_json(path: str, value: dict) -> None:
-    with fileio.open_file(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2)
-    fileio.rename(path + ".tmp", path)
+    fileio.write_text_atomic(path, json.dumps(value, indent=2))
 
 
 def run(config: PretrainingConfig, strategy, on_log=None) -> dict:

@@ -61,9 +61,7 @@ def _read_json(path: str):
 
 
 def _write_json(path: str, value) -> None:
-    with fileio.open_file(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2)
-    fileio.rename(path + ".tmp", path)
+    fileio.write_text_atomic(path, json.dumps(value, indent=2))
 
 
 def latest_checkpoint(output_dir: str) -> str | None:
@@ -136,9 +134,7 @@ def trim_metrics(output_dir: str, step: int) -> int:
     kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
     dropped = len([line for line in lines if line.strip()]) - len(kept)
     if dropped:
-        with fileio.open_file(path + ".tmp", "w") as f:
-            f.write("".join(line + "\n" for line in kept))
-        fileio.rename(path + ".tmp", path)
+        fileio.write_text_atomic(path, "".join(line + "\n" for line in kept))
         logging.info(
             "%s: dropped %d line(s) logged after step %d (the checkpoint resumed from)",
             path, dropped, step,

@@ -101,7 +101,7 @@ def load_saved_model(path: str):
         logging.warning("tensorflow_text is not installed: SentencePiece ops will not load")
     import tensorflow as tf
 
-    if not fileio.exists(fileio.join(path, "saved_model.pb")):
+    if not _is_saved_model(path):
         raise FileNotFoundError(f"{path} is not a SavedModel folder (no saved_model.pb)")
     return tf.saved_model.load(path)
 
