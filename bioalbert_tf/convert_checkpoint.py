@@ -68,7 +68,7 @@ def _step(prefix: str) -> int | None:
 
 
 def _outputs() -> list[str]:
-    """The existing files this command would replace."""
+    """The paths this command writes (files, and the preset folder)."""
     if FLAGS.to_tf1:
         folder = FLAGS.output_tf1.rsplit("/", 1)[0] if "/" in FLAGS.output_tf1 else "."
         paths = [FLAGS.output_tf1 + ".index", *fileio.glob(FLAGS.output_tf1 + ".data-*")]
@@ -77,22 +77,14 @@ def _outputs() -> list[str]:
         # Checkpoint.save numbers from 1 in a new checkpoint object: ckpt-1.*
         paths = fileio.glob(fileio.join(folder, "ckpt-1.*"))
     paths += [fileio.join(folder, "checkpoint"), fileio.join(folder, checkpoints.CONFIG_NAME)]
-    existing = [p for p in paths if fileio.exists(p)]
-    preset = FLAGS.keras_hub_preset_dir
-    if preset and fileio.isdir(preset) and fileio.listdir(preset):
-        existing.append(preset + " (a non-empty folder)")
-    return existing
+    if FLAGS.keras_hub_preset_dir:
+        paths.append(FLAGS.keras_hub_preset_dir)
+    return paths
 
 
 def _refuse_overwrite() -> None:
     # A pretraining folder whose `checkpoint` and albert_config.json are replaced cannot resume.
-    existing = _outputs()
-    if existing and not FLAGS.overwrite:
-        raise FileExistsError(
-            f"{len(existing)} output file(s) already exist and would be replaced: "
-            + ", ".join(existing)
-            + ". Choose another output location, or pass --overwrite to replace them."
-        )
+    fileio.refuse_overwrite(_outputs(), FLAGS.overwrite)
 
 
 def main(argv):

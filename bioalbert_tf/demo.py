@@ -6,7 +6,9 @@ With --data_dir (e.g. ../shared/data): fine-tunes NER on NCBI-disease, exports t
 SavedModel, scores it with the benchmark runner and prints the table.
 
 Each stage runs as the project's own command line and is skipped when its output exists for the
-same settings; rerunning continues where it stopped.
+same settings; rerunning continues where it stopped. The demo owns its output folders, so it
+passes --overwrite to the commands that otherwise refuse to replace what an interrupted stage
+left there (the vocabulary, the SavedModel).
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ def _stage(name: str, marker_dir: str, settings: dict, command: list[str]) -> No
     """Runs a stage's command unless its marker records the same settings and upstream stages."""
     os.makedirs(marker_dir, exist_ok=True)
     marker = os.path.join(marker_dir, f".{name}.done")
+    # --overwrite changes no output, so it is not part of the key (adding it redoes nothing).
+    same_outputs = [arg for arg in command if arg != "--overwrite"]
     key = hashlib.sha256(
-        json.dumps([settings, command, _UPSTREAM], sort_keys=True).encode()
+        json.dumps([settings, same_outputs, _UPSTREAM], sort_keys=True).encode()
     ).hexdigest()
     _UPSTREAM.append(key)
     if os.path.exists(marker):
@@ -133,7 +137,8 @@ def main(argv):
     started = time.time()
     vocab = os.path.join(out, "vocab", "bio8k")
     _stage("vocabulary", os.path.join(out, "vocab"), {"inputs": medline, "size": 8000},
-           _python("tfrecords_builder.build_vocab", f"--input_files={medline}", f"--model_prefix={vocab}", "--vocab_size=8000"))  # fmt: skip
+           _python("tfrecords_builder.build_vocab", f"--input_files={medline}", f"--model_prefix={vocab}", "--vocab_size=8000",
+                   "--overwrite"))  # fmt: skip
     records = os.path.join(out, "tfrecords")
     _stage("tfrecords", records, {"inputs": medline, "vocab": vocab, "seq": 128},
            _python("tfrecords_builder.build_pretraining_data", f"--input_files={medline}", f"--output_dir={records}",
@@ -149,7 +154,8 @@ def main(argv):
                    "--iterations_per_loop=25", "--do_eval", "--max_eval_steps=10", "--export_tf1"))  # fmt: skip
     saved = os.path.join(out, "saved_model", "pretrainer")
     _stage("export", os.path.join(out, "saved_model"), {"steps": steps},
-           _python("bioalbert_tf.export_saved_model", "--model=pretrainer", f"--checkpoint={pretrain}", f"--output_dir={saved}"))  # fmt: skip
+           _python("bioalbert_tf.export_saved_model", "--model=pretrainer", f"--checkpoint={pretrain}", f"--output_dir={saved}",
+                   "--overwrite"))  # fmt: skip
     print("\nfill-mask with the pretrainer SavedModel (top 5 pieces for [MASK]):")
     for row in fill_mask(saved, vocab + ".model"):
         print(f"  {row['sentence']}  (expected: {row['expected']})")

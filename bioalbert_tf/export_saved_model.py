@@ -6,6 +6,7 @@ r"""Exports a SavedModel for TF Serving.
 `serving_default` of the pretrainer takes int32 input_ids, input_mask, segment_ids [batch, seq]
 and returns sequence_output [batch, seq, hidden], pooled_output [batch, hidden],
 mlm_logits [batch, seq, vocab] (every position) and sop_logits [batch, 2].
+A non-empty --output_dir is left alone unless --overwrite.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 
 from absl import app, flags
 
-from bioalbert_tf import checkpoints
+from bioalbert_tf import checkpoints, fileio
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "pretrainer", ["pretrainer"], "What to export.")
@@ -24,6 +25,11 @@ flags.DEFINE_string(
     "albert_config_file", None, "albert_config.json; default: the one beside the checkpoint."
 )
 flags.DEFINE_string("output_dir", None, "SavedModel folder to write.")
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Write into a non-empty --output_dir (by default such an export is refused).",
+)
 
 
 def export_pretrainer(model, output_dir: str) -> str:
@@ -58,10 +64,16 @@ def main(argv):
     if not (FLAGS.checkpoint and FLAGS.output_dir):
         raise app.UsageError("--checkpoint and --output_dir are required")
     try:
+        fileio.refuse_overwrite([FLAGS.output_dir], FLAGS.overwrite, "Choose another --output_dir")
         model = AlbertPretrainer(checkpoints.config_for(FLAGS.checkpoint, FLAGS.albert_config_file))
         kind = checkpoints.load_init_checkpoint(model, FLAGS.checkpoint)
         export_pretrainer(model, FLAGS.output_dir)
-    except (checkpoints.CheckpointMismatchError, FileNotFoundError, ConfigError) as e:
+    except (
+        checkpoints.CheckpointMismatchError,
+        FileNotFoundError,
+        FileExistsError,
+        ConfigError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(

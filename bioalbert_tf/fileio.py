@@ -109,6 +109,32 @@ def write_text_atomic(path: str, text: str) -> None:
     rename(path + ".tmp", path, overwrite=True)
 
 
+def existing_outputs(paths) -> list[str]:
+    """Those of `paths` a command would replace: files that exist, and non-empty folders."""
+    found = []
+    for path in paths:
+        if isdir(path):
+            if listdir(path):
+                found.append(f"{path} (a non-empty folder)")
+        elif exists(path):
+            found.append(path)
+    return found
+
+
+def refuse_overwrite(
+    paths, overwrite: bool, instead: str = "Choose another output location"
+) -> None:
+    """Raises FileExistsError naming the outputs in `paths` that already exist, unless `overwrite`
+    (a command's --overwrite). Called before a command writes anything."""
+    existing = existing_outputs(paths)
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{len(existing)} output file(s) already exist and would be replaced: "
+            + ", ".join(existing)
+            + f". {instead}, or pass --overwrite to replace them."
+        )
+
+
 def remove(path: str) -> None:
     """Removes a file if it exists."""
     if is_remote(path):

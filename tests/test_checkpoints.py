@@ -248,3 +248,19 @@ def test_cli_refuses_to_replace_a_folders_checkpoint_without_overwrite(tmp_path)
     proc = subprocess.run(run + ["--overwrite"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert AlbertConfig.from_json_file(str(folder / "albert_config.json")) == config
+
+
+def test_cli_refuses_a_non_empty_keras_hub_preset_folder_without_overwrite(tmp_path):
+    src = tmp_path / "google" / "model.ckpt-best"
+    write_random_tf1_checkpoint(_tiny(), str(src))
+    preset = tmp_path / "preset"
+    preset.mkdir()
+    (preset / "config.json").write_text("{}")  # another model's preset
+    run = [sys.executable, "-m", "bioalbert_tf.convert_checkpoint", f"--tf1_checkpoint={src}",
+           f"--albert_config_file={TINY}", f"--output_dir={tmp_path}/converted",
+           f"--keras_hub_preset_dir={preset}"]  # fmt: skip
+    proc = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1
+    assert f"{preset} (a non-empty folder)" in proc.stderr and "--overwrite" in proc.stderr
+    assert [p.name for p in preset.iterdir()] == ["config.json"]
+    assert not (tmp_path / "converted").exists()

@@ -1,8 +1,11 @@
 """The demo's stage bookkeeping: skip a finished stage, redo it (and what follows) when settings change."""
 
+import pathlib
 import sys
 
-from bioalbert_tf import demo
+import pytest
+
+from bioalbert_tf import demo, tokenization
 
 
 def test_stages_skip_and_redo(tmp_path, capsys):
@@ -22,3 +25,44 @@ def test_stages_skip_and_redo(tmp_path, capsys):
     pipeline(2)  # the first stage changed: it and the stage after it run again, afresh
     assert log.read_text() == "xxxx"
     assert not (tmp_path / "b" / "stale.txt").exists()
+
+
+def test_a_stage_interrupted_after_writing_is_rerun_with_overwrite(
+    small_text_corpus, tmp_path, monkeypatch
+):
+    """The vocabulary and export commands refuse to replace files without --overwrite; the demo
+    owns their folders, so it passes it, and a stage killed after writing (a .model, no marker)
+    runs again instead of stopping at the refusal."""
+    commands = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(name, marker_dir, settings, command):
+        commands[name] = (marker_dir, settings, command)
+        if name == "export":
+            raise Stop
+
+    with monkeypatch.context() as m:
+        m.setattr(demo, "_stage", record)
+        demo.FLAGS(["demo", f"--output_dir={tmp_path}/demo", f"--corpus_dir={tmp_path}"])
+        try:
+            with pytest.raises(Stop):
+                demo.main([])
+        finally:
+            demo.FLAGS.unparse_flags()
+    assert "--overwrite" in commands["export"][2]
+    marker_dir, settings, command = commands["vocabulary"]
+    assert "--overwrite" in command
+    # The demo's vocabulary command, on the small corpus, after a run killed once the .model was
+    # written: it runs again and writes a usable model.
+    small = {"--input_files": str(small_text_corpus), "--vocab_size": "1000"}
+    command = [f"{a.split('=')[0]}={small[a.split('=')[0]]}" if a.split("=")[0] in small else a
+               for a in command]  # fmt: skip
+    prefix = next(a.split("=", 1)[1] for a in command if a.startswith("--model_prefix="))
+    pathlib.Path(marker_dir).mkdir(parents=True)
+    pathlib.Path(prefix + ".model").write_bytes(b"half of a model")
+    demo._UPSTREAM.clear()
+    demo._stage("vocabulary", marker_dir, settings, command)
+    assert tokenization.load_sentencepiece(prefix + ".model").get_piece_size() == 1000
+    assert (pathlib.Path(marker_dir) / ".vocabulary.done").exists()

@@ -163,3 +163,21 @@ def test_keras_hub_preset_refuses_uneven_groups():
         ValueError, match=r"num_hidden_layers \(5\) to be a multiple of num_hidden_groups \(2\)"
     ):
         to_keras_hub_backbone(encoder)
+
+
+def test_export_refuses_a_non_empty_output_dir_without_overwrite(exported):
+    """A second export into the same folder is refused (the SavedModel left as it was), unless
+    --overwrite."""
+    tmp, _ = exported
+    folder = tmp / "saved_model"
+    before = {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    cmd = [sys.executable, "-m", "bioalbert_tf.export_saved_model", "--model=pretrainer",
+           f"--checkpoint={tmp}/tf1/model.ckpt-best", f"--output_dir={folder}"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert (f"error: 1 output file(s) already exist and would be replaced: {folder} (a non-empty "
+            "folder). Choose another --output_dir, or pass --overwrite") in proc.stderr  # fmt: skip
+    assert {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    proc = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (folder / "saved_model.pb").exists()

@@ -109,3 +109,29 @@ def test_empty_corpus_is_named_not_a_sentencepiece_traceback(tmp_path):
     assert (f"error: no sentences to train a vocabulary on in {tmp_path}/empty.txt, "
             f"{tmp_path}/short.txt: expected text with lines of at least 20 characters") in proc.stderr  # fmt: skip
     assert "'lines_short': 2" in proc.stderr
+
+
+def test_cli_refuses_to_replace_a_vocabulary_without_overwrite(tiny_spm, tmp_path):
+    """TFRecords built with a vocabulary must not see it change under them: an existing .model
+    or .vocab is named and left alone; --overwrite replaces both."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    prefix = tmp_path / "vocab" / "bio"
+    prefix.parent.mkdir()
+    (tmp_path / "vocab" / "bio.model").write_bytes(b"an earlier model")
+    (tmp_path / "vocab" / "bio.vocab").write_text("an earlier piece list\n")
+    before = {p.name: p.read_bytes() for p in prefix.parent.iterdir()}
+    cmd = [sys.executable, "-m", "tfrecords_builder.build_vocab", f"--existing_model={tiny_spm}",
+           f"--model_prefix={prefix}"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert (f"error: 2 output file(s) already exist and would be replaced: {prefix}.model, "
+            f"{prefix}.vocab. Choose another --model_prefix, or pass --overwrite") in proc.stderr  # fmt: skip
+    assert {p.name: p.read_bytes() for p in prefix.parent.iterdir()} == before
+    proc = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "vocab" / "bio.model").read_bytes() == pathlib.Path(tiny_spm).read_bytes()
+    assert (tmp_path / "vocab" / "bio.vocab").read_text().startswith("<pad>\t")

@@ -3,6 +3,8 @@ r"""Trains a SentencePiece vocabulary with ALBERT's special ids, or adopts an ex
   python -m tfrecords_builder.build_vocab --input_files='pubmed/*.xml.gz' \
       --model_prefix=vocab/bio30k --vocab_size=30000
   python -m tfrecords_builder.build_vocab --existing_model=30k-clean.model --model_prefix=vocab/30k-clean
+
+An existing <model_prefix>.model or .vocab is left alone unless --overwrite.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 
 from absl import app, flags
 
+from bioalbert_tf import fileio
 from tfrecords_builder import corpus, vocab
 
 FLAGS = flags.FLAGS
@@ -35,6 +38,11 @@ flags.DEFINE_string(
     None,
     "Instead of training: check this model's ids (e.g. ALBERT's 30k-clean.model) and copy it to model_prefix.",
 )
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace an existing <model_prefix>.model / .vocab (by default such a run is refused).",
+)
 
 
 def main(argv):
@@ -42,6 +50,13 @@ def main(argv):
     if not FLAGS.model_prefix:
         raise app.UsageError("--model_prefix is required")
     try:
+        # Refused before training (hours on a full corpus): a vocabulary that TFRecords were
+        # built with must not change under them.
+        fileio.refuse_overwrite(
+            vocab.output_files(FLAGS.model_prefix),
+            FLAGS.overwrite,
+            "Choose another --model_prefix",
+        )
         if FLAGS.existing_model:
             summary = vocab.adopt_existing(FLAGS.existing_model, FLAGS.model_prefix)
         else:
@@ -61,7 +76,7 @@ def main(argv):
                 random_seed=FLAGS.random_seed,
             )
             summary = vocab.train(config)
-    except (corpus.CorpusError, FileNotFoundError, ValueError) as e:
+    except (corpus.CorpusError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))

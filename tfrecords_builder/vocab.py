@@ -122,12 +122,17 @@ def adopt_existing(model_file: str, model_prefix: str) -> dict:
     return _write_model(proto, model_prefix, {"adopted_from": model_file})
 
 
+def output_files(model_prefix: str) -> tuple[str, str]:
+    """The files `train` and `adopt_existing` write: the model and its piece list."""
+    return model_prefix + ".model", model_prefix + ".vocab"
+
+
 def _write_model(proto: bytes, model_prefix: str, summary: dict) -> dict:
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor()
     sp.LoadFromSerializedProto(proto)
-    model_path, vocab_path = model_prefix + ".model", model_prefix + ".vocab"
+    model_path, vocab_path = output_files(model_prefix)
     for path, data in ((model_path, proto), (vocab_path, _vocab_text(sp).encode("utf-8"))):
         tmp = path + ".tmp"
         with fileio.open_file(tmp, "wb") as f:
