@@ -74,6 +74,9 @@ def run(config: FinetuningConfig) -> dict:
         raise ValueError(
             f"--folds={config.folds}: {config.data_dir} has no fold folders (1/, 2/, ...)"
         )
+    # Refused before anything is written: a finished run with other settings in output_dir (a
+    # rerun with the same settings trains again and replaces its own outputs).
+    finished_run(config)
     return run_one(config)
 
 
@@ -249,7 +252,8 @@ def finished_run(config: FinetuningConfig) -> dict | None:
         return None
     with fileio.open_file(path, "r") as f:
         earlier = json.load(f)
-    wanted = dataclasses.asdict(config)
+    # Not output_dir: a finished run's folder may have been moved or copied since.
+    wanted = {k: v for k, v in dataclasses.asdict(config).items() if k != "output_dir"}
     diff = {
         k: (earlier.get("config", {}).get(k), v)
         for k, v in wanted.items()

@@ -8,6 +8,7 @@ those predictions.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import re
 import subprocess
@@ -405,6 +406,42 @@ def test_tiny_ner_and_bioasq_files_without_shared_data(models, tmp_path):
     written = predictions.read_bioasq(_written(result))
     assert written == {"q1": ["Zika", "Flaviviridae", "belongs", "to", "is"]}
     assert (result["strict_accuracy"], result["lenient_accuracy"], result["mrr"]) == (0.0, 1.0, 0.5)
+
+
+def test_another_runs_results_are_refused_not_replaced(models, tmp_path):
+    """A run folder is named by dataset and seed only: another split (or SavedModel, data folder,
+    batch size) there is refused before anything is written, unless --overwrite; a rerun of the
+    same run replaces its own result, and two runs of one suite may not share a folder."""
+    paths, _ = models
+    ner_dir = tmp_path / "ner"
+    ner_dir.mkdir()
+    for split in ("test", "dev"):
+        (ner_dir / f"{split}.tsv").write_text("the\tB\ncancer\tI\nwas\tO\n\n")
+    out = tmp_path / "out"
+    first = runner.RunConfig(paths["ner"], "bc2gm", str(ner_dir), str(out))
+    runner.run(first)
+    runner.run(first)
+    folder = out / "bc2gm"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    dev = dataclasses.replace(first, split="dev")
+    message = (rf"{folder}/metrics.json holds the result of another run \(split: 'test' there, "
+               r"'dev' now\); use another --output_dir \(or --seed\), or pass --overwrite")  # fmt: skip
+    with pytest.raises(FileExistsError, match=message):
+        runner.run(dev)
+    with pytest.raises(FileExistsError, match=r"saved_model: '.*/ner' there, '.*/re' now"):
+        runner.run_suite([dataclasses.replace(first, saved_model=paths["re"])], progress=False)
+    with pytest.raises(ValueError, match=rf"would both write {tmp_path}/other/bc2gm; give them"):
+        runner.run_suite([dataclasses.replace(c, output_dir=str(tmp_path / "other")) for c in (first, dev)],
+                         progress=False)  # fmt: skip
+    cmd = [sys.executable, "-m", "bioalbert_tf.benchmark", f"--saved_model={paths['ner']}",
+           "--dataset=bc2gm", f"--data_dir={ner_dir}", f"--output_dir={out}", "--split=dev"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 1 and re.search("error: " + message, proc.stderr), proc.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert not (tmp_path / "other").exists()
+    proc = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((folder / "metrics.json").read_text())["run"]["split"] == "dev"
 
 
 def test_contract_errors_are_clear(models, tmp_path):

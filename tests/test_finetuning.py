@@ -455,6 +455,28 @@ def test_a_vocabulary_larger_than_the_model_is_refused_before_training(setup, ti
     assert not (tmp_path / "out").exists()
 
 
+def test_a_finished_run_with_other_settings_is_refused_not_replaced(trained, tmp_path):
+    """A single run into a folder holding a finished run: other settings are refused before
+    anything is written (the folder may have been moved: output_dir is not compared)."""
+    import shutil
+
+    from bioalbert_tf import finetuning
+
+    result, out = trained("i2b2")
+    folder = tmp_path / "moved"
+    shutil.copytree(out, folder)
+    before = {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    config = finetuning.FinetuningConfig(**{**result["config"], "output_dir": str(folder)})
+    with pytest.raises(
+        ValueError,
+        match=rf"{folder}/metrics.json holds a finished run with other settings "
+        r"\(learning_rate: 0.001 there, 0.0005 now\); use another --output_dir",
+    ):
+        finetuning.run(dataclasses.replace(config, learning_rate=5e-4))
+    assert {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert finetuning.finished_run(config) == json.loads((folder / "metrics.json").read_text())
+
+
 def test_read_split_converts_each_format(tmp_path):
     (tmp_path / "train.tsv").write_text(
         "labels\tsentence\tindex\n0_0,1_1,2_0,3_1\t A sentence. \tdoc_1\n"

@@ -7,6 +7,8 @@ r"""Runs SavedModels on benchmark datasets, scores them and writes the report.
 
 A suite file is a JSON list of {"dataset", "saved_model", "data_dir", "seed"} runs (optional
 "split", "batch_size"); several seeds of one dataset give mean ± sd in the report.
+A run folder (<output_dir>/<dataset>[/seed_<seed>]) holding another run's metrics.json is left
+alone unless --overwrite.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ flags.DEFINE_string(
 )
 flags.DEFINE_bool("report", True, "Write report.md / report.json / charts into --output_dir.")
 flags.DEFINE_string("references", str(report.DEFAULT_REFERENCES), "Published scores (JSON).")
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace another run's results (other SavedModel, data, split or batch size) in a run folder.",
+)
 
 
 def main(argv):
@@ -63,10 +70,10 @@ def main(argv):
                     seed=FLAGS.seed,
                 )
             ]
-        results = runner.run_suite(configs)
+        results = runner.run_suite(configs, overwrite=FLAGS.overwrite)
         if FLAGS.report:
             report.build_report(FLAGS.output_dir, FLAGS.references)
-    except (formats.FormatError, FileNotFoundError, ValueError) as e:
+    except (formats.FormatError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(

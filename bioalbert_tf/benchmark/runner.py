@@ -22,6 +22,8 @@ this module only turns SavedModel signatures into predictors.
 
 Output per run: `<output_dir>/<dataset>[/seed_<seed>][/fold_<k>]/predictions.{tsv,json}` (the
 formats `score` reads) and `metrics.json` (metrics, speed, hashes of the SavedModel and data).
+A folder holding another run's metrics.json (another SavedModel, data folder, split or batch
+size) is refused unless `overwrite`, before anything is written.
 """
 
 from __future__ import annotations
@@ -61,6 +63,31 @@ class RunConfig:
         if self.seed is not None:
             run_dir = fileio.join(run_dir, f"seed_{self.seed}")
         return run_dir if self.fold is None else fileio.join(run_dir, f"fold_{self.fold}")
+
+
+# What makes a run_dir's metrics.json this run's own: the folder is named by dataset, seed and
+# fold only, so another SavedModel, data folder, split or batch size there is another result.
+_SAME_RUN = ("saved_model", "data_dir", "split", "batch_size")
+
+
+def check_output(config: RunConfig, overwrite: bool = False) -> None:
+    """Raises FileExistsError if config.run_dir holds the metrics of another run, unless
+    `overwrite`; a rerun of the same run may replace its own."""
+    path = fileio.join(config.run_dir, METRICS_FILE)
+    if overwrite or not fileio.exists(path):
+        return
+    with fileio.open_file(path, "r") as f:
+        earlier = json.load(f).get("run", {})
+    diff = [
+        f"{k}: {earlier[k]!r} there, {getattr(config, k)!r} now"
+        for k in _SAME_RUN
+        if k in earlier and earlier[k] != getattr(config, k)
+    ]
+    if diff:
+        raise FileExistsError(
+            f"{path} holds the result of another run ({'; '.join(diff)}); use another "
+            "--output_dir (or --seed), or pass --overwrite to replace it"
+        )
 
 
 def _is_saved_model(path: str) -> bool:
@@ -265,8 +292,9 @@ def predictor(model, spec: DatasetSpec, config: RunConfig):
     return lambda examples: predict_examples(fn, spec, examples, size)
 
 
-def run(config: RunConfig, model=None) -> dict:
+def run(config: RunConfig, model=None, overwrite: bool = False) -> dict:
     """Runs one SavedModel on one dataset split; returns (and writes) its metrics.json."""
+    check_output(config, overwrite)
     spec = datasets.get(config.dataset)
     started = time.perf_counter()
     gold = scoring.load_gold(spec, config.data_dir, config.split)
@@ -278,6 +306,7 @@ def run(config: RunConfig, model=None) -> dict:
     result["run"] = {
         "saved_model": config.saved_model,
         "saved_model_sha256": saved_model_sha256(config.saved_model),
+        "data_dir": config.data_dir,
         "split": config.split,
         "seed": config.seed,
         "fold": config.fold,
@@ -327,11 +356,26 @@ def read_suite(path: str, output_dir: str, defaults: dict | None = None) -> list
     return out
 
 
-def run_suite(configs: Sequence[RunConfig], progress: bool = True) -> list[dict]:
-    """Runs every config (each fold of a cross-validated one) in order, with a progress bar."""
+def run_suite(
+    configs: Sequence[RunConfig], progress: bool = True, overwrite: bool = False
+) -> list[dict]:
+    """Runs every config (each fold of a cross-validated one) in order, with a progress bar.
+
+    Refused before any run: two runs that would write the same folder, and (unless `overwrite`)
+    a folder holding another run's metrics."""
     from tqdm import tqdm
 
     configs = [c for config in configs for c in expand_folds(config)]
+    seen = {}
+    for config in configs:
+        if config.run_dir in seen:
+            other = seen[config.run_dir]
+            raise ValueError(
+                f"{other.saved_model} ({other.split}) and {config.saved_model} ({config.split}) "
+                f"would both write {config.run_dir}; give them different seeds"
+            )
+        seen[config.run_dir] = config
+        check_output(config, overwrite)
     results = []
     bar = tqdm(configs, desc="benchmark", unit="run", disable=not progress)
     for config in bar:
@@ -340,7 +384,7 @@ def run_suite(configs: Sequence[RunConfig], progress: bool = True) -> list[dict]
             + (f" seed {config.seed}" if config.seed is not None else "")
             + (f" fold {config.fold}" if config.fold is not None else "")
         )
-        result = run(config)
+        result = run(config, overwrite=True)  # every folder was checked above
         bar.set_postfix(
             score=f"{result['main_score']:.4f}",
             ex_per_s=f"{result['run']['examples_per_second'] or 0:.0f}",
