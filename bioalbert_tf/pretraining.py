@@ -370,10 +370,16 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
 
     config.validate()
     # Refused before anything in output_dir is written: resuming with other settings.
-    run_settings.check_resume(config, AlbertConfig.from_json_file(config.albert_config_file))
+    settings = run_settings.settings_of(
+        config,
+        AlbertConfig.from_json_file(config.albert_config_file),
+        expand_files(config.input_file),
+        strategy.num_replicas_in_sync,
+    )
+    run_settings.check_resume(config, settings)
     fileio.makedirs(config.output_dir)
     trainer = Trainer(config, strategy)
-    run_settings.record(config, trainer.albert_config)
+    run_settings.record(config, settings)
     trainer.albert_config.to_json_file(fileio.join(config.output_dir, checkpoints.CONFIG_NAME))
     logging.info("%s", trainer.restore_or_initialize())
     run_settings.trim_metrics(config.output_dir, trainer.step)

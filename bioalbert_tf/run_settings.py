@@ -5,6 +5,8 @@
   from. A mismatch is refused before anything in the folder is written, naming each differing
   setting with both values (otherwise a changed batch size ends in "Incompatible shapes" after
   "resumed from ckpt-N", and a changed model config overwrites the folder's albert_config.json).
+  The input TFRecords (name and size of each) and the number of replicas are among them: other
+  data, or another replica count, would continue the run as a different one without a word.
 - Input: TFRecords that hold no record, or that were built with another sequence length,
   number of predictions or a larger vocabulary than the model's, are refused with the file and
   both numbers (otherwise: a silent endless loop over an empty dataset, a raw parse traceback,
@@ -15,6 +17,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 
 from absl import logging
@@ -38,6 +41,16 @@ RESUME_SETTINGS = (
     "use_bfloat16",
 )
 ALBERT_CONFIG = "albert_config"
+# The input TFRecords, as sorted [name, size in bytes] pairs. By name, not path: the same shards
+# copied to another folder or bucket (local -> gs://) resume; other shards, a shard more or less,
+# or a shard rebuilt to another size are another data set (the checkpointed input position and
+# the shuffle order refer to the recorded files).
+INPUT_FILES = "input_files"
+# Replicas in sync: --train_batch_size is global and split over them, and each replica's
+# gradients are clipped to norm 1 before they are summed, so another count changes the update
+# (and with several replicas the input position is not checkpointed at all).
+REPLICAS = "num_replicas_in_sync"
+_SHOWN = 5  # files named in a mismatch message, per kind of difference
 
 
 class SettingsMismatchError(ValueError):
@@ -48,11 +61,32 @@ class InputMismatchError(ValueError):
     """Input TFRecords that cannot feed this run; the message names the file and both values."""
 
 
-def settings_of(config, albert_config) -> dict:
+def settings_of(config, albert_config, files: list[str], num_replicas: int) -> dict:
+    """What run_settings.json records: flags, model config, input files, replica count."""
     values = {name: getattr(config, name) for name in RESUME_SETTINGS}
     values["num_train_steps"] = config.num_train_steps
     values[ALBERT_CONFIG] = albert_config.to_dict()
+    values[INPUT_FILES] = sorted([fileio.basename(f), fileio.size(f)] for f in files)
+    values[REPLICAS] = num_replicas
     return values
+
+
+def _files_row(before: list, now: list, source: str) -> str:
+    """The --input_file row of a mismatch: which recorded files are gone, which are new."""
+
+    def shown(pairs) -> str:
+        names = [f"{name} ({size} bytes)" for name, size in sorted(pairs.elements())]
+        more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
+        return ", ".join(names[:_SHOWN]) + more
+
+    old = collections.Counter(tuple(p) for p in before)
+    new = collections.Counter(tuple(p) for p in now)
+    parts = [f"{len(before)} file(s) in {source}, {len(now)} now"]
+    if old - new:
+        parts.append(f"recorded but not given now: {shown(old - new)}")
+    if new - old:
+        parts.append(f"given now but not recorded: {shown(new - old)}")
+    return "  --input_file: " + "; ".join(parts)
 
 
 def _read_json(path: str):
@@ -70,8 +104,9 @@ def latest_checkpoint(output_dir: str) -> str | None:
     return tf.train.latest_checkpoint(output_dir) if fileio.isdir(output_dir) else None
 
 
-def check_resume(config, albert_config) -> str | None:
-    """Raises SettingsMismatchError if output_dir holds a checkpoint made with other settings.
+def check_resume(config, now: dict) -> str | None:
+    """Raises SettingsMismatchError if output_dir holds a checkpoint made with other settings
+    than `now` (from `settings_of`).
 
     Returns the checkpoint that will be resumed (None for a fresh run). Writes nothing.
     """
@@ -79,7 +114,6 @@ def check_resume(config, albert_config) -> str | None:
     if latest is None:
         return None
     checkpoints.check_checkpoint_files(latest)
-    now = settings_of(config, albert_config)
     path = fileio.join(config.output_dir, SETTINGS_NAME)
     if fileio.exists(path):
         before, source = _read_json(path), path
@@ -93,6 +127,11 @@ def check_resume(config, albert_config) -> str | None:
     for name in RESUME_SETTINGS:
         if name in before and before[name] != now[name]:
             rows.append(f"  --{name}: {before[name]!r} in {source}, {now[name]!r} now")
+    # Recorded since these checks were added; a folder from before them is not compared on them.
+    if INPUT_FILES in before and before[INPUT_FILES] != now[INPUT_FILES]:
+        rows.append(_files_row(before[INPUT_FILES], now[INPUT_FILES], source))
+    if REPLICAS in before and before[REPLICAS] != now[REPLICAS]:
+        rows.append(f"  replicas in sync: {before[REPLICAS]} in {source}, {now[REPLICAS]} now")
     old_model, new_model = before.get(ALBERT_CONFIG, {}), now[ALBERT_CONFIG]
     for key in sorted(set(old_model) | set(new_model)):
         if old_model.get(key) != new_model.get(key):
@@ -104,7 +143,8 @@ def check_resume(config, albert_config) -> str | None:
         raise SettingsMismatchError(
             f"{config.output_dir} holds {fileio.basename(latest)}, made with other settings; "
             f"resuming it needs the same ones. {len(rows)} differ:\n" + "\n".join(rows) + "\n"
-            "Rerun with the recorded values, or start a new --output_dir (with "
+            "Rerun with the recorded values (the same input files, the same number of "
+            "replicas), or start a new --output_dir (with "
             f"--init_checkpoint={config.output_dir} to start from its weights)."
         )
     steps_before = before.get("num_train_steps")
@@ -117,9 +157,9 @@ def check_resume(config, albert_config) -> str | None:
     return latest
 
 
-def record(config, albert_config) -> None:
+def record(config, settings: dict) -> None:
     """Writes output_dir/run_settings.json (the settings the next resume is compared with)."""
-    _write_json(fileio.join(config.output_dir, SETTINGS_NAME), settings_of(config, albert_config))
+    _write_json(fileio.join(config.output_dir, SETTINGS_NAME), settings)
 
 
 def trim_metrics(output_dir: str, step: int) -> int:

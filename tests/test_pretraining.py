@@ -211,6 +211,54 @@ def test_resuming_with_other_settings_is_refused_before_anything_is_written(
     assert result["step"] == 6
 
 
+def test_resuming_on_other_input_files_or_replicas_is_refused(data, four_steps, tmp_path):
+    """run_settings.json records each input file's name and size and the replica count; another
+    file set, a file of another size, or another replica count is refused before anything is
+    written. The same files in another folder resume (compared by name and size, not path)."""
+    import shutil
+
+    from bioalbert_tf.run_settings import SettingsMismatchError
+
+    out = tmp_path / "run"
+    shutil.copytree(four_steps, out)
+    settings_file = out / "run_settings.json"
+    recorded = json.loads(settings_file.read_text())
+    shards = sorted((data / "tfrecords").glob("*.tfrecord"))
+    sizes = [p.stat().st_size for p in shards]
+    assert recorded["input_files"] == [[p.name, n] for p, n in zip(shards, sizes, strict=True)]
+    assert recorded["num_replicas_in_sync"] == 1
+    before = _files(out)
+    with pytest.raises(SettingsMismatchError) as e:  # one shard of the two
+        _pretrain(_config(data, out, num_train_steps=6, input_file=(str(shards[0]),)))
+    assert (f"  --input_file: 2 file(s) in {settings_file}, 1 now; recorded but not given now: "
+            f"{shards[1].name} ({sizes[1]} bytes)\n") in str(e.value)  # fmt: skip
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(shards[0], other / shards[0].name)
+    (other / shards[1].name).write_bytes(shards[1].read_bytes()[:-100])  # rebuilt, another size
+    with pytest.raises(SettingsMismatchError) as e:
+        _pretrain(_config(data, out, num_train_steps=6, input_file=(f"{other}/*.tfrecord",)))
+    assert (f"recorded but not given now: {shards[1].name} ({sizes[1]} bytes); given now but not "
+            f"recorded: {shards[1].name} ({sizes[1] - 100} bytes)") in str(e.value)  # fmt: skip
+    assert _files(out) == before
+    # Recorded by a run on 2 replicas (MirroredStrategy), resumed on 1.
+    settings_file.write_text(json.dumps({**recorded, "num_replicas_in_sync": 2}))
+    before = _files(out)
+    with pytest.raises(SettingsMismatchError) as e:
+        _pretrain(_config(data, out, num_train_steps=6))
+    assert f"  replicas in sync: 2 in {settings_file}, 1 now" in str(e.value)
+    assert "1 differ" in str(e.value) and "the same number of replicas" in str(e.value)
+    assert _files(out) == before
+    # The same shards copied elsewhere (as to a bucket) resume.
+    settings_file.write_text(json.dumps(recorded))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for p in shards:
+        shutil.copy(p, moved / p.name)
+    result = _pretrain(_config(data, out, num_train_steps=6, input_file=(f"{moved}/*.tfrecord",)))
+    assert result["step"] == 6
+
+
 def test_resume_drops_metrics_logged_after_the_checkpoint(data, four_steps, tmp_path):
     import shutil
 
