@@ -412,9 +412,11 @@ def split_stream(path: str, fmt: str, piece_bytes: int, block: int = 1 << 20):
     the file: MEDLINE is cut before a `<PubmedArticle>` tag, every piece but the first starts
     with the file's prolog (declaration, DOCTYPE, root start tag: the same parsing context) and
     every piece but the last ends with the root's end tag; text is cut after an empty line. A
-    marker inside a comment or CDATA section would leave both pieces malformed, so they fail to
-    parse: a piece that parses was cut between top-level elements. Memory: one block.
-    Raises NotSplittable (MEDLINE without a repeatable prolog) or a READ_ERRORS error.
+    cut anywhere but between top-level elements (a marker in a comment, a CDATA section, a
+    nested element) leaves the piece before it with something unclosed, so that piece fails to
+    parse and the caller reads the file whole: pieces that all parse are the file's documents.
+    Memory: a block or two. Raises NotSplittable (MEDLINE without a repeatable prolog) or a
+    READ_ERRORS error (a damaged file).
     """
     marker, after = _CUT_MARKERS[fmt]
     keep = len(marker) - 1  # bytes held back: a marker may straddle two blocks
