@@ -29,6 +29,22 @@ def medline_path(name: str = MEDLINE_FILES[0]) -> pathlib.Path:
     return path
 
 
+def medline_sample(n_articles: int) -> bytes:
+    """The first n citations of the first MEDLINE file as a complete XML file (its own prolog,
+    a closed root), read without decompressing the rest."""
+    import gzip
+
+    end_tag = b"</PubmedArticle>"
+    with gzip.open(medline_path(), "rb") as f:
+        data = b""
+        while data.count(end_tag) < n_articles:
+            data += f.read(1 << 20)
+    end = 0
+    for _ in range(n_articles):
+        end = data.index(end_tag, end) + len(end_tag)
+    return data[:end] + b"\n</PubmedArticleSet>\n"
+
+
 @pytest.fixture(scope="session")
 def small_text_corpus(tmp_path_factory) -> pathlib.Path:
     """The first 400 MEDLINE abstracts in the plain format (sentence per line, blank between docs)."""

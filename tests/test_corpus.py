@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from tests.conftest import CORPUS_DIR, medline_path
+from tests.conftest import CORPUS_DIR, medline_path, medline_sample
 from tfrecords_builder import corpus
 
 
@@ -229,3 +229,73 @@ def test_text_with_a_few_bad_bytes_is_still_text(tmp_path):
     # a stray NUL and an undecodable byte, and a character cut at the end of the sniffed block
     data = data[:100] + b"\x00\xff" + data[100 : corpus.SNIFF_BYTES - 103] + "é".encode()[:1]
     assert corpus.binary_share(data) < 0.01
+
+
+def _pieces(path, fmt, piece_bytes) -> list[bytes]:
+    pieces, current = [], []
+    for part in corpus.split_stream(str(path), fmt, piece_bytes):
+        if part is None:
+            pieces.append(b"".join(current))
+            current = []
+        else:
+            current.append(part)
+    return pieces + [b"".join(current)]
+
+
+def _read_pieces(pieces, fmt):
+    stats = corpus.ReadStats()
+    stats.counts["files"] += 1  # counted once per file, by the caller of split_stream
+    docs = [d for p in pieces for d in corpus.read_piece(io.BytesIO(p), fmt, stats)]
+    return docs, stats
+
+
+def test_pieces_of_a_medline_file_parse_alone_to_its_documents_and_counts(tmp_path):
+    path = tmp_path / "sample.xml.gz"
+    path.write_bytes(gzip.compress(medline_sample(300)))
+    pieces = _pieces(path, "medline", 50_000)
+    prolog = pieces[0][: pieces[0].index(b"<PubmedArticle>")]
+    assert len(pieces) > 20 and b"<!DOCTYPE PubmedArticleSet" in prolog
+    for piece in pieces[1:]:
+        assert piece.startswith(prolog + b"<PubmedArticle>")  # the same parsing context
+    for piece in pieces[:-1]:
+        assert piece.endswith(b"</PubmedArticle>\n  </PubmedArticleSet>")
+    docs, stats = _read_pieces(pieces, "medline")
+    whole_docs, whole = _read(path)
+    assert len(whole_docs) == 101 and docs == whole_docs
+    assert stats.to_dict() == whole.to_dict()
+
+
+def test_pieces_of_a_text_file_are_cut_after_empty_lines(tmp_path):
+    lines = [b"A first document of plain text, one sentence.", b"", b"", b" \t ", b"\xa0",
+             b"Lines of blanks separate documents too, as here.", b"x" * 1_000_000, b"",
+             b"An invalid byte \xff in this line, which is skipped.", b"short one",
+             b"The last document of this file ends without a newline"]  # fmt: skip
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(b"\n".join(lines * 3))
+    pieces = _pieces(path, "text", 10)
+    assert len(pieces) == 7 and all(p.endswith(b"\n\n") for p in pieces[:-1])
+    docs, stats = _read_pieces(pieces, "text")
+    whole_docs, whole = _read(path)
+    assert len(whole_docs) == 7 and docs == whole_docs
+    assert stats.to_dict() == whole.to_dict()
+
+
+def test_a_cut_inside_a_comment_leaves_pieces_that_do_not_parse(tmp_path):
+    xml = medline_sample(20)
+    at = xml.index(b"<PubmedArticle>", 20_000)
+    xml = xml[:at] + b"<!-- <PubmedArticle> is a citation -->\n" + xml[at:]
+    path = tmp_path / "commented.xml"
+    path.write_bytes(xml)
+    pieces = _pieces(path, "medline", at + len(b"<!-- "))  # the first cut point: in the comment
+    assert b"<!-- " + b"</PubmedArticleSet>" in pieces[0]
+    with pytest.raises(corpus.etree.XMLSyntaxError):
+        _read_pieces(pieces, "medline")
+    assert _read(path)[0]  # read whole, the file is fine
+
+
+def test_a_medline_prolog_with_content_is_not_split(tmp_path):
+    path = tmp_path / "odd.xml"
+    path.write_bytes(b"<PubmedArticleSet><DeleteCitation><PMID>1</PMID></DeleteCitation>"
+                     b"<PubmedArticle></PubmedArticle></PubmedArticleSet>")  # fmt: skip
+    with pytest.raises(corpus.NotSplittable):
+        _pieces(path, "medline", 10)

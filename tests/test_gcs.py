@@ -67,6 +67,15 @@ def test_builder_reads_and_writes_gcs_with_the_same_bytes(
     remote = gcs.download(BUCKET, "tfrecords/pretrain-00000-of-00001.tfrecord")
     assert remote == (tmp_path / "local" / "pretrain-00000-of-00001.tfrecord").read_bytes()
     assert json.loads(gcs.download(BUCKET, "tfrecords/stats.json"))["examples"] > 100
+    # The corpus cut into pieces: raw pieces, documents and chunk files go through the bucket.
+    script = ("import sys; from tfrecords_builder import pipeline; config = pipeline.BuildConfig("
+              "input_files=(sys.argv[1],), output_dir=sys.argv[2], spm_model_file=sys.argv[3], "
+              "max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1, num_shards=1); "
+              "pipeline.run(config, ['--direct_num_workers=1'], piece_bytes=50_000)")  # fmt: skip
+    _run([sys.executable, "-c", script, f"gs://{BUCKET}/corpus/*.txt", f"gs://{BUCKET}/pieces",
+          f"gs://{BUCKET}/vocab/tiny.model"], gcs)  # fmt: skip
+    assert gcs.download(BUCKET, "pieces/pretrain-00000-of-00001.tfrecord") == remote
+    assert not [n for n in gcs.list_objects(BUCKET, "pieces/") if "work-" in n or ".tmp" in n]
 
 
 def test_pretraining_on_gcs_resumes_from_gcs(gcs, tmp_path):

@@ -1,8 +1,11 @@
 """The Beam pipeline end to end: bytes, schema, statistics, sharding, crash and rerun."""
 
+import gzip
 import json
 import os
 import pathlib
+import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,8 +14,8 @@ import numpy as np
 import pytest
 
 from bioalbert_tf import features
-from tests.conftest import ROOT
-from tfrecords_builder import pipeline
+from tests.conftest import ROOT, medline_sample
+from tfrecords_builder import corpus, pipeline, writer
 
 tf = pytest.importorskip("tensorflow")
 
@@ -166,45 +169,93 @@ def test_rerun_skips_finished_groups(built, two_files, tiny_spm, caplog):
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    from tfrecords_builder import pipeline
-    original, calls = pipeline.process_chunk, [0]
-    def dying(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == int(sys.argv[4]):
-            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: a preempted machine
-        return original(*args, **kwargs)
-    pipeline.process_chunk = dying
-    config = pipeline.BuildConfig(input_files=(sys.argv[1],), output_dir=sys.argv[2], spm_model_file=sys.argv[3],
+    from tfrecords_builder import pipeline, writer
+    inputs, out, spm, stage, n = sys.argv[1:6]
+
+    def dying_at(n, function):
+        calls = [0]
+        def dying(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == n:
+                os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: a preempted machine
+            return function(*args, **kwargs)
+        return dying
+
+    if stage == "chunk":  # in stage 3, before the n-th chunk
+        pipeline.process_chunk = dying_at(int(n), pipeline.process_chunk)
+    else:  # in stage 4, at the third record of the n-th group
+        write_group, calls = pipeline.write_group, [0]
+        def writing(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == int(n):
+                frame = writer.AtomicTFRecordWriter.write_frame
+                writer.AtomicTFRecordWriter.write_frame = dying_at(3, frame)
+            return write_group(*args, **kwargs)
+        pipeline.write_group = writing
+    config = pipeline.BuildConfig(input_files=(inputs,), output_dir=out, spm_model_file=spm,
                                   max_seq_length=128, dupe_factor=2, docs_per_chunk=50)
     pipeline.run(config, ["--direct_num_workers=1"])
     """
 )
 
 
-def test_killed_run_leaves_no_partial_shard_and_rerun_completes(
-    built, two_files, tiny_spm, tmp_path
-):
-    clean, _ = built
+def _kill(two_files, tiny_spm, tmp_path, stage: str, n: int):
     out = tmp_path / "killed"
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # 4 chunks per file: the kill lands in the second group, after the first has committed.
     proc = subprocess.run(
-        [sys.executable, str(script), two_files, str(out), tiny_spm, "6"],
+        [sys.executable, str(script), two_files, str(out), tiny_spm, stage, str(n)],
         env=env,
         capture_output=True,
         timeout=300,
     )
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert not (out / "stats.json").exists()
+    return out
+
+
+def _counting_chunks(monkeypatch) -> list:
+    calls = []
+    original = pipeline.process_chunk
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "process_chunk", counting)  # in-process runner: seen by Beam
+    return calls
+
+
+def test_killed_while_building_chunks_rerun_redoes_only_the_missing_chunks(
+    built, two_files, tiny_spm, tmp_path, monkeypatch
+):
+    clean, _ = built
+    # 2 files x 4 chunks; the kill lands before the 6th: 5 chunk files are complete.
+    out = _kill(two_files, tiny_spm, tmp_path, "chunk", 6)
+    assert not list(out.glob("*.tfrecord*"))  # no group has reached stage 4
+    assert len(list(out.glob(".build/work-*/file-*/chunk-*.json"))) == 5
+    calls = _counting_chunks(monkeypatch)
+    pipeline.run(_config(two_files, out, tiny_spm), ["--direct_num_workers=1"])
+    assert len(calls) == 3
+    assert _shard_bytes(out) == _shard_bytes(clean)
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name or p.name.startswith("work-")]
+
+
+def test_killed_while_writing_shards_leaves_no_partial_shard_and_rerun_completes(
+    built, two_files, tiny_spm, tmp_path, monkeypatch
+):
+    clean, _ = built
+    out = _kill(two_files, tiny_spm, tmp_path, "group", 2)
     names = sorted(p.name for p in out.iterdir())
     finished = [n for n in names if n.endswith(".tfrecord")]
     assert len(finished) == 1  # the first group committed, the second did not
     assert any(".tmp-" in n for n in names)  # the killed group's temporary file, never renamed
-    assert not (out / "stats.json").exists()
+    calls = _counting_chunks(monkeypatch)
     pipeline.run(_config(two_files, out, tiny_spm), ["--direct_num_workers=1"])
+    assert not calls  # every chunk of the unfinished group was already built
     assert _shard_bytes(out) == _shard_bytes(clean)
-    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name or p.name.startswith("work-")]
 
 
 def test_cli_runs_and_reports(two_files, tiny_spm, tmp_path):
@@ -306,3 +357,107 @@ def test_beam_pipeline_options_are_not_unknown():
     assert pipeline.unknown_pipeline_args(["--max_seq_lenght=128", "--runn=x", "stray"]) == [
         "--max_seq_lenght=128", "--runn=x", "stray"
     ]  # fmt: skip
+
+
+def _reference(config: pipeline.BuildConfig) -> tuple[dict, dict]:
+    """The specification, in one process and without Beam or pieces: each group reads its
+    files in order, whole; documents [k * docs_per_chunk, (k + 1) * docs_per_chunk) of a file
+    are chunk k, processed with the RNG of (seed, file, chunk); the group's records, in order,
+    are dealt round-robin into its shards. Returns (shard bytes by name, statistics)."""
+    files = pipeline.expand_inputs(config.input_files)
+    groups, total = pipeline.plan_groups(files, config.num_shards)
+    tokenizer = pipeline._tokenizer(config)
+    is_start = np.array(tokenizer.start_piece_table(), dtype=bool)
+    stats, read, shards = pipeline.ChunkStats(config.max_seq_length), corpus.ReadStats(), {}
+    size = config.docs_per_chunk
+    for group in groups:
+        records = []
+        for position, path in group.files:
+            docs = list(corpus.iter_documents(path, read, config.input_format,
+                                              config.min_line_chars, config.skip_bad_files))  # fmt: skip
+            for k in range(0, len(docs), size):
+                seed = pipeline.chunk_seed(config.random_seed, position, path, k // size)
+                records += pipeline.process_chunk(
+                    docs[k : k + size], tokenizer, is_start, config, random.Random(seed), stats
+                )
+        for i, shard in enumerate(group.shards):
+            name = pathlib.Path(pipeline.shard_path(config, shard, total)).name
+            mine = records[i :: len(group.shards)]
+            if mine:
+                shards[name] = b"".join(writer.tfrecord_frame(r) for r in mine)
+    return shards, {"stats": stats, "read": read}
+
+
+def _comparable(stats: dict) -> dict:
+    """stats.json without its timings and output folder."""
+    out = {k: v for k, v in stats.items() if k not in ("seconds", "examples_per_second")}
+    out["flags"] = {k: v for k, v in stats["flags"].items() if k != "output_dir"}
+    return out
+
+
+@pytest.fixture(scope="module")
+def uneven(tmp_path_factory, small_text_corpus) -> str:
+    """Files of very different sizes: a MEDLINE sample cut into many pieces, a large and a
+    small text file (two groups: the first and the third file share one)."""
+    folder = tmp_path_factory.mktemp("uneven")
+    (folder / "a.xml.gz").write_bytes(gzip.compress(medline_sample(300)))
+    docs = small_text_corpus.read_text(encoding="utf-8").split("\n\n")
+    (folder / "b.txt").write_text("\n\n".join(docs[:250]) + "\n", encoding="utf-8")
+    (folder / "c.txt").write_text("\n\n".join(docs[250:280]) + "\n", encoding="utf-8")
+    return str(folder / "*")
+
+
+def test_chunks_as_the_unit_of_work_give_the_same_bytes_for_1_2_3_workers(
+    uneven, tiny_spm, tmp_path, monkeypatch
+):
+    settings = dict(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1,
+                    docs_per_chunk=16, num_shards=2)  # fmt: skip
+    expected, reference = _reference(_config(uneven, tmp_path / "ref", tiny_spm, **settings))
+    pieces, read_piece = [], corpus.read_piece
+    monkeypatch.setattr(corpus, "read_piece", lambda *a: pieces.append(1) or read_piece(*a))
+    runs = {}
+    for workers in (1, 2, 3):
+        out = tmp_path / f"w{workers}"
+        mode = "in_memory" if workers == 1 else "multi_processing"
+        args = [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
+        # 25 chunks (7 + 16 + 2) from pieces of 100 kB; the small text file is read whole
+        stats = pipeline.run(_config(uneven, out, tiny_spm, **settings), args, piece_bytes=100_000)
+        runs[workers] = (_shard_bytes(out), _comparable(stats))
+        if workers == 1:  # in-process: the counter sees stage 2
+            assert len(pieces) >= 18  # the MEDLINE file (~1.7 MB) and b.txt (~0.2 MB) were cut
+    assert runs[1][0] == expected  # the single-process specification, byte for byte
+    assert runs[2] == runs[1] and runs[3] == runs[1]
+    stats, counts = runs[1][1], reference["stats"].c
+    assert stats["documents"] == counts["documents"] == 101 + 250 + 30
+    assert (stats["examples"], stats["tokens"]) == (counts["examples"], counts["tokens"])
+    assert stats["masked_tokens"] == counts["masked"]
+    assert stats["read"] == dict(sorted(reference["read"].counts.items()))
+    assert stats["ngram_span_histogram"] == {
+        str(k): v for k, v in sorted(reference["stats"].spans.items())
+    }
+
+
+def test_pieces_that_do_not_parse_alone_send_their_file_to_be_read_whole(
+    tiny_spm, tmp_path, caplog
+):
+    """Damaged files, with --skip_bad_files: what is kept and listed is what reading the
+    file whole keeps and lists."""
+    xml = medline_sample(300)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    # a mismatched tag in a middle piece: that piece fails, then the whole file stops there
+    at = xml.index(b"</ArticleTitle>", len(xml) // 2)
+    (folder / "a-malformed.xml").write_bytes(xml[:at] + b"</ArticleTitel>" + xml[at + 15 :])
+    # a gzip stream cut short: cutting it into pieces fails, the file is read whole
+    (folder / "b-truncated.xml.gz").write_bytes(gzip.compress(xml)[: len(xml) // 20])
+    (folder / "c-fine.xml.gz").write_bytes(gzip.compress(xml))
+    config = _config(f"{folder}/*", tmp_path / "out", tiny_spm, max_seq_length=64,
+                     dupe_factor=1, docs_per_chunk=16, skip_bad_files=True)  # fmt: skip
+    expected, reference = _reference(config)
+    with caplog.at_level("WARNING"):
+        stats = pipeline.run(config, ["--direct_num_workers=1"], piece_bytes=100_000)
+    assert re.search(r"a-malformed.xml: piece [1-9]\d* does not parse alone", caplog.text)
+    assert _shard_bytes(tmp_path / "out") == expected
+    assert stats["bad_files"] == reference["read"].bad_files and len(stats["bad_files"]) == 2
+    assert stats["read"] == dict(sorted(reference["read"].counts.items()))
+    assert stats["documents"] == reference["stats"].c["documents"]

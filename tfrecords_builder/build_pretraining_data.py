@@ -59,7 +59,8 @@ flags.DEFINE_enum(
 flags.DEFINE_integer(
     "docs_per_chunk",
     1000,
-    "Documents held in memory at once per worker (and the pool for random segment B).",
+    "Documents per chunk: the unit of parallel work, held in memory at once per worker, and "
+    "the pool for random segment B.",
 )
 flags.DEFINE_bool(
     "skip_bad_files",

@@ -18,6 +18,10 @@ lines are skipped and counted; a truncated or malformed file raises CorpusError 
 file (or, with skip_bad_files, keeps what was read before the damage and is counted). A binary
 file given as text (its first block mostly NUL, control or undecodable bytes) raises CorpusError
 (or, with skip_bad_files, is listed and skipped): read line by line it would yield garbage.
+
+Pieces: a MEDLINE or text file can be cut into pieces that parse independently (`split_stream`,
+`read_piece`), so that one large file is parsed by several workers; the pieces, read in order,
+give exactly the documents and counts of the whole file.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import collections
 import csv
 import gzip
 import io
+import re
 import sys
 import tarfile
 import unicodedata
@@ -58,6 +63,21 @@ class CorpusError(Exception):
     """A corpus file that cannot be read; the message names the file and the position."""
 
 
+class NotSplittable(Exception):
+    """A file that cannot be cut into pieces safely: read it whole (`iter_documents`)."""
+
+
+# What a damaged file raises while it is read (decompression, XML, tar).
+READ_ERRORS = (
+    EOFError,
+    zlib.error,
+    gzip.BadGzipFile,
+    OSError,
+    etree.XMLSyntaxError,
+    tarfile.TarError,
+)
+
+
 class ReadStats:
     """Counters of what was read, kept and skipped, plus the files that could not be read."""
 
@@ -67,6 +87,11 @@ class ReadStats:
 
     def to_dict(self) -> dict:
         return {"counts": dict(sorted(self.counts.items())), "bad_files": list(self.bad_files)}
+
+    def add(self, other: dict) -> None:
+        """Adds the counts and bad files of another ReadStats' `to_dict()`."""
+        self.counts.update(other["counts"])
+        self.bad_files.extend(other["bad_files"])
 
 
 def detect_format(path: str) -> str:
@@ -285,6 +310,13 @@ def _read_text(f, stats: ReadStats, min_chars: int) -> Iterator[list[str]]:
         yield doc
 
 
+def resolve_format(path: str, input_format: str = "auto") -> str:
+    fmt = detect_format(path) if input_format == "auto" else input_format
+    if fmt not in FORMATS:
+        raise ValueError(f"input_format must be auto or one of {FORMATS}, got {input_format!r}")
+    return fmt
+
+
 def iter_documents(
     path: str,
     stats: ReadStats,
@@ -297,9 +329,7 @@ def iter_documents(
     Counts go to `stats`. A damaged file raises CorpusError, or with `skip_bad_files` ends the
     file at the damage (documents read before it are kept) and is listed in `stats.bad_files`.
     """
-    fmt = detect_format(path) if input_format == "auto" else input_format
-    if fmt not in FORMATS:
-        raise ValueError(f"input_format must be auto or one of {FORMATS}, got {input_format!r}")
+    fmt = resolve_format(path, input_format)
     if not fileio.exists(path):
         raise CorpusError(f"{path}: no such file")
     stats.counts["files"] += 1
@@ -330,14 +360,7 @@ def iter_documents(
             for doc in docs:
                 n_docs += 1
                 yield doc
-    except (
-        EOFError,
-        zlib.error,
-        gzip.BadGzipFile,
-        OSError,
-        etree.XMLSyntaxError,
-        tarfile.TarError,
-    ) as e:
+    except READ_ERRORS as e:
         kind = type(e).__name__
         msg = f"{path}: unreadable after {n_docs} documents ({kind}: {e})"
         if not skip_bad_files:
@@ -347,3 +370,91 @@ def iter_documents(
             ) from e
         stats.counts["files_bad"] += 1
         stats.bad_files.append(msg)
+
+
+# Where a stream may be cut, and how far after the marker's start: before a MEDLINE citation,
+# after an empty line of text (a document boundary; `_read_text` keeps no state across it).
+_CUT_MARKERS = {"medline": (b"<PubmedArticle>", 0), "text": (b"\n\n", 2)}
+_PROLOG_LIMIT = 1 << 22  # a MEDLINE prolog (declaration, DOCTYPE, root tag) is a few hundred bytes
+
+
+def can_split(path: str, fmt: str) -> bool:
+    """Whether `split_stream` applies: a non-empty MEDLINE or text file (text: not binary).
+
+    Files it does not apply to, and damaged files, are read whole with `iter_documents`, which
+    also does their counting and error handling.
+    """
+    if fmt not in _CUT_MARKERS or not fileio.exists(path) or fileio.size(path) == 0:
+        return False
+    return fmt != "text" or _binary_message(path, fmt) is None
+
+
+def _root_end_tag(prolog: bytes) -> bytes:
+    """`</Root>` for a MEDLINE prolog that holds nothing but the root's start tag; else raises."""
+    names = re.findall(rb"<([^\s/>!?]+)", prolog)
+    if not names:
+        raise NotSplittable("no root element before the first <PubmedArticle>")
+    end = b"</" + names[-1] + b">"
+    try:
+        root = etree.fromstring(prolog + end, etree.XMLParser(**_XML_OPTS))
+    except etree.XMLSyntaxError as e:
+        raise NotSplittable(f"the prolog does not parse on its own ({e})") from e
+    if len(root) or (root.text or "").strip():
+        raise NotSplittable("the root holds content before the first <PubmedArticle>")
+    return end
+
+
+def split_stream(path: str, fmt: str, piece_bytes: int, block: int = 1 << 20):
+    """The decompressed bytes of a MEDLINE or text file, as blocks with None at each cut.
+
+    A cut is made at the first cut point at least `piece_bytes` into the current piece. Each
+    piece parsed alone (`read_piece`) gives exactly the documents and counts of its stretch of
+    the file: MEDLINE is cut before a `<PubmedArticle>` tag, every piece but the first starts
+    with the file's prolog (declaration, DOCTYPE, root start tag: the same parsing context) and
+    every piece but the last ends with the root's end tag; text is cut after an empty line. A
+    cut anywhere but between top-level elements (a marker in a comment, a CDATA section, a
+    nested element) leaves the piece before it with something unclosed, so that piece fails to
+    parse and the caller reads the file whole: pieces that all parse are the file's documents.
+    Memory: a block or two. Raises NotSplittable (MEDLINE without a repeatable prolog) or a
+    READ_ERRORS error (a damaged file).
+    """
+    marker, after = _CUT_MARKERS[fmt]
+    keep = len(marker) - 1  # bytes held back: a marker may straddle two blocks
+    prefix = suffix = b""
+    size = 0  # bytes of the current piece already yielded
+    with _open_binary(path) as f:
+        pending = b""
+        if fmt == "medline":
+            while (first := pending.find(marker)) < 0:
+                data = f.read(block)
+                if not data or len(pending) > _PROLOG_LIMIT:
+                    raise NotSplittable(f"no <PubmedArticle> in the first {len(pending)} bytes")
+                pending += data
+            prefix = pending[:first]
+            suffix = _root_end_tag(prefix)
+        while True:
+            data = f.read(block)
+            pending += data
+            while (i := pending.find(marker, max(piece_bytes - size, 1))) >= 0:
+                yield pending[: i + after] + suffix
+                yield None
+                if prefix:
+                    yield prefix
+                pending, size = pending[i + after :], 0
+            if not data:
+                if pending:
+                    yield pending
+                return
+            if len(pending) > keep:
+                yield pending[: len(pending) - keep]
+                size += len(pending) - keep
+                pending = pending[len(pending) - keep :]
+
+
+def read_piece(f, fmt: str, stats: ReadStats, min_chars: int = MIN_LINE_CHARS):
+    """The documents of one piece of `split_stream` (an open binary file); counts go to stats."""
+    if fmt == "medline":
+        return _read_medline(f, stats, min_chars)
+    if fmt == "text":
+        return _read_text(f, stats, min_chars)
+    raise ValueError(f"read_piece reads medline or text pieces, got {fmt!r}")

@@ -1,21 +1,36 @@
 """The pretraining-data pipeline: corpus files -> TFRecord shards, on any Apache Beam runner.
 
-Layout of the work, chosen so that memory stays flat as the corpus grows and the bytes do not
-depend on the runner or its parallelism:
-- Input files are expanded and sorted. They are split into *groups*; a group is one unit of
-  Beam work and writes its own output shards (`num_shards` <= files: several files feed one
-  shard; `num_shards` > files: one file's examples are dealt round-robin over several shards).
-  A shard is never an empty file: a group with more shards than examples is an error naming
-  both numbers, and a one-shard group that yields no example writes no shard.
-- A group streams its files in chunks of `docs_per_chunk` documents. Each chunk is tokenized,
-  packed into instances (`dupe_factor` passes), masked and serialised with an RNG seeded from
-  (random_seed, file, chunk), then shuffled. Only one chunk is in memory at a time, and the
-  random "other document" of a one-sentence chunk is drawn from the same chunk (the reference
-  holds the whole corpus in memory to draw it; this is the only way our output differs from it
-  in distribution).
-- A group writes its shards under temporary names, then a sidecar with its statistics, then
-  renames the shards. A rerun of the same command skips groups whose sidecar and shards exist
-  with the same fingerprint (inputs, flags, vocabulary) and redoes the rest.
+Layout of the work, chosen so that memory stays flat as the corpus grows, one large file keeps
+every worker busy, and the bytes do not depend on the runner or its parallelism:
+- Input files are expanded and sorted. They are split into *groups*; a group writes its own
+  output shards (`num_shards` <= files: several files feed one shard; `num_shards` > files: one
+  file's examples are dealt round-robin over several shards). A shard is never an empty file: a
+  group with more shards than examples is an error naming both numbers, and a one-shard group
+  that yields no example writes no shard.
+- The documents of a file, in order, form *chunks* of `docs_per_chunk` documents. Each chunk is
+  tokenized, packed into instances (`dupe_factor` passes), masked and serialised with an RNG
+  seeded from (random_seed, file, chunk), then shuffled. Only one chunk is in memory at a time,
+  and the random "other document" of a one-sentence chunk is drawn from the same chunk (the
+  reference holds the whole corpus in memory to draw it; this is the only way our output differs
+  from it in distribution).
+- Four Beam stages, each spread over the workers, with files under `<output_dir>/.build/work-*/`
+  in between (so nothing large travels through the runner):
+  1. per file: a MEDLINE or text file is decompressed and cut into *pieces* of about
+     `PIECE_BYTES` that parse on their own (`corpus.split_stream`); any other file, a small one
+     or one that cannot be cut is parsed whole here, as before.
+  2. per piece: parsed into documents (JSON lines). A piece that does not parse alone sends its
+     file back to be read whole, with the error handling of `corpus.iter_documents`.
+  3. per chunk, the unit of work: documents [k * docs_per_chunk, (k + 1) * docs_per_chunk) of
+     its file -> shuffled records in a chunk file, plus the chunk's statistics.
+  4. per group: the chunk files, in (file, chunk) order, are dealt round-robin into the shards,
+     exactly as one process reading the files in order would; the shards are written under
+     temporary names, then a sidecar with the group's statistics, then the shards are renamed
+     and the group's work files removed.
+  Pieces only change who parses what: the documents, and so the chunks, are those of the whole
+  file; the shards are byte-identical for any number of workers.
+- A rerun of the same command skips groups whose sidecar and shards exist with the same
+  fingerprint (inputs, flags, vocabulary) and, within the others, every piece and chunk already
+  done; leftover temporary and work files are removed once all groups are done.
 - `stats.json` merges the sidecars when all groups are done.
 """
 
@@ -38,7 +53,10 @@ from tfrecords_builder import corpus, writer
 from tfrecords_builder.instances import PackingConfig, create_instances_from_document
 from tfrecords_builder.masking import KEPT, MASKED, RANDOM, MaskingConfig, mask_tokens
 
-SIDE_DIR = ".build"  # per-group sidecars inside output_dir
+SIDE_DIR = ".build"  # per-group sidecars and the work files, inside output_dir
+# Decompressed bytes per piece of a MEDLINE or text file: ~1,000 abstracts, a few seconds of
+# parsing. It only decides who parses what; the output does not depend on it.
+PIECE_BYTES = 8 << 20
 LENGTH_BINS = 16
 
 
@@ -165,7 +183,7 @@ def chunk_seed(random_seed: int, file_position: int, path: str, chunk: int) -> i
 
 
 class ChunkStats:
-    """Counters for the examples of a group; merged across groups into stats.json."""
+    """Counters for the examples of a chunk; summed per group, then into stats.json."""
 
     def __init__(self, max_seq_length: int):
         self.c: collections.Counter = collections.Counter()
@@ -186,6 +204,19 @@ class ChunkStats:
         self.spans.update(spans)
         self.lengths[min(n_tokens // self.bin_width, LENGTH_BINS - 1)] += 1
 
+    def to_dict(self) -> dict:
+        return {
+            "counts": dict(self.c),
+            "span_words": {str(k): v for k, v in sorted(self.spans.items())},
+            "length_histogram": self.lengths,
+        }
+
+    def add(self, other: dict) -> None:
+        """Adds another ChunkStats' `to_dict()`."""
+        self.c.update(other["counts"])
+        self.spans.update({int(k): v for k, v in other["span_words"].items()})
+        self.lengths = [a + b for a, b in zip(self.lengths, other["length_histogram"], strict=True)]
+
 
 _TOKENIZERS: dict = {}
 
@@ -195,6 +226,17 @@ def _tokenizer(config: BuildConfig) -> Tokenizer:
     if key not in _TOKENIZERS:
         _TOKENIZERS[key] = Tokenizer(config.spm_model_file, config.do_lower_case)
     return _TOKENIZERS[key]
+
+
+_START_TABLES: dict = {}
+
+
+def _is_start(config: BuildConfig) -> np.ndarray:
+    """The whole-word start flag of every vocabulary id (~0.07 s to compute: once per process)."""
+    key = (config.spm_model_file, config.do_lower_case)
+    if key not in _START_TABLES:
+        _START_TABLES[key] = np.array(_tokenizer(config).start_piece_table(), dtype=bool)
+    return _START_TABLES[key]
 
 
 _ENCODERS: dict = {}
@@ -261,57 +303,356 @@ def process_chunk(
     return records
 
 
-def _chunks(docs, size):
-    batch = []
-    for d in docs:
-        batch.append(d)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+@dataclasses.dataclass(frozen=True)
+class FileTask:
+    group: int
+    position: int  # in the sorted input list
+    path: str
 
 
-def build_group(
-    group: WorkGroup, config: BuildConfig, total_shards: int, print_fingerprint: str
-) -> dict:
-    """Writes one group's shards and sidecar; returns its statistics. Skips a finished group."""
-    side = sidecar_path(config, group)
-    paths = [shard_path(config, s, total_shards) for s in group.shards]
-    if fileio.exists(side) and all(fileio.exists(p) for p in paths):
-        with fileio.open_file(side, "r") as f:
-            done = json.load(f)
-        if done.get("fingerprint") == print_fingerprint:
-            logging.info("group %d: already complete (%s), skipped", group.index, side)
-            return done
-    tokenizer = _tokenizer(config)
-    is_start = np.array(tokenizer.start_piece_table(), dtype=bool)
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """A stretch of a file to parse (`raw`), or one already parsed by stage 1 (`raw` None)."""
+
+    group: int
+    position: int
+    path: str
+    index: int
+    fmt: str
+    raw: str | None
+    read: dict | None  # file-level counts of stage 1 (on piece 0 of a cut file)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedPiece:
+    group: int
+    position: int
+    path: str
+    index: int
+    docs: str  # JSON lines, one document (list of sentences) per line
+    n_docs: int
+    read: dict  # corpus.ReadStats.to_dict()
+    failed: str | None  # why the piece did not parse alone
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkTask:
+    group: int
+    position: int
+    path: str
+    chunk: int
+    segments: tuple[tuple[str, int, int], ...]  # (docs file, first line, end line)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkDone:
+    position: int
+    chunk: int
+    records: str  # uncompressed TFRecord file of the chunk's shuffled records
+    n_records: int
+    stats: dict  # ChunkStats.to_dict()
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FileDone:
+    group: int
+    position: int
+    read: dict
+    folder: str  # the file's work files
+    seconds: float
+
+
+def work_dir(config: BuildConfig, print_fingerprint: str) -> str:
+    return fileio.join(config.output_dir, SIDE_DIR, f"work-{print_fingerprint}")
+
+
+def _file_dir(work: str, position: int) -> str:
+    return fileio.join(work, f"file-{position:05d}")
+
+
+def _tmp_token() -> str:
+    return f"{os.getpid()}-{random.getrandbits(32):08x}"
+
+
+def _write_json(path: str, value) -> None:
+    """Written whole under a temporary name, then renamed: its existence marks work as done."""
+    tmp = f"{path}.tmp-{_tmp_token()}"
+    with fileio.open_file(tmp, "w") as f:
+        json.dump(value, f)
+    fileio.rename(tmp, path)
+
+
+def _read_json(path: str):
+    with fileio.open_file(path, "r") as f:
+        return json.load(f)
+
+
+class _DocsWriter:
+    """Documents as JSON lines, in files of `per_file` documents (0: all in one file), each
+    renamed into place when complete."""
+
+    def __init__(self, folder: str, stem: str, per_file: int):
+        self.folder, self.stem, self.per_file = folder, stem, per_file
+        self.files: list[tuple[str, int]] = []  # (path, documents)
+        self._f, self._n = None, 0
+
+    def _path(self, index: int) -> str:
+        return fileio.join(self.folder, f"{self.stem}-{index:05d}.jsonl")
+
+    def write(self, doc: list[str]) -> None:
+        if self._f is None:
+            self._tmp = f"{self._path(len(self.files))}.tmp-{_tmp_token()}"
+            self._f, self._n = fileio.open_file(self._tmp, "w"), 0
+        self._f.write(json.dumps(doc) + "\n")
+        self._n += 1
+        if self._n == self.per_file:
+            self.close()
+
+    def close(self) -> list[tuple[str, int]]:
+        """Completes the current file; returns all files (at least one, maybe empty)."""
+        if self._f is None and not self.files:
+            self._tmp = f"{self._path(0)}.tmp-{_tmp_token()}"
+            self._f, self._n = fileio.open_file(self._tmp, "w"), 0
+        if self._f is not None:
+            self._f.close()
+            path = self._path(len(self.files))
+            fileio.rename(self._tmp, path)
+            self.files.append((path, self._n))
+            self._f = None
+        return self.files
+
+
+def _parse_whole(
+    group: int, position: int, path: str, config: BuildConfig, folder: str, stem: str
+) -> list[ParsedPiece]:
+    """A file read whole by `corpus.iter_documents` (its error handling and counts), written as
+    files of `docs_per_chunk` documents; the first carries the file's counts."""
+    start, read = time.time(), corpus.ReadStats()
+    out = _DocsWriter(folder, stem, config.docs_per_chunk)
+    for doc in corpus.iter_documents(
+        path, read, config.input_format, config.min_line_chars, config.skip_bad_files
+    ):
+        out.write(doc)
+    files, seconds = out.close(), round(time.time() - start, 3)
+    pieces = []
+    for i, (docs, n) in enumerate(files):
+        first = i == 0  # carries the file's counts and time
+        counts = read.to_dict() if first else corpus.ReadStats().to_dict()
+        pieces.append(
+            ParsedPiece(group, position, path, i, docs, n, counts, None, seconds if first else 0.0)
+        )
+    return pieces
+
+
+def _piece_meta(folder: str, index: int) -> str:
+    return fileio.join(folder, f"piece-{index:05d}.json")
+
+
+def split_file(task: FileTask, config: BuildConfig, work: str, piece_bytes: int) -> list[Piece]:
+    """Stage 1: cuts a MEDLINE or text file into raw pieces; parses any other file whole."""
+    folder = _file_dir(work, task.position)
+    manifest = fileio.join(folder, "split.json")
+    if fileio.exists(manifest):
+        return [Piece(**p) for p in _read_json(manifest)]
+    fmt = corpus.resolve_format(task.path, config.input_format)
+    pieces = []
+    try:
+        if corpus.can_split(task.path, fmt):
+            pieces = _write_raw_pieces(task, fmt, folder, piece_bytes)
+    except (corpus.NotSplittable, *corpus.READ_ERRORS) as e:
+        # Read whole, as before pieces existed: a damaged file fails or is skipped the same way.
+        logging.info("%s: read whole (%s: %s)", task.path, type(e).__name__, e)
+    if not pieces:
+        for p in _parse_whole(task.group, task.position, task.path, config, folder, "piece"):
+            _write_json(_piece_meta(folder, p.index), dataclasses.asdict(p))
+            pieces.append(Piece(task.group, task.position, task.path, p.index, fmt, None, None))
+    _write_json(manifest, [dataclasses.asdict(p) for p in pieces])
+    return pieces
+
+
+def _write_raw_pieces(task: FileTask, fmt: str, folder: str, piece_bytes: int) -> list[Piece]:
+    """The pieces of `corpus.split_stream` as files; [] for a file that fits in one piece (it
+    is parsed whole instead). Piece 0 stays in memory until the first cut."""
+    token = _tmp_token()
+
+    def name(i: int) -> str:
+        return fileio.join(folder, f"piece-{i:05d}.raw")
+
+    done, head, out = [], [], None
+    try:
+        for part in corpus.split_stream(task.path, fmt, piece_bytes):
+            if part is None:  # a cut: the current piece is complete
+                if out is None:
+                    out = fileio.open_file(f"{name(0)}.tmp-{token}", "wb")
+                    for block in head:  # (a GFile has no writelines)
+                        out.write(block)
+                out.close()
+                fileio.rename(f"{name(len(done))}.tmp-{token}", name(len(done)))
+                done.append(name(len(done)))
+                out = fileio.open_file(f"{name(len(done))}.tmp-{token}", "wb")
+            elif out is None:
+                head.append(part)
+                if sum(map(len, head)) > 2 * piece_bytes:
+                    raise corpus.NotSplittable(f"no cut point in the first {2 * piece_bytes} bytes")
+            else:
+                out.write(part)
+        if out is None:
+            return []
+        out.close()
+        fileio.rename(f"{name(len(done))}.tmp-{token}", name(len(done)))
+        done.append(name(len(done)))
+    except BaseException:
+        if out is not None:
+            out.close()
+            fileio.remove(f"{name(len(done))}.tmp-{token}")
+        for path in done:
+            fileio.remove(path)
+        raise
+    file_read = {"counts": {"files": 1}, "bad_files": []}
+    return [
+        Piece(task.group, task.position, task.path, i, fmt, path, file_read if i == 0 else None)
+        for i, path in enumerate(done)
+    ]
+
+
+def parse_piece(piece: Piece, config: BuildConfig, work: str) -> tuple[int, ParsedPiece]:
+    """Stage 2: a raw piece -> its documents as JSON lines (keyed by file position)."""
+    folder = _file_dir(work, piece.position)
+    meta = _piece_meta(folder, piece.index)
+    if fileio.exists(meta):
+        return piece.position, ParsedPiece(**_read_json(meta))
+    if piece.raw is None:
+        raise FileNotFoundError(f"{meta}: missing; stage 1 writes it for a file parsed whole")
+    start, read, failed = time.time(), corpus.ReadStats(), None
+    if piece.read:
+        read.add(piece.read)
+    out = _DocsWriter(folder, f"piece-{piece.index:05d}", 0)
+    try:
+        with fileio.open_file(piece.raw, "rb") as f:
+            for doc in corpus.read_piece(f, piece.fmt, read, config.min_line_chars):
+                out.write(doc)
+    except corpus.READ_ERRORS as e:
+        failed = f"{type(e).__name__}: {e}"
+    ((docs, n),) = out.close()
+    seconds = round(time.time() - start, 3)
+    parsed = ParsedPiece(
+        piece.group, piece.position, piece.path, piece.index, docs, n, read.to_dict(), failed,
+        seconds,
+    )  # fmt: skip
+    _write_json(meta, dataclasses.asdict(parsed))
+    fileio.remove(piece.raw)
+    return piece.position, parsed
+
+
+def plan_file(item, config: BuildConfig, work: str) -> list[tuple[int, ChunkTask | FileDone]]:
+    """Between stages 2 and 3: one file's pieces -> its chunks, and its counts for stage 4."""
+    position, parsed = item
+    pieces = sorted(parsed, key=lambda p: p.index)
+    first = pieces[0]
+    folder = _file_dir(work, position)
+    failed = [p for p in pieces if p.failed]
+    if failed:
+        logging.warning(
+            "%s: piece %d does not parse alone (%s); reading the file whole",
+            first.path, failed[0].index, failed[0].failed,
+        )  # fmt: skip
+        pieces = _parse_whole(first.group, position, first.path, config, folder, "whole")
     read = corpus.ReadStats()
+    for p in pieces:
+        read.add(p.read)
+    # Documents [k * size, (k + 1) * size) of the file, wherever the pieces end.
+    size, out, segments, have, chunk = config.docs_per_chunk, [], [], 0, 0
+    for p in pieces:
+        line = 0
+        while line < p.n_docs:
+            take = min(size - have, p.n_docs - line)
+            segments.append((p.docs, line, line + take))
+            line, have = line + take, have + take
+            if have == size:
+                out.append(ChunkTask(first.group, position, first.path, chunk, tuple(segments)))
+                segments, have, chunk = [], 0, chunk + 1
+    if segments:
+        out.append(ChunkTask(first.group, position, first.path, chunk, tuple(segments)))
+    seconds = sum(p.seconds for p in pieces)
+    done = FileDone(first.group, position, read.to_dict(), folder, seconds)
+    return [(t.group, t) for t in out] + [(first.group, done)]
+
+
+def _load_docs(segments) -> list[list[str]]:
+    docs = []
+    for path, first, end in segments:
+        with fileio.open_file(path, "r") as f:
+            for i, line in enumerate(f):
+                if i >= end:
+                    break
+                if i >= first:
+                    docs.append(json.loads(line))
+    return docs
+
+
+def build_chunk(item, config: BuildConfig, work: str) -> tuple[int, ChunkDone | FileDone]:
+    """Stage 3, the unit of work: one chunk -> its shuffled records in a chunk file."""
+    group, task = item
+    if isinstance(task, FileDone):
+        return group, task
+    records = fileio.join(_file_dir(work, task.position), f"chunk-{task.chunk:06d}.tfrecord")
+    meta = records[: -len(".tfrecord")] + ".json"
+    if fileio.exists(meta):
+        return group, ChunkDone(**_read_json(meta))
+    start = time.time()
+    docs = _load_docs(task.segments)
+    tokenizer, is_start = _tokenizer(config), _is_start(config)
     stats = ChunkStats(config.max_seq_length)
-    token = f"{os.getpid()}-{random.getrandbits(32):08x}"
+    rng = random.Random(chunk_seed(config.random_seed, task.position, task.path, task.chunk))
+    out = writer.AtomicTFRecordWriter(records, "", _tmp_token())
+    try:
+        for record in process_chunk(docs, tokenizer, is_start, config, rng, stats):
+            out.write(record)
+    except BaseException:
+        out.abort()
+        raise
+    out.commit()
+    seconds = round(time.time() - start, 3)
+    done = ChunkDone(task.position, task.chunk, records, out.records, stats.to_dict(), seconds)
+    _write_json(meta, dataclasses.asdict(done))
+    logging.info(
+        "%s chunk %d: %d documents -> %d examples (%.1f s)",
+        fileio.basename(task.path), task.chunk, len(docs), out.records, seconds,
+    )  # fmt: skip
+    return group, done
+
+
+def write_group(
+    item, config: BuildConfig, groups: dict, total_shards: int, print_fingerprint: str
+) -> dict:
+    """Stage 4: deals a group's chunk records, in (file, chunk) order, round-robin into its
+    shards; writes its sidecar; commits; removes its work files. Returns its statistics."""
+    index, values = item
+    group = groups[index]
+    if _finished(config, group, print_fingerprint):  # a runner's retry of a completed bundle
+        return _read_json(sidecar_path(config, group))
+    values = list(values)
+    files = sorted((v for v in values if isinstance(v, FileDone)), key=lambda v: v.position)
+    chunks = sorted(
+        (v for v in values if isinstance(v, ChunkDone)), key=lambda v: (v.position, v.chunk)
+    )
+    read, stats = corpus.ReadStats(), ChunkStats(config.max_seq_length)
+    for f in files:
+        read.add(f.read)
+    for c in chunks:
+        stats.add(c.stats)
+    paths = [shard_path(config, s, total_shards) for s in group.shards]
+    token = _tmp_token()
     writers = [writer.AtomicTFRecordWriter(p, config.compression, token) for p in paths]
     start, n_records = time.time(), 0
     try:
-        for position, path in group.files:
-            docs = corpus.iter_documents(
-                path, read, config.input_format, config.min_line_chars, config.skip_bad_files
-            )
-            for chunk_index, chunk in enumerate(_chunks(docs, config.docs_per_chunk)):
-                rng = random.Random(chunk_seed(config.random_seed, position, path, chunk_index))
-                # Examples dealt one by one: the shards of a group differ by at most one example.
-                for record in process_chunk(chunk, tokenizer, is_start, config, rng, stats):
-                    writers[n_records % len(writers)].write(record)
-                    n_records += 1
-                elapsed = time.time() - start
-                logging.info(
-                    "group %d, %s chunk %d: %d documents, %d examples so far (%.0f examples/s)",
-                    group.index,
-                    fileio.basename(path),
-                    chunk_index + 1,
-                    stats.c["documents"],
-                    stats.c["examples"],
-                    stats.c["examples"] / max(elapsed, 1e-9),
-                )
+        for c in chunks:
+            # Examples dealt one by one: the shards of a group differ by at most one example.
+            for frame in writer.read_frames(c.records):
+                writers[n_records % len(writers)].write_frame(frame)
+                n_records += 1
         empty = [w for w in writers if w.records == 0]
         names = [fileio.basename(p) for _, p in group.files]
         if empty and len(writers) > 1:
@@ -328,28 +669,43 @@ def build_group(
             )  # fmt: skip
             empty[0].abort()
             writers = []
+        work_seconds = sum(f.seconds for f in files) + sum(c.seconds for c in chunks)
         result = {
             "fingerprint": print_fingerprint,
             "group": group.index,
             "files": [p for _, p in group.files],
             "shards": {fileio.basename(w.path): w.records for w in writers},
             "read": read.to_dict(),
-            "counts": dict(stats.c),
-            "span_words": {str(k): v for k, v in sorted(stats.spans.items())},
-            "length_histogram": stats.lengths,
-            "seconds": round(time.time() - start, 3),
+            **stats.to_dict(),
+            # CPU work of the group over all stages (its parts ran on several workers)
+            "seconds": round(work_seconds + time.time() - start, 3),
         }
+        side = sidecar_path(config, group)
         tmp = f"{side}.tmp-{token}"
         with fileio.open_file(tmp, "w") as f:
             json.dump(result, f, indent=1)
         for w in writers:
             w.commit()
         fileio.rename(tmp, side)
-        return result
     except BaseException:
         for w in writers:
             w.abort()
         raise
+    for f in files:
+        fileio.rmtree(f.folder)
+    logging.info("group %d: %d examples in %d shard(s)", group.index, n_records, len(writers))
+    return result
+
+
+def _finished(config: BuildConfig, group: WorkGroup, print_fingerprint: str) -> bool:
+    """Whether a previous run completed this group with the same fingerprint."""
+    side = sidecar_path(config, group)
+    if not fileio.exists(side):
+        return False
+    done = _read_json(side)
+    return done.get("fingerprint") == print_fingerprint and all(
+        fileio.exists(fileio.join(config.output_dir, name)) for name in done["shards"]
+    )
 
 
 def _merge(results: list[dict]) -> dict:
@@ -432,14 +788,15 @@ def _stale_shards(config: BuildConfig, expected: set[str]) -> list[str]:
 
 
 def _remove_leftovers(config: BuildConfig) -> None:
-    """Temporary files of killed runs; called once every group has committed."""
-    for folder, prefix in (
-        (config.output_dir, config.output_prefix + "-"),
-        (fileio.join(config.output_dir, SIDE_DIR), "group-"),
-    ):
+    """Temporary and work files of killed runs; called once every group has committed."""
+    side = fileio.join(config.output_dir, SIDE_DIR)
+    for folder, prefix in ((config.output_dir, config.output_prefix + "-"), (side, "group-")):
         for name in fileio.listdir(folder):
             if name.startswith(prefix) and ".tmp-" in name:
                 fileio.remove(fileio.join(folder, name))
+    for name in fileio.listdir(side):
+        if name.rstrip("/").startswith("work-"):
+            fileio.rmtree(fileio.join(side, name))
 
 
 def _runner(options):
@@ -473,7 +830,12 @@ def unknown_pipeline_args(args: list[str]) -> list[str]:
     return unknown
 
 
-def _beam_options(pipeline_args: list[str], n_groups: int):
+# Input bytes (as stored) worth starting one more local worker process for: a process takes
+# ~1-2 s to start (it imports Beam), about what 4 MB of MEDLINE .xml.gz take to build.
+BYTES_PER_LOCAL_WORKER = 4 << 20
+
+
+def _beam_options(pipeline_args: list[str], input_bytes: int):
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
     options = PipelineOptions(pipeline_args)
@@ -483,16 +845,58 @@ def _beam_options(pipeline_args: list[str], n_groups: int):
     if runner in ("DirectRunner", "direct") and not any(
         a.startswith("--direct_num_workers") for a in pipeline_args
     ):
-        workers = max(1, min(n_groups, os.cpu_count() or 1))
+        # Chunks, not files, are the unit of work: one file keeps every core busy.
+        workers = max(1, min(os.cpu_count() or 1, input_bytes // BYTES_PER_LOCAL_WORKER))
         direct.direct_num_workers = workers
         direct.direct_running_mode = "multi_processing" if workers > 1 else "in_memory"
     return options
 
 
-def run(config: BuildConfig, pipeline_args: list[str] | None = None) -> dict:
-    """Builds all shards with Beam, writes `<output_dir>/stats.json`, returns its content."""
+def _run_stages(
+    config: BuildConfig,
+    pending: list[WorkGroup],
+    total: int,
+    print_fingerprint: str,
+    pipeline_args: list[str],
+    piece_bytes: int,
+) -> None:
+    """The four stages (module docstring) over the groups not yet complete."""
     import apache_beam as beam
 
+    work = work_dir(config, print_fingerprint)
+    tasks = [FileTask(g.index, pos, path) for g in pending for pos, path in g.files]
+    options = _beam_options(pipeline_args, sum(fileio.size(t.path) for t in tasks))
+    with beam.Pipeline(runner=_runner(options), options=options) as p:
+        _ = (
+            p
+            | "Files" >> beam.Create(tasks)  # spread over the workers (Create reshuffles)
+            | "Split" >> beam.FlatMap(split_file, config=config, work=work, piece_bytes=piece_bytes)
+            | "SpreadPieces" >> beam.Reshuffle()
+            | "Parse" >> beam.Map(parse_piece, config=config, work=work)
+            | "ByFile" >> beam.GroupByKey()
+            | "Plan" >> beam.FlatMap(plan_file, config=config, work=work)
+            | "SpreadChunks" >> beam.Reshuffle()
+            | "Chunks" >> beam.Map(build_chunk, config=config, work=work)
+            | "ByGroup" >> beam.GroupByKey()
+            | "Write"
+            >> beam.Map(
+                write_group,
+                config=config,
+                groups={g.index: g for g in pending},
+                total_shards=total,
+                print_fingerprint=print_fingerprint,
+            )
+        )
+
+
+def run(
+    config: BuildConfig, pipeline_args: list[str] | None = None, piece_bytes: int = PIECE_BYTES
+) -> dict:
+    """Builds all shards with Beam, writes `<output_dir>/stats.json`, returns its content.
+
+    piece_bytes: the size of the pieces MEDLINE and text files are cut into for parsing; it
+    changes who parses what, never the output.
+    """
     config.validate()
     files = expand_inputs(config.input_files)
     # Fails early, on the driver, for a bad vocabulary; its size goes to stats.json, where
@@ -516,15 +920,13 @@ def run(config: BuildConfig, pipeline_args: list[str] | None = None) -> dict:
         fp,
     )
     start = time.time()
-    options = _beam_options(list(pipeline_args or []), len(groups))
-    with beam.Pipeline(runner=_runner(options), options=options) as p:
-        _ = (
-            p
-            | "Groups" >> beam.Create(groups)
-            | "Spread" >> beam.Reshuffle()
-            | "Build"
-            >> beam.Map(build_group, config=config, total_shards=total, print_fingerprint=fp)
+    pending = [g for g in groups if not _finished(config, g, fp)]
+    if len(pending) < len(groups):
+        logging.info(
+            "%d of %d groups already complete: skipped", len(groups) - len(pending), len(groups)
         )
+    if pending:
+        _run_stages(config, pending, total, fp, list(pipeline_args or []), piece_bytes)
     _remove_leftovers(config)
     results = []
     for g in groups:

@@ -155,6 +155,18 @@ def tfrecord_frame(record: bytes) -> bytes:
     )
 
 
+def read_frames(path: str):
+    """The framed records of an uncompressed TFRecord file, one at a time (CRCs not checked:
+    for files this package wrote)."""
+    with fileio.open_file(path, "rb") as f:
+        while header := f.read(12):
+            (n,) = struct.unpack("<Q", header[:8]) if len(header) == 12 else (-1,)
+            body = f.read(n + 4) if n >= 0 else b""
+            if n < 0 or len(body) != n + 4:
+                raise ValueError(f"{path}: truncated TFRecord frame")
+            yield header + body
+
+
 class AtomicTFRecordWriter:
     """Writes `<path>` via `<path>.tmp-<token>`; `commit()` renames, `abort()` removes.
 
@@ -177,6 +189,11 @@ class AtomicTFRecordWriter:
 
     def write(self, record: bytes) -> None:
         self._out.write(tfrecord_frame(record))
+        self.records += 1
+
+    def write_frame(self, frame: bytes) -> None:
+        """A record already framed (`tfrecord_frame`, or one of `read_frames`)."""
+        self._out.write(frame)
         self.records += 1
 
     def _close(self) -> None:
