@@ -157,6 +157,24 @@ def test_stale_shards_of_another_build_are_refused(built, two_files, tiny_spm):
         pipeline.run(_config(two_files, out, tiny_spm, num_shards=3), ["--direct_num_workers=1"])
 
 
+def test_another_finished_build_is_replaced_only_with_overwrite(built, two_files, tiny_spm, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(built[0], out)
+    before = _shard_bytes(out)
+    other = _config(two_files, out, tiny_spm, random_seed=7)  # same shard names, other bytes
+    with pytest.raises(FileExistsError, match="finished build with other inputs, flags") as e:
+        pipeline.run(other, ["--direct_num_workers=1"])
+    assert "pretrain-00000-of-00002.tfrecord" in str(e.value) and "--overwrite" in str(e.value)
+    assert _shard_bytes(out) == before  # refused before anything was written
+    pipeline.run(other, ["--direct_num_workers=1"], overwrite=True)
+    after = _shard_bytes(out)
+    assert after.keys() == before.keys() and after != before
+    pipeline.run(other, ["--direct_num_workers=1"])  # now its own build: a plain rerun skips
+    assert _shard_bytes(out) == after
+
+
 def test_rerun_skips_finished_groups(built, two_files, tiny_spm, caplog):
     out, _ = built
     before = _shard_bytes(out)

@@ -67,6 +67,11 @@ flags.DEFINE_bool(
     False,
     "Keep what was read of a truncated/malformed file, count it in stats, and go on.",
 )
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace the shards of a finished build with other inputs, flags or vocabulary in --output_dir.",
+)
 flags.DEFINE_string(
     "runner",
     "DirectRunner",
@@ -108,7 +113,7 @@ def main(argv):
     beam_args = [f"--runner={FLAGS.runner}", *argv[1:]]
     try:
         _refuse_unknown(argv[1:])
-        stats = run(config_from_flags(), beam_args)
+        stats = run(config_from_flags(), beam_args, overwrite=FLAGS.overwrite)
     except (
         corpus.CorpusError,
         FileNotFoundError,

@@ -697,6 +697,19 @@ def write_group(
     return result
 
 
+def _other_builds(config: BuildConfig, groups: list[WorkGroup], print_fingerprint: str) -> list:
+    """The shards that a finished build with other inputs, flags or vocabulary left here and that
+    this build would replace (a sidecar with another fingerprint names them)."""
+    found = []
+    for g in groups:
+        side = sidecar_path(config, g)
+        if fileio.exists(side):
+            done = _read_json(side)
+            if done.get("fingerprint") != print_fingerprint:
+                found += [fileio.join(config.output_dir, name) for name in done.get("shards", {})]
+    return found
+
+
 def _finished(config: BuildConfig, group: WorkGroup, print_fingerprint: str) -> bool:
     """Whether a previous run completed this group with the same fingerprint."""
     side = sidecar_path(config, group)
@@ -890,12 +903,16 @@ def _run_stages(
 
 
 def run(
-    config: BuildConfig, pipeline_args: list[str] | None = None, piece_bytes: int = PIECE_BYTES
+    config: BuildConfig,
+    pipeline_args: list[str] | None = None,
+    piece_bytes: int = PIECE_BYTES,
+    overwrite: bool = False,
 ) -> dict:
     """Builds all shards with Beam, writes `<output_dir>/stats.json`, returns its content.
 
     piece_bytes: the size of the pieces MEDLINE and text files are cut into for parsing; it
-    changes who parses what, never the output.
+    changes who parses what, never the output. overwrite: replace the shards of a finished build
+    with other inputs, flags or vocabulary in output_dir (refused otherwise, before any work).
     """
     config.validate()
     files = expand_inputs(config.input_files)
@@ -910,8 +927,14 @@ def run(
             f"{config.output_dir} holds {len(stale)} shard(s) of a different build (e.g. {stale[0]}); "
             "use a new --output_dir or remove them, so that a glob over the folder reads one build"
         )
-    fileio.makedirs(fileio.join(config.output_dir, SIDE_DIR))
     fp = fingerprint(config, files)
+    fileio.refuse_overwrite(
+        _other_builds(config, groups, fp),
+        overwrite,
+        f"{config.output_dir} holds a finished build with other inputs, flags or vocabulary; "
+        "choose a new --output_dir",
+    )
+    fileio.makedirs(fileio.join(config.output_dir, SIDE_DIR))
     logging.info(
         "%d input files -> %d shards in %d work groups (fingerprint %s)",
         len(files),
