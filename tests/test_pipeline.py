@@ -157,7 +157,9 @@ def test_stale_shards_of_another_build_are_refused(built, two_files, tiny_spm):
         pipeline.run(_config(two_files, out, tiny_spm, num_shards=3), ["--direct_num_workers=1"])
 
 
-def test_another_finished_build_is_replaced_only_with_overwrite(built, two_files, tiny_spm, tmp_path):
+def test_another_finished_build_is_replaced_only_with_overwrite(
+    built, two_files, tiny_spm, tmp_path
+):
     import shutil
 
     out = tmp_path / "copy"
