@@ -27,6 +27,7 @@ from absl import logging
 from bioalbert_tf import checkpoints, fileio, tokenization
 
 SETTINGS_NAME = "run_settings.json"
+COMMAND = "command"  # the command whose run recorded the file (fine-tuning records its name)
 METRICS_NAME = "train_metrics.jsonl"
 STATS_NAME = "stats.json"  # written by tfrecords_builder beside its shards
 # Settings the checkpoints (model, optimizer slots, input iterator) or the learning-rate curve
