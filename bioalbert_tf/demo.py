@@ -8,7 +8,7 @@ SavedModel, scores it with the benchmark runner and prints the table.
 Each stage runs as the project's own command line and is skipped when its output exists for the
 same settings; rerunning continues where it stopped. The demo owns its output folders, so it
 passes --overwrite to the commands that otherwise refuse to replace what an interrupted stage
-left there (the vocabulary, the SavedModel).
+left there (the vocabulary, the SavedModel, a fine-tuning run with other settings).
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def main(argv):
                        f"--init_checkpoint={pretrain}", "--albert_config_file=configs/albert_demo.json",
                        f"--spm_model_file={vocab}.model", "--max_seq_length=128", "--train_batch_size=16",
                        "--learning_rate=1e-4", f"--num_train_steps={FLAGS.finetuning_steps}", "--num_warmup_steps=30",
-                       f"--eval_every_steps={max(1, FLAGS.finetuning_steps // 2)}"))  # fmt: skip
+                       f"--eval_every_steps={max(1, FLAGS.finetuning_steps // 2)}", "--overwrite"))  # fmt: skip
         bench = os.path.join(out, "benchmark")
         _stage("benchmark", bench, {"finetuned": FLAGS.finetuning_steps},
                _python("bioalbert_tf.benchmark", f"--saved_model={ner_out}/saved_model", "--dataset=ncbi_disease",

@@ -6,7 +6,9 @@ r"""Exports a SavedModel for TF Serving.
 `serving_default` of the pretrainer takes int32 input_ids, input_mask, segment_ids [batch, seq]
 and returns sequence_output [batch, seq, hidden], pooled_output [batch, hidden],
 mlm_logits [batch, seq, vocab] (every position) and sop_logits [batch, 2].
-A non-empty --output_dir is left alone unless --overwrite.
+A non-empty --output_dir is left alone unless --overwrite, which replaces it whole: the export is
+written beside it (<output_dir>.writing) and takes its place once complete, so nothing of an
+earlier export is left in it, and a crash while exporting leaves the earlier one as it was.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ flags.DEFINE_string("output_dir", None, "SavedModel folder to write.")
 flags.DEFINE_bool(
     "overwrite",
     False,
-    "Write into a non-empty --output_dir (by default such an export is refused).",
+    "Replace a non-empty --output_dir with this export (by default such an export is refused).",
 )
 
 
@@ -67,7 +69,7 @@ def main(argv):
         fileio.refuse_overwrite([FLAGS.output_dir], FLAGS.overwrite, "Choose another --output_dir")
         model = AlbertPretrainer(checkpoints.config_for(FLAGS.checkpoint, FLAGS.albert_config_file))
         kind = checkpoints.load_init_checkpoint(model, FLAGS.checkpoint)
-        export_pretrainer(model, FLAGS.output_dir)
+        fileio.replace_folder(FLAGS.output_dir, lambda folder: export_pretrainer(model, folder))
     except (
         checkpoints.CheckpointMismatchError,
         FileNotFoundError,

@@ -79,6 +79,20 @@ def size(path: str) -> int:
     return _gfile().stat(path).length if is_remote(path) else os.path.getsize(_local(path))
 
 
+def walk_files(path: str) -> list[str]:
+    """Relative paths ('/'-separated) of every file under a folder, sorted."""
+    out = []
+    if is_remote(path):
+        for folder, _, files in _gfile().walk(path):
+            rel = folder[len(path.rstrip("/")) :].strip("/")
+            out.extend(f"{rel}/{f}" if rel else f for f in files)
+    else:
+        for folder, _, files in os.walk(_local(path)):
+            rel = os.path.relpath(folder, _local(path)).replace(os.sep, "/")
+            out.extend(f if rel == "." else f"{rel}/{f}" for f in files)
+    return sorted(out)
+
+
 def glob(pattern: str) -> list[str]:
     """Sorted matches of a glob pattern (`*`, `?`, `[...]`; `**` locally)."""
     if is_remote(pattern):
@@ -107,6 +121,35 @@ def write_text_atomic(path: str, text: str) -> None:
     with open_file(path + ".tmp", "w") as f:
         f.write(text)
     rename(path + ".tmp", path, overwrite=True)
+
+
+def move_folder(src: str, dst: str) -> None:
+    """Renames a folder to `dst`, which must not exist: in one step locally; on a remote
+    filesystem object by object (it has no folders to rename, only objects named by path)."""
+    if not is_remote(src) and not is_remote(dst):
+        rename(src, dst, overwrite=False)
+        return
+    src = str(src).rstrip("/")
+    for rel in walk_files(src):
+        _gfile().rename(join(src, rel), join(dst, rel), overwrite=False)
+    rmtree(src)  # what is left of it: folder markers
+
+
+def replace_folder(path: str, write) -> None:
+    """Calls `write(folder)` with an empty folder beside `path` (`<path>.writing`), then puts
+    that folder in place of `path`, which ends up holding only what `write` wrote. An earlier
+    folder at `path` is moved aside (`<path>.replaced`) and removed once the new one is in
+    place: a crash while writing leaves it whole."""
+    path = str(path).rstrip("/")
+    writing, replaced = path + ".writing", path + ".replaced"
+    rmtree(writing)  # left by a crash
+    makedirs(writing)
+    write(writing)
+    rmtree(replaced)
+    if exists(path):
+        move_folder(path, replaced)
+    move_folder(writing, path)
+    rmtree(replaced)
 
 
 def existing_outputs(paths) -> list[str]:

@@ -10,6 +10,11 @@ are the evaluation core's (`bioalbert_tf.evaluation`), the same code the benchma
 A data folder of numbered folds (`1/`, `2/`, ...: BioBERT's GAD and EU-ADR) is cross-validated:
 each fold in `<output_dir>/fold-<k>/`, and `<output_dir>/metrics.json` holds every fold's test
 scores with their mean and sample sd.
+
+The settings a run depends on are recorded in `<output_dir>/run_settings.json` (and in each fold
+folder's) before training starts, and compared on every later run into the folder: another
+setting, other data files, other initial weights, or cross-validation where a single run was (or
+the reverse) is refused before anything is written, unless `overwrite` starts the folder afresh.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import time
 
 import keras
@@ -27,6 +33,11 @@ from bioalbert_tf.evaluation import datasets, formats, metrics, scoring
 
 METRICS_FILE = "metrics.json"
 BEST_WEIGHTS = "best.weights.h5"
+TEST_PREDICTIONS = "test_predictions.tsv"
+QA_PREDICTIONS = "predictions.json"  # BioASQ
+SAVED_MODEL = "saved_model"
+# Every file fine-tuning writes in its output_dir (and in fold-<k>/): what --overwrite removes.
+OUTPUTS = (METRICS_FILE, run_settings.SETTINGS_NAME, BEST_WEIGHTS, TEST_PREDICTIONS, QA_PREDICTIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,25 +73,146 @@ class FinetuningConfig:
                              f"{self.num_train_steps}], got {self.num_warmup_steps}")  # fmt: skip
 
 
-def run(config: FinetuningConfig) -> dict:
-    """Fine-tunes, evaluates and exports one model, or one per cross-validation fold."""
+def run(config: FinetuningConfig, overwrite: bool = False) -> dict:
+    """Fine-tunes, evaluates and exports one model, or one per cross-validation fold.
+
+    Refused before anything is written: an output_dir or fold folder whose run_settings.json
+    records other settings (a rerun with the same ones trains a single run again, replacing its
+    own outputs, and skips finished folds). `overwrite` first removes what fine-tuning wrote in
+    output_dir (OUTPUTS, saved_model/, fold-<k>/), leaving other files, and starts afresh.
+    """
     spec = datasets.get(config.dataset)
     folds = [] if spec.task == datasets.QA else datasets.find_folds(config.data_dir)
-    if folds:
-        return run_cross_validation(
-            config, datasets.select_folds(folds, config.folds, config.data_dir)
-        )
-    if config.folds:
+    if config.folds and not folds:
         raise ValueError(
             f"--folds={config.folds}: {config.data_dir} has no fold folders (1/, 2/, ...)"
         )
-    # Refused before anything is written: a finished run with other settings in output_dir (a
-    # rerun with the same settings trains again and replaces its own outputs).
+    selected = datasets.select_folds(folds, config.folds, config.data_dir) if folds else []
+    settings = settings_of(config, [k for k, _ in selected] or None)
+    fold_runs = []
+    for k, fold_dir in selected:
+        fold = dataclasses.replace(config, data_dir=fold_dir, output_dir=fileio.join(config.output_dir, f"fold-{k}"),
+                                   folds=None)  # fmt: skip
+        fold_runs.append((k, fold, settings_of(fold)))
+    for run_config, now in [(config, settings)] + [(fold, s) for _, fold, s in fold_runs]:
+        check_settings(run_config, now, overwrite)
+    if overwrite:
+        clear_outputs(config.output_dir)
+    if fold_runs:
+        return run_cross_validation(config, settings, fold_runs)
+    # A folder from before run_settings.json: its finished run's metrics.json is compared.
     finished_run(config)
-    return run_one(config)
+    return run_one(config, {config.output_dir: settings})
 
 
-def run_one(config: FinetuningConfig) -> dict:
+# run_settings.json of fine-tuning: every flag but output_dir (a finished run's folder may have
+# been moved or copied since) and folds (as CROSS_VALIDATION), the model config, and what the
+# flags' paths held when the run started.
+SETTINGS = tuple(
+    f.name for f in dataclasses.fields(FinetuningConfig) if f.name not in ("output_dir", "folds")
+)
+COMMAND = "run_finetuning"  # run_settings.json's "command": another command's file is not ours
+DATA_FILES = "data_files"  # name and size of each file in --data_dir (not in its subfolders)
+SPM_MODEL = "spm_model"  # name and size of --spm_model_file
+FILES = {DATA_FILES: "--data_dir", SPM_MODEL: "--spm_model_file"}
+# The checkpoint --init_checkpoint resolves to (a folder: its latest), with the sha256 of its
+# .index, which holds a checksum of every tensor: a folder whose pretraining went on, or a
+# model.ckpt-best rewritten with better weights, is another start. None: random initialisation.
+INIT_WEIGHTS = "init_weights"
+# The folds of a cross-validation folder (None: a single run). Which folds may change between
+# runs (the summary covers those run last); a single run and a cross-validation may not share.
+CROSS_VALIDATION = "cross_validation_folds"
+
+
+def settings_of(config: FinetuningConfig, folds: list[int] | None = None) -> dict:
+    """What run_settings.json records for `config` (`folds`: those of a cross-validation)."""
+    from bioalbert_tf.config import AlbertConfig
+
+    values = {name: getattr(config, name) for name in SETTINGS}
+    values[run_settings.COMMAND] = COMMAND
+    albert_config = AlbertConfig.from_json_file(config.albert_config_file)
+    values[run_settings.ALBERT_CONFIG] = albert_config.to_dict()
+    # Fine-tuning's own outputs are not data (should --output_dir be --data_dir).
+    names = [n.rstrip("/") for n in fileio.listdir(config.data_dir)]
+    paths = [
+        fileio.join(config.data_dir, n) for n in names if n.removesuffix(".tmp") not in OUTPUTS
+    ]
+    values[DATA_FILES] = run_settings.files_of(p for p in paths if not fileio.isdir(p))
+    values[SPM_MODEL] = run_settings.files_of([config.spm_model_file])
+    values[INIT_WEIGHTS] = None
+    if config.init_checkpoint:
+        prefix = checkpoints.resolve_checkpoint(config.init_checkpoint)
+        digest = formats.file_sha256(prefix + ".index")[:16]
+        values[INIT_WEIGHTS] = f"{fileio.basename(prefix)} (.index sha256 {digest}...)"
+    values[CROSS_VALIDATION] = folds
+    return values
+
+
+def _kind(folds: list[int] | None) -> str:
+    return "a single run" if folds is None else f"cross-validation on folds {folds}"
+
+
+def check_settings(config: FinetuningConfig, now: dict, overwrite: bool = False) -> None:
+    """Raises SettingsMismatchError if output_dir's run_settings.json records other settings
+    than `now` (from `settings_of`; with `overwrite`, only if it is another command's). Writes
+    nothing."""
+    path = fileio.join(config.output_dir, run_settings.SETTINGS_NAME)
+    if not fileio.exists(path):
+        return
+    before = run_settings.read_json(path)
+    if before.get(run_settings.COMMAND) != COMMAND:
+        raise run_settings.SettingsMismatchError(
+            f"{path} records the settings of another command's run, not {COMMAND}'s; "
+            "fine-tuning there would mix two runs' files: choose another --output_dir"
+        )
+    if overwrite:
+        return
+    rows = run_settings.differences(before, now, path, SETTINGS, FILES, config.albert_config_file)
+    if before.get(INIT_WEIGHTS) != now[INIT_WEIGHTS]:
+        rows.append(f"  --init_checkpoint weights: {before.get(INIT_WEIGHTS)!r} in {path}, "
+                    f"{now[INIT_WEIGHTS]!r} now")  # fmt: skip
+    was, folds = before.get(CROSS_VALIDATION), now[CROSS_VALIDATION]
+    if (was is None) != (folds is None):
+        rows.append(f"  {_kind(was)} in {path}, {_kind(folds)} now")
+    if rows:
+        raise run_settings.SettingsMismatchError(
+            f"{config.output_dir} holds a fine-tuning run made with other settings; "
+            f"{len(rows)} differ:\n" + "\n".join(rows) + "\n"
+            "Choose another --output_dir, or pass --overwrite to start this one afresh (the "
+            "metrics, predictions, weights and SavedModel fine-tuning wrote there are removed)."
+        )
+    if was != folds:
+        logging.info("%s: folds %s before, %s now; metrics.json will summarise those run now",
+                     config.output_dir, was, folds)  # fmt: skip
+
+
+def clear_outputs(output_dir: str) -> None:
+    """--overwrite: removes what fine-tuning wrote in output_dir (OUTPUTS, their .tmp files,
+    saved_model/, and the same in fold-<k>/, which goes when nothing else is left in it)."""
+    if not fileio.isdir(output_dir):
+        return
+    removed = []
+    for name in (n.rstrip("/") for n in fileio.listdir(output_dir)):
+        path = fileio.join(output_dir, name)
+        if name.removesuffix(".tmp") in OUTPUTS:
+            fileio.remove(path)
+        elif name == SAVED_MODEL:
+            fileio.rmtree(path)
+        elif re.fullmatch(r"fold-\d+", name) and fileio.isdir(path):
+            clear_outputs(path)
+            if fileio.listdir(path):
+                continue
+            fileio.rmtree(path)
+        else:
+            continue
+        removed.append(name)
+    if removed:
+        logging.info("--overwrite: removed %s from %s", ", ".join(removed), output_dir)
+
+
+def run_one(config: FinetuningConfig, records: dict[str, dict]) -> dict:
+    """One model: trains, evaluates, exports. `records` ({folder: settings}) are written to the
+    folders' run_settings.json once the data, model and checkpoint are read, before training."""
     spec = datasets.get(config.dataset)
     keras.utils.set_random_seed(config.random_seed)
     labels = datasets.labels_for(spec, config.data_dir)
@@ -97,6 +229,8 @@ def run_one(config: FinetuningConfig) -> dict:
         logging.warning("%s: no dev rows in %s: training without dev selection; the last weights are kept",
                         spec.name, config.data_dir)  # fmt: skip
     fileio.makedirs(config.output_dir)
+    for folder, settings in records.items():
+        run_settings.record(folder, settings)
     task.model.compile(optimizer=make_optimizer(config), loss=task.loss())
     dev_eval = DevEvaluation(task, dev, config)
     start = time.time()
@@ -106,7 +240,7 @@ def run_one(config: FinetuningConfig) -> dict:
     train_seconds = time.time() - start
     task.model.load_weights(dev_eval.weights_path)
     after = task.after_training(dev.rows, dev_eval.main_score, config.eval_batch_size)
-    name = "predictions.json" if spec.task == datasets.QA else "test_predictions.tsv"
+    name = QA_PREDICTIONS if spec.task == datasets.QA else TEST_PREDICTIONS
     predict = lambda rows: task.predict(rows, config.eval_batch_size)  # noqa: E731
     test_scores = scoring.evaluate(test, predict, fileio.join(config.output_dir, name)).scores
     result = {
@@ -117,7 +251,7 @@ def run_one(config: FinetuningConfig) -> dict:
     }  # fmt: skip
     from bioalbert_tf import export
 
-    export.export_task(task, fileio.join(config.output_dir, "saved_model"),
+    export.export_task(task, fileio.join(config.output_dir, SAVED_MODEL),
                        {"best_dev_step": dev_eval.best.get("step"), **after})  # fmt: skip
     write_json(fileio.join(config.output_dir, METRICS_FILE), result)
     return result
@@ -214,13 +348,14 @@ class DevEvaluation(keras.callbacks.Callback):
             self.task.model.save_weights(self.weights_path)
 
 
-def run_cross_validation(config: FinetuningConfig, folds: list[tuple[int, str]]) -> dict:
-    """Every fold in `<output_dir>/fold-<k>/`; a fold already finished with the same settings is
-    not run again. The summary holds each fold's test scores, their mean and sample sd."""
+def run_cross_validation(
+    config: FinetuningConfig, settings: dict, folds: list[tuple[int, FinetuningConfig, dict]]
+) -> dict:
+    """Every fold ((k, its config, its settings)) in `<output_dir>/fold-<k>/`; a fold already
+    finished with the same settings is not run again. The summary holds each fold's test
+    scores, their mean and sample sd. `settings` are output_dir's (recorded with each fold's)."""
     per_fold = {}
-    for k, fold_dir in folds:
-        fold = dataclasses.replace(config, data_dir=fold_dir, output_dir=fileio.join(config.output_dir, f"fold-{k}"),
-                                   folds=None)  # fmt: skip
+    for k, fold, fold_settings in folds:
         done = finished_run(fold)
         if done:
             logging.info(
@@ -229,17 +364,20 @@ def run_cross_validation(config: FinetuningConfig, folds: list[tuple[int, str]])
                 fold.output_dir,
             )
         else:
-            logging.info("fold %d of %d: %s", k, len(folds), fold_dir)
-        per_fold[k] = done or run_one(fold)
+            logging.info("fold %d of %d: %s", k, len(folds), fold.data_dir)
+        per_fold[k] = done or run_one(
+            fold, {config.output_dir: settings, fold.output_dir: fold_settings}
+        )
     summary = metrics.fold_summary({k: r["test"] for k, r in per_fold.items()})
     main_key = datasets.get(config.dataset).main_key
     logging.info("%s, %d folds: %s %.4f ± %.4f", config.dataset, summary["num_folds"], main_key,
                  summary["mean"][main_key], summary["sd"][main_key] or 0.0)  # fmt: skip
     result = {
         "dataset": config.dataset, "task": datasets.get(config.dataset).task, "main_key": main_key,
-        "cross_validation": summary, "fold_dirs": {str(k): fileio.join(config.output_dir, f"fold-{k}") for k, _ in folds},
+        "cross_validation": summary, "fold_dirs": {str(k): fold.output_dir for k, fold, _ in folds},
         "config": dataclasses.asdict(config),
     }  # fmt: skip
+    run_settings.record(config.output_dir, settings)  # the folds summarised now
     write_json(fileio.join(config.output_dir, METRICS_FILE), result)
     return result
 
@@ -262,7 +400,7 @@ def finished_run(config: FinetuningConfig) -> dict | None:
     if diff:
         raise ValueError(f"{path} holds a finished run with other settings "
                          f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items())}); "
-                         "use another --output_dir or remove it")  # fmt: skip
+                         "use another --output_dir, or pass --overwrite to start it afresh")  # fmt: skip
     return earlier
 
 

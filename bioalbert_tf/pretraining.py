@@ -375,11 +375,12 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
         AlbertConfig.from_json_file(config.albert_config_file),
         expand_files(config.input_file),
         strategy.num_replicas_in_sync,
+        expand_files(config.eval_input_file) if config.eval_input_file else [],
     )
     run_settings.check_resume(config, settings)
     fileio.makedirs(config.output_dir)
     trainer = Trainer(config, strategy)
-    run_settings.record(config, settings)
+    run_settings.record(config.output_dir, settings)
     trainer.albert_config.to_json_file(fileio.join(config.output_dir, checkpoints.CONFIG_NAME))
     logging.info("%s", trainer.restore_or_initialize())
     run_settings.trim_metrics(config.output_dir, trainer.step)

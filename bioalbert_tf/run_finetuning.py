@@ -8,6 +8,8 @@ r"""Fine-tunes a pretrained (Bio)ALBERT on one of the paper's 20 datasets and ex
 Writes <output_dir>/test_predictions.tsv, metrics.json and saved_model/. A --data_dir of
 numbered fold folders (1/ ... 10/, BioBERT's GAD and EU-ADR) runs every fold (or --folds=1,3),
 each in <output_dir>/fold-<k>/, and writes the mean and sd over folds to <output_dir>/metrics.json.
+The settings are recorded in <output_dir>/run_settings.json; a later run into the folder with
+other settings is refused before anything is written, unless --overwrite.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ flags.DEFINE_bool("use_train_dev", False, "Train on train_dev.tsv (train + dev).
 flags.DEFINE_bool("do_lower_case", True, "Lowercase in normalisation.")
 flags.DEFINE_integer("random_seed", 12345, "Seed.")
 flags.DEFINE_string("folds", None, "Cross-validation: the folds to run, e.g. 1,3 (default: all).")
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Start --output_dir afresh: remove what fine-tuning wrote there before (metrics, "
+    "predictions, weights, saved_model/, run_settings.json, fold-<k>/), leaving other files. "
+    "By default a folder whose run_settings.json records other settings is refused.",
+)
 
 
 def main(argv):
@@ -72,7 +81,7 @@ def main(argv):
             random_seed=FLAGS.random_seed,
             folds=FLAGS.folds,
         )
-        result = finetuning.run(config)
+        result = finetuning.run(config, overwrite=FLAGS.overwrite)
     except (
         datasets.DatasetError,
         FileNotFoundError,

@@ -1,12 +1,14 @@
-"""What a pretraining run depends on, checked before it starts.
+"""What a run depends on, checked before it starts.
 
-- Resuming: the settings a run's checkpoints depend on are recorded in
+- Resuming: the settings a pretraining run's checkpoints depend on are recorded in
   `<output_dir>/run_settings.json` and compared when the folder holds a checkpoint to resume
   from. A mismatch is refused before anything in the folder is written, naming each differing
   setting with both values (otherwise a changed batch size ends in "Incompatible shapes" after
   "resumed from ckpt-N", and a changed model config overwrites the folder's albert_config.json).
-  The input TFRecords (name and size of each) and the number of replicas are among them: other
-  data, or another replica count, would continue the run as a different one without a word.
+  The input and eval TFRecords (name and size of each) and the number of replicas are among
+  them: other data, or another replica count, would continue the run as a different one without
+  a word. Fine-tuning records and compares its settings with the same helpers (`files_of`,
+  `differences`, `record`).
 - Input: TFRecords that hold no record, or that were built with another sequence length,
   number of predictions or a larger vocabulary than the model's, are refused with the file and
   both numbers (otherwise: a silent endless loop over an empty dataset, a raw parse traceback,
@@ -25,6 +27,7 @@ from absl import logging
 from bioalbert_tf import checkpoints, fileio, tokenization
 
 SETTINGS_NAME = "run_settings.json"
+COMMAND = "command"  # the command whose run recorded the file (fine-tuning records its name)
 METRICS_NAME = "train_metrics.jsonl"
 STATS_NAME = "stats.json"  # written by tfrecords_builder beside its shards
 # Settings the checkpoints (model, optimizer slots, input iterator) or the learning-rate curve
@@ -46,10 +49,15 @@ ALBERT_CONFIG = "albert_config"
 # or a shard rebuilt to another size are another data set (the checkpointed input position and
 # the shuffle order refer to the recorded files).
 INPUT_FILES = "input_files"
+# The --eval_input_file TFRecords, likewise ([] when the run evaluates on its input files): the
+# best checkpoint kept so far was chosen on them, and another eval set is not comparable.
+EVAL_FILES = "eval_input_files"
 # Replicas in sync: --train_batch_size is global and split over them, and each replica's
 # gradients are clipped to norm 1 before they are summed, so another count changes the update
 # (and with several replicas the input position is not checkpointed at all).
 REPLICAS = "num_replicas_in_sync"
+# The file lists a pretraining run records, by the flag that names them.
+PRETRAINING_FILES = {INPUT_FILES: "--input_file", EVAL_FILES: "--eval_input_file"}
 _SHOWN = 5  # files named in a mismatch message, per kind of difference
 
 
@@ -61,18 +69,27 @@ class InputMismatchError(ValueError):
     """Input TFRecords that cannot feed this run; the message names the file and both values."""
 
 
-def settings_of(config, albert_config, files: list[str], num_replicas: int) -> dict:
-    """What run_settings.json records: flags, model config, input files, replica count."""
+def files_of(paths) -> list[list]:
+    """Sorted [name, size in bytes] pairs: files compared by name and size, not path."""
+    return sorted([fileio.basename(p), fileio.size(p)] for p in paths)
+
+
+def settings_of(
+    config, albert_config, files: list[str], num_replicas: int, eval_files: list[str] = ()
+) -> dict:
+    """What run_settings.json records: flags, model config, input and eval files, replicas."""
     values = {name: getattr(config, name) for name in RESUME_SETTINGS}
     values["num_train_steps"] = config.num_train_steps
     values[ALBERT_CONFIG] = albert_config.to_dict()
-    values[INPUT_FILES] = sorted([fileio.basename(f), fileio.size(f)] for f in files)
+    values[INPUT_FILES] = files_of(files)
+    values[EVAL_FILES] = files_of(eval_files)
     values[REPLICAS] = num_replicas
     return values
 
 
-def _files_row(before: list, now: list, source: str) -> str:
-    """The --input_file row of a mismatch: which recorded files are gone, which are new."""
+def _files_row(before: list, now: list, source: str, flag: str) -> str:
+    """The row of a mismatch for a `flag` naming files: which recorded files are gone, which
+    are new."""
 
     def shown(pairs) -> str:
         names = [f"{name} ({size} bytes)" for name, size in sorted(pairs.elements())]
@@ -86,10 +103,10 @@ def _files_row(before: list, now: list, source: str) -> str:
         parts.append(f"recorded but not given now: {shown(old - new)}")
     if new - old:
         parts.append(f"given now but not recorded: {shown(new - old)}")
-    return "  --input_file: " + "; ".join(parts)
+    return f"  {flag}: " + "; ".join(parts)
 
 
-def _read_json(path: str):
+def read_json(path: str):
     with fileio.open_file(path, "r") as f:
         return json.load(f)
 
@@ -104,6 +121,30 @@ def latest_checkpoint(output_dir: str) -> str | None:
     return tf.train.latest_checkpoint(output_dir) if fileio.isdir(output_dir) else None
 
 
+def differences(
+    before: dict, now: dict, source: str, flags, files: dict, albert_config_file: str
+) -> list[str]:
+    """One row for each setting of `now` that differs from `before` (read from `source`): the
+    `flags` (plain values), the `files` ({key: flag}, as from `files_of`) and the model config.
+    A key that `before` lacks (a folder recorded before it was) is not compared."""
+    rows = [
+        f"  --{name}: {before[name]!r} in {source}, {now[name]!r} now"
+        for name in flags
+        if name in before and before[name] != now[name]
+    ]
+    for key, flag in files.items():
+        if key in before and before[key] != now[key]:
+            rows.append(_files_row(before[key], now[key], source, flag))
+    old_model, new_model = before.get(ALBERT_CONFIG, {}), now[ALBERT_CONFIG]
+    for key in sorted(set(old_model) | set(new_model)):
+        if old_model.get(key) != new_model.get(key):
+            rows.append(
+                f"  {checkpoints.CONFIG_NAME} {key}: {old_model.get(key)!r} in {source}, "
+                f"{new_model.get(key)!r} in {albert_config_file}"
+            )
+    return rows
+
+
 def check_resume(config, now: dict) -> str | None:
     """Raises SettingsMismatchError if output_dir holds a checkpoint made with other settings
     than `now` (from `settings_of`).
@@ -116,34 +157,22 @@ def check_resume(config, now: dict) -> str | None:
     checkpoints.check_checkpoint_files(latest)
     path = fileio.join(config.output_dir, SETTINGS_NAME)
     if fileio.exists(path):
-        before, source = _read_json(path), path
+        before, source = read_json(path), path
     else:  # a run from before settings were recorded: its albert_config.json is all we know
         config_path = fileio.join(config.output_dir, checkpoints.CONFIG_NAME)
         if not fileio.exists(config_path):
             return latest
-        before = {ALBERT_CONFIG: _read_json(config_path)}
+        before = {ALBERT_CONFIG: read_json(config_path)}
         source = config_path
-    rows = []
-    for name in RESUME_SETTINGS:
-        if name in before and before[name] != now[name]:
-            rows.append(f"  --{name}: {before[name]!r} in {source}, {now[name]!r} now")
-    # Recorded since these checks were added; a folder from before them is not compared on them.
-    if INPUT_FILES in before and before[INPUT_FILES] != now[INPUT_FILES]:
-        rows.append(_files_row(before[INPUT_FILES], now[INPUT_FILES], source))
+    rows = differences(before, now, source, RESUME_SETTINGS, PRETRAINING_FILES,
+                       config.albert_config_file)  # fmt: skip
     if REPLICAS in before and before[REPLICAS] != now[REPLICAS]:
         rows.append(f"  replicas in sync: {before[REPLICAS]} in {source}, {now[REPLICAS]} now")
-    old_model, new_model = before.get(ALBERT_CONFIG, {}), now[ALBERT_CONFIG]
-    for key in sorted(set(old_model) | set(new_model)):
-        if old_model.get(key) != new_model.get(key):
-            rows.append(
-                f"  {checkpoints.CONFIG_NAME} {key}: {old_model.get(key)!r} in {source}, "
-                f"{new_model.get(key)!r} in {config.albert_config_file}"
-            )
     if rows:
         raise SettingsMismatchError(
             f"{config.output_dir} holds {fileio.basename(latest)}, made with other settings; "
             f"resuming it needs the same ones. {len(rows)} differ:\n" + "\n".join(rows) + "\n"
-            "Rerun with the recorded values (the same input files, the same number of "
+            "Rerun with the recorded values (the same input and eval files, the same number of "
             "replicas), or start a new --output_dir (with "
             f"--init_checkpoint={config.output_dir} to start from its weights)."
         )
@@ -157,9 +186,9 @@ def check_resume(config, now: dict) -> str | None:
     return latest
 
 
-def record(config, settings: dict) -> None:
-    """Writes output_dir/run_settings.json (the settings the next resume is compared with)."""
-    _write_json(fileio.join(config.output_dir, SETTINGS_NAME), settings)
+def record(output_dir: str, settings: dict) -> None:
+    """Writes output_dir/run_settings.json (the settings the next run there is compared with)."""
+    _write_json(fileio.join(output_dir, SETTINGS_NAME), settings)
 
 
 def trim_metrics(output_dir: str, step: int) -> int:
@@ -245,7 +274,7 @@ def check_inputs(
         "max_predictions_per_seq": config.max_predictions_per_seq,
     }
     for stats_path in _stats_files(files):
-        stats = _read_json(stats_path)
+        stats = read_json(stats_path)
         built = stats.get("flags", {})
         for name, value in want.items():
             if name in built and built[name] != value:

@@ -167,9 +167,10 @@ def test_keras_hub_preset_refuses_uneven_groups():
 
 def test_export_refuses_a_non_empty_output_dir_without_overwrite(exported):
     """A second export into the same folder is refused (the SavedModel left as it was), unless
-    --overwrite."""
-    tmp, _ = exported
+    --overwrite, which leaves the folder holding the new export and nothing else."""
+    tmp, expected = exported
     folder = tmp / "saved_model"
+    (folder / "variables" / "stale.txt").write_text("from an earlier export")
     before = {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     cmd = [sys.executable, "-m", "bioalbert_tf.export_saved_model", "--model=pretrainer",
            f"--checkpoint={tmp}/tf1/model.ckpt-best", f"--output_dir={folder}"]  # fmt: skip
@@ -180,4 +181,35 @@ def test_export_refuses_a_non_empty_output_dir_without_overwrite(exported):
     assert {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
     proc = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (folder / "saved_model.pb").exists()
+    assert not (folder / "variables" / "stale.txt").exists()
+    assert sorted(p.name for p in tmp.iterdir() if p.name.startswith("saved_model")) == [
+        "saved_model"
+    ]
+    x = np.load(tmp / "inputs.npz")
+    out = tf.saved_model.load(str(folder)).signatures["serving_default"](
+        **{k: tf.constant(x[k]) for k in x.files}
+    )
+    for k, v in expected.items():
+        np.testing.assert_allclose(out[k].numpy(), v, atol=1e-5, err_msg=k)
+
+
+def test_a_crash_while_replacing_a_folder_leaves_the_earlier_one_whole(tmp_path):
+    """fileio.replace_folder (export_saved_model --overwrite): a write that fails halfway leaves
+    the earlier folder as it was; the next one replaces it whole."""
+    from bioalbert_tf import fileio
+
+    folder = tmp_path / "saved_model"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_text("earlier")
+
+    def crash(path):
+        pathlib.Path(path, "saved_model.pb").write_text("half of it")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        fileio.replace_folder(str(folder), crash)
+    assert [p.name for p in folder.iterdir()] == ["saved_model.pb"]
+    assert (folder / "saved_model.pb").read_text() == "earlier"
+    fileio.replace_folder(f"{folder}/", lambda path: pathlib.Path(path, "new.pb").write_text("new"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model"]
+    assert [p.name for p in folder.iterdir()] == ["new.pb"]

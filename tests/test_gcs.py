@@ -1,10 +1,12 @@
 """gs:// for real, through TensorFlow's own GCS filesystem, against a local emulator
-(tests/gcs_emulator.py): the builder and a resumed pretraining run read and write the bucket."""
+(tests/gcs_emulator.py): the builder and a resumed pretraining run read and write the bucket, and
+a folder is replaced whole there (export_saved_model --overwrite)."""
 
 import json
 import pathlib
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -113,3 +115,32 @@ def test_pretraining_on_gcs_resumes_from_gcs(gcs, tmp_path):
         assert name in objects, sorted(objects)
     assert any(name.startswith("run/train/events.out.tfevents") for name in objects)
     assert b'model_checkpoint_path: "ckpt-4"' in gcs.download(BUCKET, "run/checkpoint")
+
+
+REPLACE_TWICE = textwrap.dedent(
+    """
+    import sys
+    from bioalbert_tf import fileio
+
+    def writer(name):
+        def write(folder):
+            for path in (fileio.join(folder, name), fileio.join(folder, "variables", name)):
+                with fileio.open_file(path, "w") as f:
+                    f.write(name)
+        return write
+
+    fileio.replace_folder(sys.argv[1], writer("first.txt"))
+    fileio.replace_folder(sys.argv[1], writer("second.txt"))
+    """
+)
+
+
+def test_a_folder_is_replaced_whole_on_gcs(gcs):
+    """fileio.replace_folder (export_saved_model --overwrite) on gs://: the second folder takes
+    the first one's place, with nothing of it left, and no temporary folder stays behind."""
+    _run([sys.executable, "-c", REPLACE_TWICE, f"gs://{BUCKET}/export/saved_model"], gcs)
+    files = [name for name in gcs.list_objects(BUCKET, "export/") if not name.endswith("/")]
+    assert sorted(files) == [
+        "export/saved_model/second.txt",
+        "export/saved_model/variables/second.txt",
+    ]

@@ -212,9 +212,10 @@ def test_resuming_with_other_settings_is_refused_before_anything_is_written(
 
 
 def test_resuming_on_other_input_files_or_replicas_is_refused(data, four_steps, tmp_path):
-    """run_settings.json records each input file's name and size and the replica count; another
-    file set, a file of another size, or another replica count is refused before anything is
-    written. The same files in another folder resume (compared by name and size, not path)."""
+    """run_settings.json records each input and eval file's name and size and the replica count;
+    another file set, a file of another size, other eval files or another replica count is
+    refused before anything is written. The same files in another folder resume (compared by
+    name and size, not path)."""
     import shutil
 
     from bioalbert_tf.run_settings import SettingsMismatchError
@@ -240,6 +241,15 @@ def test_resuming_on_other_input_files_or_replicas_is_refused(data, four_steps, 
         _pretrain(_config(data, out, num_train_steps=6, input_file=(f"{other}/*.tfrecord",)))
     assert (f"recorded but not given now: {shards[1].name} ({sizes[1]} bytes); given now but not "
             f"recorded: {shards[1].name} ({sizes[1] - 100} bytes)") in str(e.value)  # fmt: skip
+    assert _files(out) == before
+    # Recorded without --eval_input_file (eval would use the input files), resumed with one.
+    assert recorded["eval_input_files"] == []
+    with pytest.raises(SettingsMismatchError) as e:
+        _pretrain(_config(data, out, num_train_steps=6, do_eval=True, max_eval_steps=1,
+                          eval_input_file=(str(shards[0]),)))  # fmt: skip
+    assert (f"  --eval_input_file: 0 file(s) in {settings_file}, 1 now; given now but not "
+            f"recorded: {shards[0].name} ({sizes[0]} bytes)\n") in str(e.value)  # fmt: skip
+    assert "1 differ" in str(e.value)
     assert _files(out) == before
     # Recorded by a run on 2 replicas (MirroredStrategy), resumed on 1.
     settings_file.write_text(json.dumps({**recorded, "num_replicas_in_sync": 2}))

@@ -43,7 +43,7 @@ FLAGS = flags.FLAGS
 
 def collect_runs(output_dir: str) -> list[dict]:
     runs = []
-    for rel in formats.walk_files(output_dir):
+    for rel in fileio.walk_files(output_dir):
         if rel.rsplit("/", 1)[-1] == METRICS_FILE:
             with fileio.open_file(fileio.join(output_dir, rel), "r") as f:
                 result = json.load(f)

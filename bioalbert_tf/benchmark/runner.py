@@ -152,7 +152,7 @@ def signature(model, name: str, inputs: Sequence[str], outputs: Sequence[str], p
 def saved_model_sha256(path: str) -> str:
     """sha256 over the SavedModel's files: relative path and content hash of each, in order."""
     h = hashlib.sha256()
-    for rel in formats.walk_files(path):
+    for rel in fileio.walk_files(path):
         h.update(rel.encode() + b"\0" + bytes.fromhex(formats.file_sha256(fileio.join(path, rel))))
     return h.hexdigest()
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 
 from bioalbert_tf import fileio
@@ -95,22 +94,6 @@ def file_sha256(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def walk_files(path: str) -> list[str]:
-    """Relative paths ('/'-separated) of every file under a folder, sorted."""
-    out = []
-    if fileio.is_remote(path):
-        import tensorflow as tf
-
-        for folder, _, files in tf.io.gfile.walk(path):
-            rel = folder[len(path.rstrip("/")) :].strip("/")
-            out.extend(f"{rel}/{f}" if rel else f for f in files)
-    else:
-        for folder, _, files in os.walk(path):
-            rel = os.path.relpath(folder, path).replace(os.sep, "/")
-            out.extend(f if rel == "." else f"{rel}/{f}" for f in files)
-    return sorted(out)
 
 
 # ------------------------------------------------------------------------------------- splits
