@@ -1,10 +1,22 @@
-"""`make bench` for pretraining: examples/s and peak RSS of a training step on this CPU.
+"""`make bench` for pretraining: one training step at batch 8, ours against keras-hub and transformers.
 
-Ours (bioalbert_tf.pretraining.Trainer: full MLM + SOP step with ALBERT's LAMB, reading TFRecords)
-side by side with keras-hub's AlbertMaskedLM.fit on the same ALBERT config (MLM only, keras' Lamb),
-at tiny and base size, sequence 128 and 512; then our --iterations_per_loop 1 vs 100; then our
-step with XLA (--jit_compile) against without. Every measurement runs in its own
-process, one after another. `python -m benchmarks.pretraining_bench xla` runs the XLA part alone.
+At small (hidden 256, 4 layers) and base (hidden 768, 12 layers) ALBERT, both with a 30k
+vocabulary, at sequence 128 and 512, batch 8, 20 predictions per sequence:
+  ours           bioalbert_tf.pretraining.Trainer: MLM + SOP, ALBERT's LAMB, clipping, TFRecords in
+  ours XLA       the same with --jit_compile
+  keras-hub      keras_hub.models.AlbertMaskedLM.fit (XLA, its default), MLM only, keras' Lamb
+  HF stock       transformers' AlbertForPreTraining (PyTorch, default attention), MLM on every
+                 position + SOP, torch AdamW
+  HF masked      the same weights, MLM head on the 20 masked positions only (what ours and the
+                 reference compute) + SOP
+Each figure is the median of per-step wall times after warm-up steps, in its own process (so its
+peak RSS is its own), one after another. GFLOP/s counts the same model FLOPs for every column
+(forward and backward of the reference computation: MLM head on masked positions only), so the
+GFLOP/s ratios equal the speed ratios; it is set against TensorFlow's fp32 matmul peak measured at
+the start of the same run.
+
+  python -m benchmarks.pretraining_bench              # the whole table (about 30 min on 2 cores)
+  python -m benchmarks.pretraining_bench small        # only the small rows
 """
 
 from __future__ import annotations
@@ -17,26 +29,161 @@ import sys
 import tempfile
 
 OUT = os.path.join("output", "bench")
-TINY = {"vocab_size": 1000, "embedding_size": 32, "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
-        "intermediate_size": 256, "max_position_embeddings": 512}  # fmt: skip
-BASE = {"max_position_embeddings": 512}  # configs/albert_base.json sizes
-CASES = [
-    ("tiny", 128, 32, 30),
-    ("tiny", 512, 8, 20),
-    ("base", 128, 8, 6),
-    ("base", 512, 2, 4),
-]  # size, seq, batch, steps
+BATCH, PREDICTIONS = 8, 20
+SMALL = {"embedding_size": 128, "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
+         "intermediate_size": 1024}  # fmt: skip
+SIZES = {"small": SMALL, "base": {}}  # base: AlbertConfig()'s defaults (configs/albert_base.json)
+CASES = [("small", 128, 20), ("small", 512, 20), ("base", 128, 6), ("base", 512, 5)]
+WARMUP = 2  # steps after the first (compiling) one, before measuring
+COLUMNS = ["ours", "ours_xla", "keras_hub", "hf_stock", "hf_masked"]
+TITLES = {"ours": "ours", "ours_xla": "ours XLA", "keras_hub": "keras-hub (XLA)",
+          "hf_stock": "HF stock", "hf_masked": "HF masked"}  # fmt: skip
+
+_TIMED = """
+import json, resource, statistics, time
+def peak_rss_mb():
+    # VmHWM: this process's own peak. ru_maxrss would also count the parent's memory before exec.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def report(first, times):
+    median = statistics.median(times)
+    print(json.dumps({"median_s_per_step": median, "examples_per_s": BATCH / median, "first_step_s": first,
+                      "min_s_per_step": min(times), "max_s_per_step": max(times), "steps": len(times),
+                      "peak_rss_mb": peak_rss_mb()}))
+def timed(step, steps, warmup):
+    t = time.perf_counter(); step(); first = time.perf_counter() - t
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter(); step(); times.append(time.perf_counter() - t)
+    report(first, times)
+"""
+
+OURS = """
+import sys
+import tensorflow as tf
+from bioalbert_tf import pretraining
+cfg_file, records, seq, steps, jit, out = sys.argv[1:7]
+config = pretraining.PretrainingConfig(input_file=(records,), output_dir=out, albert_config_file=cfg_file,
+    train_batch_size=BATCH, max_seq_length=int(seq), max_predictions_per_seq=PREDICTIONS, num_train_steps=10**6,
+    num_warmup_steps=0, iterations_per_loop=1, learning_rate=1e-4, jit_compile=jit == "1")
+trainer = pretraining.Trainer(config, tf.distribute.get_strategy())
+timed(lambda: trainer.train_steps(1), int(steps), WARMUP)
+"""
+
+KERAS_HUB = """
+import sys, time
+import numpy as np, keras, keras_hub
+from bioalbert_tf.config import AlbertConfig
+cfg_file, seq, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+c = AlbertConfig.from_json_file(cfg_file)
+backbone = keras_hub.models.AlbertBackbone(vocabulary_size=c.vocab_size, num_layers=c.num_hidden_layers,
+    num_heads=c.num_attention_heads, embedding_dim=c.embedding_size, hidden_dim=c.hidden_size,
+    intermediate_dim=c.intermediate_size, num_groups=c.num_hidden_groups, num_inner_repetitions=c.inner_group_num,
+    max_sequence_length=c.max_position_embeddings)
+model = keras_hub.models.AlbertMaskedLM(backbone=backbone, preprocessor=None)
+model.compile(optimizer=keras.optimizers.Lamb(1e-4), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+              weighted_metrics=["sparse_categorical_accuracy"])
+rng = np.random.default_rng(0)
+n = BATCH * (steps + WARMUP + 1)
+x = {"token_ids": rng.integers(5, c.vocab_size, (n, seq)), "segment_ids": np.zeros((n, seq), "int32"),
+     "padding_mask": np.ones((n, seq), "int32"),
+     "mask_positions": np.sort(rng.integers(1, seq - 1, (n, PREDICTIONS)), axis=1)}
+y = rng.integers(5, c.vocab_size, (n, PREDICTIONS)); w = np.ones((n, PREDICTIONS), "float32")
+
+class Times(keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        self.t = time.perf_counter()
+    def on_train_batch_end(self, batch, logs=None):
+        times.append(time.perf_counter() - self.t)
+
+times = []
+model.fit(x, y, sample_weight=w, batch_size=BATCH, epochs=1, verbose=0, shuffle=False, callbacks=[Times()])
+report(times[0], times[1 + WARMUP :])
+"""
+
+HF = """
+import sys
+import torch
+from transformers import AlbertConfig as HFConfig, AlbertForPreTraining
+from bioalbert_tf.config import AlbertConfig
+cfg_file, seq, steps, masked = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+c = AlbertConfig.from_json_file(cfg_file)
+torch.manual_seed(0)
+model = AlbertForPreTraining(HFConfig(vocab_size=c.vocab_size, embedding_size=c.embedding_size,
+    hidden_size=c.hidden_size, num_hidden_layers=c.num_hidden_layers, num_hidden_groups=c.num_hidden_groups,
+    num_attention_heads=c.num_attention_heads, intermediate_size=c.intermediate_size,
+    inner_group_num=c.inner_group_num, hidden_act="gelu_new", hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0, classifier_dropout_prob=0.0,
+    max_position_embeddings=c.max_position_embeddings, layer_norm_eps=1e-12))
+model.train()
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+g = torch.Generator().manual_seed(0)
+ids = torch.randint(5, c.vocab_size, (BATCH, seq), generator=g)
+positions = torch.sort(torch.randint(1, seq - 1, (BATCH, PREDICTIONS), generator=g), dim=1).values
+targets = torch.randint(5, c.vocab_size, (BATCH, PREDICTIONS), generator=g)
+sop = torch.randint(0, 2, (BATCH,), generator=g)
+ce = torch.nn.CrossEntropyLoss()
+
+def step():
+    optimizer.zero_grad(set_to_none=True)
+    if masked:
+        out = model.albert(input_ids=ids)
+        hidden = torch.gather(out.last_hidden_state, 1, positions[..., None].expand(-1, -1, c.hidden_size))
+        mlm = model.predictions(hidden)
+        loss = ce(mlm.reshape(-1, c.vocab_size), targets.reshape(-1)) + ce(model.sop_classifier(out.pooler_output), sop)
+    else:
+        labels = torch.full((BATCH, seq), -100).scatter(1, positions, targets)
+        loss = model(input_ids=ids, labels=labels, sentence_order_label=sop).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+timed(step, steps, WARMUP)
+"""
+
+MATMUL = """
+import json, time
+import numpy as np, tensorflow as tf
+best = {}
+for n in (1024, 2048, 4096):
+    a = tf.constant(np.random.default_rng(0).standard_normal((n, n), np.float32))
+    f = tf.function(lambda x: tf.reduce_sum(tf.matmul(x, x)))
+    f(a).numpy()
+    reps = max(2, int(2e10 / (2 * n ** 3)))
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(reps):
+            f(a).numpy()
+        times.append((time.perf_counter() - t) / reps)
+    best[n] = 2 * n ** 3 / min(times) / 1e9
+print(json.dumps({"gflops": max(best.values()), "by_size": best}))
+"""
 
 
-def _write_records(folder: str, seq: int, pred: int, vocab: int, n: int = 256) -> str:
+def model_flops(c: dict, seq: int) -> float:
+    """Training FLOPs of one example: 3x the forward (backward is twice the forward), counting
+    the matmuls of the reference computation (MLM head on the masked positions only)."""
+    h, e, i, v, layers = (c["hidden_size"], c["embedding_size"], c["intermediate_size"],
+                          c["vocab_size"], c["num_hidden_layers"])  # fmt: skip
+    layer = 2 * seq * (4 * h * h + 2 * h * i) + 2 * 2 * seq * seq * h  # projections, FFN, QK^T, AV
+    forward = 2 * seq * e * h + layers * layer + 2 * PREDICTIONS * (h * e + e * v) + 2 * h * h
+    return 3.0 * forward
+
+
+def _write_records(folder: str, seq: int, vocab: int, n: int = 64) -> str:
     from bioalbert_tf import features
     from tfrecords_builder import writer
 
-    path = os.path.join(folder, f"random-{seq}.tfrecord")
+    path = os.path.join(folder, f"random-{seq}-{vocab}.tfrecord")
     if os.path.exists(path):
         return path
     rng = random.Random(0)
-    enc = writer.PretrainingExampleEncoder(features.pretraining_features(seq, pred), vocab)
+    enc = writer.PretrainingExampleEncoder(features.pretraining_features(seq, PREDICTIONS), vocab)
     w = writer.AtomicTFRecordWriter(path)
     for _ in range(n):
         la = rng.randint(1, seq - 4)
@@ -47,7 +194,7 @@ def _write_records(folder: str, seq: int, pred: int, vocab: int, n: int = 256) -
             + [rng.randrange(5, vocab) for _ in range(seq - la - 3)]
             + [3]
         )
-        positions = sorted(rng.sample(range(1, seq - 1), pred))
+        positions = sorted(rng.sample(range(1, seq - 1), PREDICTIONS))
         w.write(
             enc.encode(
                 ids, la, bytes(seq), positions, [ids[p] for p in positions], rng.randint(0, 1)
@@ -57,181 +204,92 @@ def _write_records(folder: str, seq: int, pred: int, vocab: int, n: int = 256) -
     return path
 
 
-OURS = """
-import json, resource, sys, time
-from bioalbert_tf import pretraining
-import tensorflow as tf
-cfg_file, records, seq, batch, steps, ipl, out = sys.argv[1:8]
-seq, batch, steps, ipl = int(seq), int(batch), int(steps), int(ipl)
-config = pretraining.PretrainingConfig(input_file=(records,), output_dir=out, albert_config_file=cfg_file,
-    train_batch_size=batch, max_seq_length=seq, max_predictions_per_seq=20, num_train_steps=10**6, num_warmup_steps=0,
-    iterations_per_loop=ipl, learning_rate=1e-4)
-trainer = pretraining.Trainer(config, tf.distribute.get_strategy())
-trainer.train_steps(ipl)  # compile + warm up
-t = time.time(); done = 0
-while done < steps:
-    trainer.train_steps(ipl); done += ipl
-seconds = time.time() - t
-print(json.dumps({"examples_per_s": done * batch / seconds, "s_per_step": seconds / done,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
-
-# Median seconds per training step (one step per call), after 3 warm-up steps that compile.
-OURS_XLA = """
-import json, statistics, sys, time
-from bioalbert_tf import pretraining
-import tensorflow as tf
-cfg_file, records, seq, batch, steps, jit, out = sys.argv[1:8]
-seq, batch, steps = int(seq), int(batch), int(steps)
-config = pretraining.PretrainingConfig(input_file=(records,), output_dir=out, albert_config_file=cfg_file,
-    train_batch_size=batch, max_seq_length=seq, max_predictions_per_seq=20, num_train_steps=10**6, num_warmup_steps=0,
-    iterations_per_loop=1, learning_rate=1e-4, jit_compile=jit == "1")
-trainer = pretraining.Trainer(config, tf.distribute.get_strategy())
-t = time.perf_counter(); trainer.train_steps(1); first = time.perf_counter() - t
-trainer.train_steps(1); trainer.train_steps(1)
-times = []
-for _ in range(steps):
-    t = time.perf_counter(); trainer.train_steps(1); times.append(time.perf_counter() - t)
-median = statistics.median(times)
-print(json.dumps({"median_s_per_step": median, "steps_per_s": 1 / median, "first_step_s": first,
-                  "min_s_per_step": min(times), "max_s_per_step": max(times)}))
-"""
-XLA_CASES = [("tiny", 128, 32, 20), ("base", 128, 8, 20)]  # size, seq, batch, measured steps
-XLA_REPEATS = 2  # on, off, on, off: a machine shared with other work drifts over minutes
-
-KERAS_HUB = """
-import json, resource, sys, time
-import numpy as np, keras, keras_hub
-from bioalbert_tf.config import AlbertConfig
-cfg_file, seq, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-c = AlbertConfig.from_json_file(cfg_file)
-backbone = keras_hub.models.AlbertBackbone(vocabulary_size=c.vocab_size, num_layers=c.num_hidden_layers,
-    num_heads=c.num_attention_heads, embedding_dim=c.embedding_size, hidden_dim=c.hidden_size,
-    intermediate_dim=c.intermediate_size, num_groups=c.num_hidden_groups, num_inner_repetitions=c.inner_group_num,
-    max_sequence_length=c.max_position_embeddings)
-model = keras_hub.models.AlbertMaskedLM(backbone=backbone, preprocessor=None)
-model.compile(optimizer=keras.optimizers.Lamb(1e-4), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-              weighted_metrics=["sparse_categorical_accuracy"])
-rng = np.random.default_rng(0)
-n = batch * (steps + 2)
-x = {"token_ids": rng.integers(5, c.vocab_size, (n, seq)), "segment_ids": np.zeros((n, seq), "int32"),
-     "padding_mask": np.ones((n, seq), "int32"), "mask_positions": np.sort(rng.integers(1, seq - 1, (n, 20)), axis=1)}
-y = rng.integers(5, c.vocab_size, (n, 20)); w = np.ones((n, 20), "float32")
-model.fit(x, y, sample_weight=w, batch_size=batch, steps_per_epoch=2, epochs=1, verbose=0)  # compile + warm up
-t = time.time()
-model.fit(x, y, sample_weight=w, batch_size=batch, steps_per_epoch=steps, epochs=1, verbose=0)
-seconds = time.time() - t
-print(json.dumps({"examples_per_s": steps * batch / seconds, "s_per_step": seconds / steps,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
-
-
-def _run(args) -> dict:
+def _run(script: str, *args: str) -> dict:
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True, env=env)
+    head = f"BATCH, PREDICTIONS, WARMUP = {BATCH}, {PREDICTIONS}, {WARMUP}\n" + _TIMED
+    proc = subprocess.run(
+        [sys.executable, "-c", head + script, *args], capture_output=True, text=True, env=env
+    )
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _configs(work: str) -> dict:
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return "unknown CPU"
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")  # fmt: skip
+    flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{model}, {isa}, {os.cpu_count()} cores"
+
+
+def measure(work: str, size: str, seq: int, steps: int) -> dict:
     from bioalbert_tf.config import AlbertConfig
 
-    configs = {}
-    for name, values in (("tiny", TINY), ("base", BASE)):
-        path = os.path.join(work, f"albert_{name}.json")
-        AlbertConfig.from_dict({**AlbertConfig().to_dict(), **values}).to_json_file(path)
-        configs[name] = path
-    return configs
+    values = {**AlbertConfig().to_dict(), **SIZES[size], "max_position_embeddings": 512}
+    cfg = os.path.join(work, f"albert_{size}.json")
+    AlbertConfig.from_dict(values).to_json_file(cfg)
+    records = _write_records(work, seq, values["vocab_size"])
+    s, n = str(seq), str(steps)
+    commands = {
+        "ours": (OURS, cfg, records, s, n, "0", os.path.join(work, f"o-{size}-{s}")),
+        "ours_xla": (OURS, cfg, records, s, n, "1", os.path.join(work, f"x-{size}-{s}")),
+        "keras_hub": (KERAS_HUB, cfg, s, n),
+        "hf_stock": (HF, cfg, s, n, "0"),
+        "hf_masked": (HF, cfg, s, n, "1"),
+    }
+    result = {"gflop_per_example": model_flops(values, seq) / 1e9}
+    for column, command in commands.items():
+        result[column] = _run(*command)
+        # A base / 512 column takes minutes: each is shown as soon as it is measured.
+        print(f"  {size} / {seq}, {TITLES[column]}: {result[column]['examples_per_s']:.3f} "
+              f"examples/s, peak RSS {result[column]['peak_rss_mb'] / 1024:.1f} GB", flush=True)  # fmt: skip
+    return result
 
 
-def xla_on_off(work: str, configs: dict) -> list[dict]:
-    """Our training step with and without XLA: median steps/s of each, runs interleaved."""
-    from bioalbert_tf.config import AlbertConfig
-
-    rows = []
-    for size, seq, batch, steps in XLA_CASES:
-        records = _write_records(
-            work, seq, 20, AlbertConfig.from_json_file(configs[size]).vocab_size
-        )
-        runs = {"1": [], "0": []}
-        for r in range(XLA_REPEATS):
-            for jit in ("1", "0"):
-                out = os.path.join(work, f"xla-{size}-{jit}-{r}")
-                args = [
-                    OURS_XLA,
-                    configs[size],
-                    records,
-                    str(seq),
-                    str(batch),
-                    str(steps),
-                    jit,
-                    out,
-                ]
-                runs[jit].append(_run(args))
-        on = max(x["steps_per_s"] for x in runs["1"])  # the least disturbed run of each
-        off = max(x["steps_per_s"] for x in runs["0"])
-        rows.append(
-            {"size": size, "seq": seq, "batch": batch, "xla": runs["1"], "no_xla": runs["0"]}
-        )
-        print(f"XLA {size} seq {seq} batch {batch}: on {on:.2f} steps/s, off {off:.2f} steps/s "
-              f"({on / off:.2f}x; median of {steps} steps, best of {XLA_REPEATS} runs each)", flush=True)  # fmt: skip
-    return rows
+def table(rows: list[dict], peak: float) -> str:
+    lines = [
+        "| model / seq | " + " | ".join(f"{TITLES[c]} ex/s" for c in COLUMNS)
+        + " | ours XLA / keras-hub | ours XLA / HF stock | ours / HF stock"
+        + " | GFLOP/s (ours XLA, % of matmul peak) | peak RSS GB ("
+        + ", ".join(TITLES[c] for c in COLUMNS) + ") |",
+        "|---" * (len(COLUMNS) + 6) + "|",
+    ]  # fmt: skip
+    for r in rows:
+        ex = {c: r[c]["examples_per_s"] for c in COLUMNS}
+        gflops = ex["ours_xla"] * r["gflop_per_example"]
+        lines.append(
+            f"| {r['size']} / {r['seq']} | " + " | ".join(f"{ex[c]:.2f}" for c in COLUMNS)
+            + f" | {ex['ours_xla'] / ex['keras_hub']:.2f}x | {ex['ours_xla'] / ex['hf_stock']:.2f}x"
+            + f" | {ex['ours'] / ex['hf_stock']:.2f}x | {gflops:.0f} ({100 * gflops / peak:.0f}%) | "
+            + ", ".join(f"{r[c]['peak_rss_mb'] / 1024:.1f}" for c in COLUMNS) + " |"
+        )  # fmt: skip
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> None:
     os.makedirs(OUT, exist_ok=True)
     work = tempfile.mkdtemp(dir=OUT)
-    configs = _configs(work)
-    if argv[1:] == ["xla"]:
-        with open(os.path.join(OUT, "pretraining_xla_bench.json"), "w") as f:
-            json.dump(xla_on_off(work, configs), f, indent=2)
-        return
-    from bioalbert_tf.config import AlbertConfig
-
+    only = set(argv[1:])
+    cases = [c for c in CASES if not only or c[0] in only or f"{c[0]}/{c[1]}" in only]
+    cpu = _cpu()
+    matmul = _run(MATMUL)
+    print(f"{cpu}; TensorFlow fp32 matmul peak {matmul['gflops']:.0f} GFLOP/s "
+          f"(best of n = 1024, 2048, 4096); batch {BATCH}, {PREDICTIONS} predictions", flush=True)  # fmt: skip
     rows = []
-    print(
-        f"{'size':<5} {'seq':>4} {'batch':>5}  {'ours ex/s':>10} {'keras-hub ex/s':>15} {'ours/keras-hub':>15}  {'ours RSS MB':>11} {'keras-hub RSS MB':>16}"
-    )
-    for size, seq, batch, steps in CASES:
-        vocab = AlbertConfig.from_json_file(configs[size]).vocab_size
-        records = _write_records(work, seq, 20, vocab)
-        ours = _run(
-            [
-                OURS,
-                configs[size],
-                records,
-                str(seq),
-                str(batch),
-                str(steps),
-                "1",
-                os.path.join(work, f"run-{size}-{seq}"),
-            ]
-        )
-        hub = _run([KERAS_HUB, configs[size], str(seq), str(batch), str(steps)])
-        rows.append({"size": size, "seq": seq, "batch": batch, "ours": ours, "keras_hub": hub})
-        print(f"{size:<5} {seq:>4} {batch:>5}  {ours['examples_per_s']:>10.1f} {hub['examples_per_s']:>15.1f} "
-              f"{ours['examples_per_s'] / hub['examples_per_s']:>14.2f}x  {ours['peak_rss_mb']:>11.0f} {hub['peak_rss_mb']:>16.0f}", flush=True)  # fmt: skip
-    records = _write_records(work, 128, 20, TINY["vocab_size"])
-    loop = {}
-    for ipl in (1, 100):
-        loop[ipl] = _run(
-            [
-                OURS,
-                configs["tiny"],
-                records,
-                "128",
-                "8",
-                "200",
-                str(ipl),
-                os.path.join(work, f"ipl-{ipl}"),
-            ]
-        )
-    print(f"\n--iterations_per_loop (tiny, seq 128, batch 8, 200 steps): 1 -> {loop[1]['examples_per_s']:.0f} ex/s, "
-          f"100 -> {loop[100]['examples_per_s']:.0f} ex/s ({loop[100]['examples_per_s'] / loop[1]['examples_per_s']:.2f}x)")  # fmt: skip
-    xla = xla_on_off(work, configs)
+    for size, seq, steps in cases:
+        r = {"size": size, "seq": seq, "measured_steps": steps, **measure(work, size, seq, steps)}
+        rows.append(r)
+        print(table([r], matmul["gflops"]).splitlines()[-1], flush=True)
+    result = {"cpu": cpu, "matmul_peak": matmul, "batch": BATCH, "rows": rows}
     with open(os.path.join(OUT, "pretraining_bench.json"), "w") as f:
-        json.dump({"rows": rows, "iterations_per_loop": loop, "xla": xla}, f, indent=2)
+        json.dump(result, f, indent=2)
+    print(f"\n{cpu}; TF fp32 matmul peak {matmul['gflops']:.0f} GFLOP/s; batch {BATCH}; median "
+          f"step time after {WARMUP + 1} warm-up steps\n" + table(rows, matmul["gflops"]))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ What it does, as google-research/albert run_pretraining.py did on TPUEstimator:
 - LAMB (or AdamW) with linear warm-up and polynomial decay from step 0;
 - `iterations_per_loop` steps per host call; a checkpoint every `save_checkpoints_steps`;
 - eval: masked-LM loss and accuracy weighted over all masked positions of all eval batches.
-XLA: with `jit_compile` the per-replica forward, backward and clipping are compiled with XLA on
-CPU and GPU (off by default: on CPU it was no faster); TPUs compile everything anyway.
+XLA: with `jit_compile` (run_pretraining's default) the per-replica forward, backward and clipping
+are compiled with XLA on CPU and GPU; TPUs compile everything anyway.
 What it adds: every run is resumable. Checkpoints hold the model, the optimizer (slots and step)
 and (with one replica) the input iterator's position, so a run killed at any point and started
 again with the same command continues from the last checkpoint and produces the same weights as
@@ -57,8 +57,9 @@ class PretrainingConfig:
     export_tf1: bool = False
     spm_model_file: str | None = None  # if given, its size is checked against vocab_size
     # XLA-compile the per-replica forward/backward/clipping on CPU and GPU (TPUs always compile).
-    # Off by default: on a 2-core Xeon it ran at 0.95-1.04x (tiny) and 0.99x (base, seq 128) of
-    # the plain graph's steps/s, and compiling adds seconds at start (benchmarks/pretraining_bench).
+    # run_pretraining turns it on (benchmarks/pretraining_bench: 1.2-1.4x at ALBERT small on an
+    # AVX2 EPYC, 0.95-1.04x at tiny size on a Xeon); the library default is the plain graph, which
+    # starts without compiling (what tests and short runs want).
     jit_compile: bool = False
 
     def validate(self) -> None:
