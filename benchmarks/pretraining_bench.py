@@ -17,6 +17,7 @@ the start of the same run.
 
   python -m benchmarks.pretraining_bench              # the whole table (about 30 min on 2 cores)
   python -m benchmarks.pretraining_bench small        # only the small rows
+  python -m benchmarks.pretraining_bench base/512 ours_xla keras_hub   # one row, two columns
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def _cpu() -> str:
     return f"{model}, {isa}, {os.cpu_count()} cores"
 
 
-def measure(work: str, size: str, seq: int, steps: int) -> dict:
+def measure(work: str, size: str, seq: int, steps: int, columns=COLUMNS) -> dict:
     from bioalbert_tf.config import AlbertConfig
 
     values = {**AlbertConfig().to_dict(), **SIZES[size], "max_position_embeddings": 512}
@@ -243,7 +244,8 @@ def measure(work: str, size: str, seq: int, steps: int) -> dict:
         "hf_masked": (HF, cfg, s, n, "1"),
     }
     result = {"gflop_per_example": model_flops(values, seq) / 1e9}
-    for column, command in commands.items():
+    for column in columns:
+        command = commands[column]
         result[column] = _run(*command)
         # A base / 512 column takes minutes: each is shown as soon as it is measured.
         print(f"  {size} / {seq}, {TITLES[column]}: {result[column]['examples_per_s']:.3f} "
@@ -260,13 +262,17 @@ def table(rows: list[dict], peak: float) -> str:
         "|---" * (len(COLUMNS) + 6) + "|",
     ]  # fmt: skip
     for r in rows:
-        ex = {c: r[c]["examples_per_s"] for c in COLUMNS}
-        gflops = ex["ours_xla"] * r["gflop_per_example"]
+        ex = {c: r[c]["examples_per_s"] for c in COLUMNS if c in r}
+
+        def ratio(a, b, ex=ex):
+            return f"{ex[a] / ex[b]:.2f}x" if a in ex and b in ex else "-"
+
+        gflops = ex.get("ours_xla", 0.0) * r["gflop_per_example"]
         lines.append(
-            f"| {r['size']} / {r['seq']} | " + " | ".join(f"{ex[c]:.2f}" for c in COLUMNS)
-            + f" | {ex['ours_xla'] / ex['keras_hub']:.2f}x | {ex['ours_xla'] / ex['hf_stock']:.2f}x"
-            + f" | {ex['ours'] / ex['hf_stock']:.2f}x | {gflops:.0f} ({100 * gflops / peak:.0f}%) | "
-            + ", ".join(f"{r[c]['peak_rss_mb'] / 1024:.1f}" for c in COLUMNS) + " |"
+            f"| {r['size']} / {r['seq']} | " + " | ".join(f"{ex[c]:.2f}" if c in ex else "-" for c in COLUMNS)
+            + f" | {ratio('ours_xla', 'keras_hub')} | {ratio('ours_xla', 'hf_stock')} | {ratio('ours', 'hf_stock')}"
+            + (f" | {gflops:.0f} ({100 * gflops / peak:.0f}%) | " if gflops else " | - | ")
+            + ", ".join(f"{r[c]['peak_rss_mb'] / 1024:.1f}" if c in r else "-" for c in COLUMNS) + " |"
         )  # fmt: skip
     return "\n".join(lines)
 
@@ -274,7 +280,9 @@ def table(rows: list[dict], peak: float) -> str:
 def main(argv: list[str]) -> None:
     os.makedirs(OUT, exist_ok=True)
     work = tempfile.mkdtemp(dir=OUT)
-    only = set(argv[1:])
+    # Arguments select cases (`small`, `base/512`) and columns (`ours_xla`, `hf_stock`, ...).
+    columns = [c for c in COLUMNS if c in argv[1:]] or COLUMNS
+    only = set(argv[1:]) - set(COLUMNS)
     cases = [c for c in CASES if not only or c[0] in only or f"{c[0]}/{c[1]}" in only]
     cpu = _cpu()
     matmul = _run(MATMUL)
@@ -282,7 +290,12 @@ def main(argv: list[str]) -> None:
           f"(best of n = 1024, 2048, 4096); batch {BATCH}, {PREDICTIONS} predictions", flush=True)  # fmt: skip
     rows = []
     for size, seq, steps in cases:
-        r = {"size": size, "seq": seq, "measured_steps": steps, **measure(work, size, seq, steps)}
+        r = {
+            "size": size,
+            "seq": seq,
+            "measured_steps": steps,
+            **measure(work, size, seq, steps, columns),
+        }
         rows.append(r)
         print(table([r], matmul["gflops"]).splitlines()[-1], flush=True)
     result = {"cpu": cpu, "matmul_peak": matmul, "batch": BATCH, "rows": rows}
