@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob as _glob
 import io
+import json
 import os
 import shutil
 
@@ -121,6 +122,16 @@ def write_text_atomic(path: str, text: str) -> None:
     with open_file(path + ".tmp", "w") as f:
         f.write(text)
     rename(path + ".tmp", path, overwrite=True)
+
+
+def write_json_atomic(path: str, value) -> None:
+    """`value` as indented JSON, written whole or not at all (`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(value, indent=2))
+
+
+def read_json(path: str):
+    with open_file(path, "r") as f:
+        return json.load(f)
 
 
 def move_folder(src: str, dst: str) -> None:

@@ -159,7 +159,7 @@ def check_settings(config: FinetuningConfig, now: dict, overwrite: bool = False)
     path = fileio.join(config.output_dir, run_settings.SETTINGS_NAME)
     if not fileio.exists(path):
         return
-    before = run_settings.read_json(path)
+    before = fileio.read_json(path)
     if before.get(run_settings.COMMAND) != COMMAND:
         raise run_settings.SettingsMismatchError(
             f"{path} records the settings of another command's run, not {COMMAND}'s; "

@@ -352,17 +352,6 @@ class Trainer:
 BEST_PREFIX = "model.ckpt-best"
 
 
-def _read_json(path: str) -> dict | None:
-    if not fileio.exists(path):
-        return None
-    with fileio.open_file(path, "r") as f:
-        return json.load(f)
-
-
-def _write_json(path: str, value: dict) -> None:
-    fileio.write_text_atomic(path, json.dumps(value, indent=2))
-
-
 def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
     """Trains and/or evaluates; returns the last train metrics and eval results."""
     import tensorflow as tf
@@ -395,8 +384,10 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
         with eval_writer.as_default(step=trainer.step):
             for k in METRICS:
                 tf.summary.scalar(k, metrics[k])
-        _write_json(fileio.join(config.output_dir, f"eval_results-{trainer.step}.json"), metrics)
-        best = _read_json(best_path)
+        fileio.write_json_atomic(
+            fileio.join(config.output_dir, f"eval_results-{trainer.step}.json"), metrics
+        )
+        best = fileio.read_json(best_path) if fileio.exists(best_path) else None
         if best is None or metrics["mlm_accuracy"] > best["mlm_accuracy"]:
             tf.train.Checkpoint(model=trainer.model).write(
                 fileio.join(config.output_dir, BEST_PREFIX)
@@ -405,7 +396,7 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
                 checkpoints.save_tf1_checkpoint(
                     trainer.model, fileio.join(config.output_dir, "tf1", BEST_PREFIX), trainer.step
                 )
-            _write_json(best_path, metrics)
+            fileio.write_json_atomic(best_path, metrics)
             logging.info(
                 "new best eval MLM accuracy %.4f at step %d -> %s",
                 metrics["mlm_accuracy"],

@@ -106,15 +106,6 @@ def _files_row(before: list, now: list, source: str, flag: str) -> str:
     return f"  {flag}: " + "; ".join(parts)
 
 
-def read_json(path: str):
-    with fileio.open_file(path, "r") as f:
-        return json.load(f)
-
-
-def _write_json(path: str, value) -> None:
-    fileio.write_text_atomic(path, json.dumps(value, indent=2))
-
-
 def latest_checkpoint(output_dir: str) -> str | None:
     import tensorflow as tf
 
@@ -157,12 +148,12 @@ def check_resume(config, now: dict) -> str | None:
     checkpoints.check_checkpoint_files(latest)
     path = fileio.join(config.output_dir, SETTINGS_NAME)
     if fileio.exists(path):
-        before, source = read_json(path), path
+        before, source = fileio.read_json(path), path
     else:  # a run from before settings were recorded: its albert_config.json is all we know
         config_path = fileio.join(config.output_dir, checkpoints.CONFIG_NAME)
         if not fileio.exists(config_path):
             return latest
-        before = {ALBERT_CONFIG: read_json(config_path)}
+        before = {ALBERT_CONFIG: fileio.read_json(config_path)}
         source = config_path
     rows = differences(before, now, source, RESUME_SETTINGS, PRETRAINING_FILES,
                        config.albert_config_file)  # fmt: skip
@@ -188,7 +179,7 @@ def check_resume(config, now: dict) -> str | None:
 
 def record(output_dir: str, settings: dict) -> None:
     """Writes output_dir/run_settings.json (the settings the next run there is compared with)."""
-    _write_json(fileio.join(output_dir, SETTINGS_NAME), settings)
+    fileio.write_json_atomic(fileio.join(output_dir, SETTINGS_NAME), settings)
 
 
 def trim_metrics(output_dir: str, step: int) -> int:
@@ -274,7 +265,7 @@ def check_inputs(
         "max_predictions_per_seq": config.max_predictions_per_seq,
     }
     for stats_path in _stats_files(files):
-        stats = read_json(stats_path)
+        stats = fileio.read_json(stats_path)
         built = stats.get("flags", {})
         for name, value in want.items():
             if name in built and built[name] != value:

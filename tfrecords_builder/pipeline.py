@@ -384,11 +384,6 @@ def _write_json(path: str, value) -> None:
     fileio.rename(tmp, path)
 
 
-def _read_json(path: str):
-    with fileio.open_file(path, "r") as f:
-        return json.load(f)
-
-
 class _DocsWriter:
     """Documents as JSON lines, in files of `per_file` documents (0: all in one file), each
     renamed into place when complete."""
@@ -455,7 +450,7 @@ def split_file(task: FileTask, config: BuildConfig, work: str, piece_bytes: int)
     folder = _file_dir(work, task.position)
     manifest = fileio.join(folder, "split.json")
     if fileio.exists(manifest):
-        return [Piece(**p) for p in _read_json(manifest)]
+        return [Piece(**p) for p in fileio.read_json(manifest)]
     fmt = corpus.resolve_format(task.path, config.input_format)
     pieces = []
     try:
@@ -522,7 +517,7 @@ def parse_piece(piece: Piece, config: BuildConfig, work: str) -> tuple[int, Pars
     folder = _file_dir(work, piece.position)
     meta = _piece_meta(folder, piece.index)
     if fileio.exists(meta):
-        return piece.position, ParsedPiece(**_read_json(meta))
+        return piece.position, ParsedPiece(**fileio.read_json(meta))
     if piece.raw is None:
         raise FileNotFoundError(f"{meta}: missing; stage 1 writes it for a file parsed whole")
     start, read, failed = time.time(), corpus.ReadStats(), None
@@ -600,7 +595,7 @@ def build_chunk(item, config: BuildConfig, work: str) -> tuple[int, ChunkDone | 
     records = fileio.join(_file_dir(work, task.position), f"chunk-{task.chunk:06d}.tfrecord")
     meta = records[: -len(".tfrecord")] + ".json"
     if fileio.exists(meta):
-        return group, ChunkDone(**_read_json(meta))
+        return group, ChunkDone(**fileio.read_json(meta))
     start = time.time()
     docs = _load_docs(task.segments)
     tokenizer, is_start = _tokenizer(config), _is_start(config)
@@ -632,7 +627,7 @@ def write_group(
     index, values = item
     group = groups[index]
     if _finished(config, group, print_fingerprint):  # a runner's retry of a completed bundle
-        return _read_json(sidecar_path(config, group))
+        return fileio.read_json(sidecar_path(config, group))
     values = list(values)
     files = sorted((v for v in values if isinstance(v, FileDone)), key=lambda v: v.position)
     chunks = sorted(
@@ -704,7 +699,7 @@ def _other_builds(config: BuildConfig, groups: list[WorkGroup], print_fingerprin
     for g in groups:
         side = sidecar_path(config, g)
         if fileio.exists(side):
-            done = _read_json(side)
+            done = fileio.read_json(side)
             if done.get("fingerprint") != print_fingerprint:
                 found += [fileio.join(config.output_dir, name) for name in done.get("shards", {})]
     return found
@@ -715,7 +710,7 @@ def _finished(config: BuildConfig, group: WorkGroup, print_fingerprint: str) -> 
     side = sidecar_path(config, group)
     if not fileio.exists(side):
         return False
-    done = _read_json(side)
+    done = fileio.read_json(side)
     return done.get("fingerprint") == print_fingerprint and all(
         fileio.exists(fileio.join(config.output_dir, name)) for name in done["shards"]
     )
