@@ -180,16 +180,8 @@ def adamw(learning_rate, weight_decay_rate: float = 0.01, **kwargs) -> AlbertWei
     )
 
 
-def create_optimizer(
-    name: str,
-    learning_rate: float,
-    num_train_steps: int,
-    num_warmup_steps: int,
-    poly_power: float = 1.0,
-):
-    schedule = AlbertWarmupPolynomialDecay(
-        learning_rate, num_train_steps, num_warmup_steps, poly_power
-    )
+def create_optimizer(name: str, schedule: AlbertWarmupPolynomialDecay):
+    """ALBERT's LAMB or BERT's AdamW on the warm-up + polynomial-decay schedule."""
     if name == "lamb":
         return lamb(schedule)
     if name == "adamw":

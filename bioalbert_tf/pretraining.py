@@ -173,7 +173,7 @@ class Trainer:
 
         from bioalbert_tf.config import AlbertConfig
         from bioalbert_tf.modeling import AlbertPretrainer
-        from bioalbert_tf.optimization import create_optimizer
+        from bioalbert_tf.optimization import AlbertWarmupPolynomialDecay, create_optimizer
 
         config.validate()
         self.config, self.strategy = config, strategy
@@ -195,13 +195,13 @@ class Trainer:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
         with strategy.scope():
             self.model = AlbertPretrainer(self.albert_config)
-            self.optimizer = create_optimizer(
-                config.optimizer,
+            self.schedule = AlbertWarmupPolynomialDecay(
                 config.learning_rate,
                 config.num_train_steps,
                 config.num_warmup_steps,
                 config.poly_power,
             )
+            self.optimizer = create_optimizer(config.optimizer, self.schedule)
             self.optimizer.build(self.model.trainable_variables)
         self.iterator = iter(
             _distributed(strategy, self.files, config.train_batch_size, config, True)
@@ -299,8 +299,12 @@ class Trainer:
         total = self._train_loop(tf.constant(steps)).numpy()
         return {k: float(v) / steps for k, v in zip(METRICS, total, strict=True)}
 
-    def learning_rate(self) -> float:
-        return float(self.optimizer.learning_rate)
+    def learning_rate(self, step: int | None = None) -> float:
+        """The schedule's learning rate for the update made when the optimizer's step counter
+        reads `step` (default: the next update's)."""
+        if step is None:
+            return float(self.optimizer.learning_rate)
+        return float(self.schedule(step))
 
     def evaluate(self) -> dict:
         """Metrics over max_eval_steps batches of the eval files, as the reference's eval_metrics:
@@ -415,8 +419,9 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
             next_save = (step // config.save_checkpoints_steps + 1) * config.save_checkpoints_steps
             n = min(config.iterations_per_loop, next_save - step, total - step)
             start = time.time()
-            lr = trainer.learning_rate()
             metrics = trainer.train_steps(n)
+            # The rate of the loop's last update (metrics are the loop's means, logged at its end).
+            lr = trainer.learning_rate(trainer.step - 1)
             seconds = time.time() - start
             metrics.update(
                 learning_rate=lr,

@@ -269,6 +269,17 @@ def test_resuming_on_other_input_files_or_replicas_is_refused(data, four_steps, 
     assert result["step"] == 6
 
 
+def test_each_logged_learning_rate_is_the_one_its_last_update_used(data, tmp_path):
+    # lr 0.005, warm-up 1, 4 steps: the reference's update k (global_step k before it) uses
+    # 0.005 * k / 1 while k < 1, else 0.005 * (1 - k / 4). A loop of 2 steps logs its mean
+    # metrics at steps 2 and 4, after updates 1 and 3.
+    out = tmp_path / "run"
+    _pretrain(_config(data, out, iterations_per_loop=2))
+    logged = [json.loads(line) for line in (out / "train_metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in logged] == [2, 4]
+    np.testing.assert_allclose([m["learning_rate"] for m in logged], [0.00375, 0.00125], rtol=1e-6)
+
+
 def test_resume_drops_metrics_logged_after_the_checkpoint(data, four_steps, tmp_path):
     import shutil
 
