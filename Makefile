@@ -36,12 +36,13 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 test: setup lint
-	$(BIN)/python -m pytest -q -m "not slow" --timeout=900
+	$(BIN)/python -m pytest -q -m "not slow" --timeout=900 --durations=25
 
 bench: setup
 	$(BIN)/python -m benchmarks.builder_bench
 	$(BIN)/python -m benchmarks.pretraining_bench
 	$(BIN)/python -m benchmarks.serving_bench
+	$(BIN)/python -m benchmarks.prediction_bench
 	$(BIN)/python -m benchmarks.domain_bench --data_dir=$(or $(DATA_DIR),../shared/data)
 
 clean:

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
+from benchmarks import common
 from tfrecords_builder import corpus, default_corpus
 
 OUT = os.path.join("output", "bench")
@@ -99,33 +99,14 @@ print(json.dumps({"examples": stats["examples"], "seconds": seconds, "shards_sha
 """
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _run(args: list[str]) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    proc = subprocess.run(args, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def ours(inputs: str, spm: str, *extra: str) -> dict:
     with tempfile.TemporaryDirectory(dir=OUT) as out:
-        return _run([sys.executable, "-c", OURS, inputs, spm, out, *extra])
+        return common.run_json([sys.executable, "-c", OURS, inputs, spm, out, *extra])
 
 
 def baseline(text: str, spm: str) -> dict:
     with tempfile.TemporaryDirectory(dir=OUT) as out:
-        return _run(
+        return common.run_json(
             [
                 sys.executable,
                 "-m",
@@ -165,7 +146,7 @@ def main() -> None:
     print(
         f"corpus: {len(files)} MEDLINE files, {mb[text_all]:.1f} MB of extracted text; vocabulary {spm}"
     )
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores\n")
+    print(f"machine: {common.cpu()}\n")
     one = ours(files[0], spm, "--direct_num_workers=1")
     show("ours, XML, 1 file, 1 core", one, mb[text_one], 1)
     both = ours(",".join(files), spm, "--direct_num_workers=1", "--one_shard")
@@ -214,7 +195,7 @@ def main() -> None:
     )
     print(
         f"  speed-up, 2 workers vs 1 core in-process (2 files):    {both['seconds'] / two['seconds']:.2f}x"
-        f"  (target >= 1.8x; {cpu_model()})"
+        f"  (target >= 1.8x; {common.cpu()})"
     )
     print(
         f"  speed-up, 2 workers vs 1 worker process (2 files):     {one_process['seconds'] / two['seconds']:.2f}x"
@@ -240,7 +221,7 @@ def main() -> None:
                 "rows": rows,
                 "date": time.strftime("%Y-%m-%d %H:%M"),
                 "cpus": os.cpu_count(),
-                "cpu_model": cpu_model(),
+                "cpu_model": common.cpu(),
                 "speedup_2_workers_vs_1_core": round(both["seconds"] / two["seconds"], 2),
                 "speedup_2_workers_vs_1_worker_process": round(
                     one_process["seconds"] / two["seconds"], 2

@@ -25,9 +25,10 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
+
+from benchmarks import common
 
 OUT = os.path.join("output", "bench")
 BATCH, PREDICTIONS = 8, 20
@@ -206,26 +207,8 @@ def _write_records(folder: str, seq: int, vocab: int, n: int = 64) -> str:
 
 
 def _run(script: str, *args: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "2"}
     head = f"BATCH, PREDICTIONS, WARMUP = {BATCH}, {PREDICTIONS}, {WARMUP}\n" + _TIMED
-    proc = subprocess.run(
-        [sys.executable, "-c", head + script, *args], capture_output=True, text=True, env=env
-    )
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-    except OSError:
-        return "unknown CPU"
-    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")  # fmt: skip
-    flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{model}, {isa}, {os.cpu_count()} cores"
+    return common.run_json([sys.executable, "-c", head + script, *args])
 
 
 def measure(work: str, size: str, seq: int, steps: int, columns=COLUMNS) -> dict:
@@ -284,7 +267,7 @@ def main(argv: list[str]) -> None:
     columns = [c for c in COLUMNS if c in argv[1:]] or COLUMNS
     only = set(argv[1:]) - set(COLUMNS)
     cases = [c for c in CASES if not only or c[0] in only or f"{c[0]}/{c[1]}" in only]
-    cpu = _cpu()
+    cpu = common.cpu()
     matmul = _run(MATMUL)
     print(f"{cpu}; TensorFlow fp32 matmul peak {matmul['gflops']:.0f} GFLOP/s "
           f"(best of n = 1024, 2048, 4096); batch {BATCH}, {PREDICTIONS} predictions", flush=True)  # fmt: skip

@@ -27,12 +27,12 @@ import contextlib
 import io
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
 from absl import app, flags
+
+from benchmarks import common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -52,22 +52,11 @@ flags.DEFINE_integer("vocab_size", 8000, "SentencePiece pieces (trained once, ca
 flags.DEFINE_enum("measure", None, ["ours", "hf"], "Internal: run one side's timing, print JSON.")
 
 LABELS = ("O", "B-Disease", "I-Disease")  # typed so that both sides group entities by type
-VOCAB_CORPUS = ".cache/corpus/pubmed20n0014.xml.gz"
-INPUT_CORPUS = ".cache/corpus/pubmed21n1298.xml.gz"
+INPUT_CORPUS = common.INPUT_CORPUS
 MIN_WORDS = 5  # skip headings and fragments
 
 
 # --- setup (cached under --output_dir, except our SavedModel, which is re-exported each run) ---
-def _spm(out: str) -> str:
-    from tfrecords_builder import vocab
-
-    prefix = os.path.join(out, f"medline-{FLAGS.vocab_size}")
-    if not os.path.exists(prefix + ".model"):
-        vocab.train(vocab.VocabConfig(input_files=(VOCAB_CORPUS,), model_prefix=prefix,
-                                      vocab_size=FLAGS.vocab_size, input_sentence_size=200_000))  # fmt: skip
-    return prefix + ".model"
-
-
 def _checkpoint(out: str):
     from bioalbert_tf.config import AlbertConfig
     from tests.tf1_names import write_random_tf1_checkpoint
@@ -200,7 +189,7 @@ def setup(out: str) -> dict:
     from bioalbert_tf.tasks import create_task
 
     os.makedirs(out, exist_ok=True)
-    spm_path = _spm(out)
+    spm_path = common.medline_spm(out, FLAGS.vocab_size)
     config, prefix = _checkpoint(out)
     keras.utils.set_random_seed(0)  # the random head
     with open(spm_path, "rb") as f:
@@ -290,26 +279,10 @@ def measure(side: str, paths: dict, threads: int) -> dict:
 
 
 # --- the table -------------------------------------------------------------------------------
-def _cpu() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(
-            line.split(":", 1)[1].strip()
-            for line in lscpu.splitlines()
-            if line.startswith("Model name")
-        )
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown"
-
-
 def _run_side(side: str, paths: dict) -> dict:
     argv = [sys.executable, "-m", "benchmarks.serving_bench", f"--measure={side}",
             f"--paths={json.dumps(paths)}"] + [a for a in sys.argv[1:] if not a.startswith("--measure")]  # fmt: skip
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.getcwd()}
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return common.run_json(argv)
 
 
 flags.DEFINE_string("paths", None, "Internal: the setup's paths, JSON.")
@@ -337,7 +310,7 @@ def main(argv: list[str]) -> None:
     loads = ", ".join(
         f"{r['load_avg'][0]:.2f}" for pair in zip(*runs.values(), strict=True) for r in pair
     )
-    print(f"CPU: {_cpu()} ({os.cpu_count()} cores visible); 1-minute load average at the end of "
+    print(f"CPU: {common.cpu()}; 1-minute load average at the end of "
           f"each run (ours, HF, ...): {loads}")  # fmt: skip
     print(f"threads: TF intra-op {ours['tf_intra_op_threads']}, inter-op {ours['tf_inter_op_threads']}; "
           f"torch {hf['torch_threads']} (attention: {hf['attention']})")  # fmt: skip
@@ -358,7 +331,7 @@ def main(argv: list[str]) -> None:
         print(f"{name:<26} {o:>18.2f} {h:>12.2f} {ratio:>7.2f}x")
     print(f"\n(ratios > 1 favour ours; latency ratio is HF/ours; setup {setup_s:.0f} s)")
     with open(os.path.join(FLAGS.output_dir, "serving_bench.json"), "w") as f:
-        json.dump({"paths": paths, "runs": runs, "best": best, "cpu": _cpu(),
+        json.dump({"paths": paths, "runs": runs, "best": best, "cpu": common.cpu(),
                    "max_seq_length": FLAGS.max_seq_length, "threads": FLAGS.threads}, f, indent=2)  # fmt: skip
 
 

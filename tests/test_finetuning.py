@@ -371,6 +371,41 @@ def test_ner_window_logits_in_length_sorted_chunks_equal_the_padded_model(tiny_s
     np.testing.assert_allclose(chunked[real], padded[real], atol=1e-5)
 
 
+def test_bucket_width_is_the_first_that_holds_the_batch():
+    from bioalbert_tf.tasks.base import bucket_width
+
+    assert [bucket_width(n, 128) for n in (1, 32, 33, 64, 65, 128)] == [32, 32, 64, 64, 128, 128]
+    assert [bucket_width(n, 100) for n in (20, 64, 65, 100)] == [32, 64, 100, 100]
+    assert bucket_width(300, 512) == 512 and bucket_width(16, 16) == 16
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_bucketed_prediction_equals_the_model_on_full_length_batches(tiny_spm, jit):
+    """raw_outputs cuts each batch to its bucket width and pads the last one to the batch size:
+    every row's output is the model's on the whole max_seq_length batch, and the forward pass is
+    traced once per width, whatever the number of batches."""
+    from bioalbert_tf.tasks import create_task
+    from bioalbert_tf.tasks.base import bucket_width
+    from tests.conftest import small_config
+
+    task = create_task(datasets.get("chemprot"), ("false", "CPR:3", "CPR:4"),
+                       small_config(vocab_size=1000, max_position_embeddings=128), pathlib.Path(tiny_spm).read_bytes(), 128)  # fmt: skip
+    task.predict_jit_compile = jit
+    rng = np.random.default_rng(7)
+    words = ["protein", "binds", "the", "receptor", "inhibits", "kinase", "in", "human", "cells"]
+    # Two batches of short rows, one of long rows, then a partial last batch of short rows.
+    lengths = [3] * 16 + [30] * 8 + [5] * 3
+    rows = [formats.Example(str(i), " ".join(rng.choice(words, n))) for i, n in enumerate(lengths)]
+    got = task.raw_outputs(rows, batch_size=8)
+    texts = tf.constant([r.text_a for r in rows])
+    want = task.model(task.encode_texts(texts), training=False).numpy()
+    assert got.shape == want.shape == (len(rows), 3)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    pieces = task.encode_texts(texts)["input_mask"].numpy().sum(axis=1)
+    widths = {bucket_width(int(pieces[i : i + 8].max()), 128) for i in range(0, len(rows), 8)}
+    assert len(widths) == 2 and task._forward.experimental_get_tracing_count() == 2
+
+
 @pytest.mark.parametrize(
     "dataset,filename,content,message",
     [

@@ -24,6 +24,16 @@ from bioalbert_tf.tasks.preprocessing import TextEncoder, pack
 
 CLASSIFIER_DROPOUT = 0.1  # ALBERT/BERT run_classifier: dropout 0.1 on the pooled output
 MODEL_INPUTS = ("input_ids", "input_mask", "segment_ids")
+# Prediction cuts each batch to the first of these widths that holds its longest example (at most
+# max_seq_length) and pads the last batch to the batch size, so the compiled forward pass sees a
+# handful of shapes and compiles once for each, not once per batch. Padding never changes a real
+# position's output (ALBERT's -10000 attention mask gives padded keys a weight of exactly 0).
+PREDICT_WIDTHS = (32, 64, 128, 256, 512)
+
+
+def bucket_width(longest: int, max_len: int) -> int:
+    """The prediction width for a batch whose longest example has `longest` pieces."""
+    return min(next((w for w in PREDICT_WIDTHS if w >= longest), max_len), max_len)
 
 
 class Task(abc.ABC):
@@ -50,6 +60,7 @@ class Task(abc.ABC):
         self.text_encoder = TextEncoder(spm_model, do_lower_case)
         self.encoder = AlbertEncoder(albert_config)
         self.model = self.build_model()
+        self._forward = None
 
     # --- the contract ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -134,13 +145,33 @@ class SequenceClassificationTask(Task):
             num_parallel_calls=tf.data.AUTOTUNE,
         ).prefetch(2)
 
+    # Whether in-process prediction compiles the forward pass with XLA (one compile per width
+    # in PREDICT_WIDTHS that the data needs); False runs it as a plain TensorFlow graph.
+    predict_jit_compile = True
+
+    def forward(self, inputs: dict) -> tf.Tensor:
+        """The model's outputs (training=False) for dense [batch, width] inputs, by a function
+        traced (and, with predict_jit_compile, XLA-compiled) once per input shape."""
+        if self._forward is None:
+            self._forward = tf.function(
+                lambda x: self.model(x, training=False), jit_compile=self.predict_jit_compile
+            )
+        return self._forward(inputs)
+
+    def bucketed_outputs(self, batch: dict, batch_size: int) -> np.ndarray:
+        """forward() of one batch of max_seq_length inputs, cut to its bucket width and padded
+        to batch_size rows; the padding rows' outputs are dropped."""
+        n = int(batch["input_ids"].shape[0])
+        longest = int(tf.reduce_max(tf.reduce_sum(batch["input_mask"], axis=1)))
+        width = bucket_width(longest, self.max_seq_length)
+        x = {k: tf.pad(v[:, :width], [[0, batch_size - n], [0, 0]]) for k, v in batch.items()}
+        return np.asarray(self.forward(x))[:n]
+
     def raw_outputs(self, examples, batch_size: int) -> np.ndarray:
         a, b = self.text_columns(examples)
         ds = tf.data.Dataset.from_tensor_slices((a, b) if self.pair else (a,)).batch(batch_size)
         ds = ds.map(lambda *texts: self.encode_texts(*texts))
-        return np.concatenate(
-            [np.asarray(self.model(batch, training=False)) for batch in ds], axis=0
-        )
+        return np.concatenate([self.bucketed_outputs(batch, batch_size) for batch in ds], axis=0)
 
     def predict(self, examples, batch_size: int = 32):
         logits = self.raw_outputs(examples, batch_size)

@@ -33,6 +33,8 @@ def masked_token_loss(y_true, y_pred):
 
 
 class NERTask(Task):
+    _tag_graph = None  # predict()'s traced tag_words_ragged
+
     def build_model(self):
         inputs = self.model_inputs()
         seq = keras.layers.Dropout(self.classifier_dropout)(self.encoder(inputs)["sequence_output"])
@@ -125,12 +127,15 @@ class NERTask(Task):
         return tf.gather(sorted_logits, tf.math.invert_permutation(order))
 
     def predict(self, sentences, batch_size: int = 32):
+        if self._tag_graph is None:  # one graph for every batch (the serving signature's path)
+            self._tag_graph = tf.function(
+                lambda words: self.tag_words_ragged(words)[0],
+                input_signature=[tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1)],
+            )
         out = []
         for i in range(0, len(sentences), batch_size):
             chunk = sentences[i : i + batch_size]
-            ids, _ = self.tag_words_ragged(
-                tf.ragged.constant([s.words for s in chunk], dtype=tf.string)
-            )
+            ids = self._tag_graph(tf.ragged.constant([s.words for s in chunk], dtype=tf.string))
             out.extend([[self.labels[j] for j in row] for row in ids.to_list()])
         return out
 

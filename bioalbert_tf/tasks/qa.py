@@ -45,6 +45,8 @@ def rank_within_rows(rows, scores):
 
 
 class QATask(Task):
+    _answers_graph = None  # predict()'s traced _answers
+
     @property
     def max_query_length(self) -> int:
         return max(4, self.max_seq_length // 4)
@@ -213,10 +215,13 @@ class QATask(Task):
 
     def predict(self, examples, batch_size: int = 32):
         """Top-5 answer strings per (question, snippet) example."""
+        if self._answers_graph is None:  # one graph for every batch (the serving signature's)
+            string = tf.TensorSpec([None], tf.string)
+            self._answers_graph = tf.function(self._answers, input_signature=[string, string])
         out = []
         for i in range(0, len(examples), batch_size):
             chunk = examples[i : i + batch_size]
-            r = self._answers(
+            r = self._answers_graph(
                 tf.constant([e.question for e in chunk]), tf.constant([e.context for e in chunk])
             )
             for row, p in zip(r["answers"].numpy(), r["answer_probabilities"].numpy(), strict=True):

@@ -1,0 +1,58 @@
+"""What the benchmarks share: the CPU they ran on, a cached MEDLINE vocabulary, real sentences,
+and one measurement per subprocess (its last stdout line is JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+VOCAB_CORPUS = ".cache/corpus/pubmed20n0014.xml.gz"
+INPUT_CORPUS = ".cache/corpus/pubmed21n1298.xml.gz"
+
+
+def cpu() -> str:
+    """'model, ISA, N cores' from /proc/cpuinfo: benchmark figures only compare on the same CPU."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return "unknown CPU"
+    lines = text.splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
+    flags = next((ln for ln in lines if ln.startswith("flags")), "")
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{model}, {isa}, {os.cpu_count()} cores"
+
+
+def medline_spm(out: str, vocab_size: int) -> str:
+    """A SentencePiece model trained on the embedded MEDLINE file pubmed20n0014 (cached in out)."""
+    from tfrecords_builder import vocab
+
+    prefix = os.path.join(out, f"medline-{vocab_size}")
+    if not os.path.exists(prefix + ".model"):
+        os.makedirs(out, exist_ok=True)
+        vocab.train(vocab.VocabConfig(input_files=(VOCAB_CORPUS,), model_prefix=prefix,
+                                      vocab_size=vocab_size, input_sentence_size=200_000))  # fmt: skip
+    return prefix + ".model"
+
+
+def medline_sentences(count: int, min_words: int = 5, path: str = INPUT_CORPUS) -> list[str]:
+    """The first `count` sentences of at least min_words words in the MEDLINE file `path`."""
+    from tfrecords_builder import corpus
+
+    chosen: list[str] = []
+    for doc in corpus.iter_documents(path, corpus.ReadStats()):
+        chosen.extend(s for s in doc if len(s.split()) >= min_words)
+        if len(chosen) >= count:
+            return chosen[:count]
+    raise RuntimeError(f"{path}: only {len(chosen)} sentences of >= {min_words} words")
+
+
+def run_json(args: list[str], env: dict | None = None) -> dict:
+    """Runs a measurement in its own process; returns the JSON object on its last stdout line."""
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    proc = subprocess.run(args, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
