@@ -299,11 +299,9 @@ class Trainer:
         total = self._train_loop(tf.constant(steps)).numpy()
         return {k: float(v) / steps for k, v in zip(METRICS, total, strict=True)}
 
-    def learning_rate(self, step: int | None = None) -> float:
+    def learning_rate(self, step: int) -> float:
         """The schedule's learning rate for the update made when the optimizer's step counter
-        reads `step` (default: the next update's)."""
-        if step is None:
-            return float(self.optimizer.learning_rate)
+        reads `step`."""
         return float(self.schedule(step))
 
     def evaluate(self) -> dict:
