@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.pretraining_bench
 	$(BIN)/python -m benchmarks.serving_bench
 	$(BIN)/python -m benchmarks.prediction_bench
+	$(BIN)/python -m benchmarks.finetuning_bench
 	$(BIN)/python -m benchmarks.domain_bench --data_dir=$(or $(DATA_DIR),../shared/data)
 
 clean:

@@ -56,3 +56,21 @@ def run_json(args: list[str], env: dict | None = None) -> dict:
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_mode(module: str, mode: str, spm: str) -> dict:
+    """`python -m <module> --measure=<mode> --spm=<spm>` with this process's other flags (but
+    --modes) in its own process; returns its JSON result."""
+    import sys
+
+    rest = [a for a in sys.argv[1:] if not a.startswith("--modes")]
+    return run_json([sys.executable, "-m", module, f"--measure={mode}", f"--spm={spm}", *rest])
+
+
+def define_mode_flags() -> None:
+    """The flags of a bench that measures each mode in its own process (see run_mode)."""
+    from absl import flags
+
+    flags.DEFINE_integer("vocab_size", 8000, "SentencePiece pieces (trained once, cached).")
+    flags.DEFINE_string("measure", None, "Internal: time one mode in this process, print JSON.")
+    flags.DEFINE_string("spm", None, "Internal: the SentencePiece model for --measure.")

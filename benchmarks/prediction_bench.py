@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import time
 
 from absl import app, flags
@@ -37,9 +36,7 @@ flags.DEFINE_integer("passes", 3, "Timed passes after the first one.")
 flags.DEFINE_integer("max_seq_length", 128, "The task's max_seq_length (paper: 128, NER 512).")
 flags.DEFINE_integer("batch_size", 64, "Prediction batch (run_finetuning's --eval_batch_size).")
 flags.DEFINE_list("modes", ["eager", "graph", "xla", "ner_eager", "ner_graph"], "Modes to run.")
-flags.DEFINE_integer("vocab_size", 8000, "SentencePiece pieces (trained once, cached).")
-flags.DEFINE_string("measure", None, "Internal: time one mode in this process, print JSON.")
-flags.DEFINE_string("spm", None, "Internal: the SentencePiece model for --measure.")
+common.define_mode_flags()
 
 
 def _task(name: str, labels: tuple[str, ...], spm: str):
@@ -121,9 +118,7 @@ def main(argv: list[str]) -> None:
     print("| mode | sentences/s | first pass (s) | vs eager |\n|---|---|---|---|", flush=True)
     results = {}
     for mode in FLAGS.modes:
-        args = [sys.executable, "-m", "benchmarks.prediction_bench", f"--measure={mode}",
-                f"--spm={spm}"] + [a for a in sys.argv[1:] if not a.startswith("--modes")]  # fmt: skip
-        r = results[mode] = common.run_json(args)
+        r = results[mode] = common.run_mode("benchmarks.prediction_bench", mode, spm)
         base = results.get("ner_eager" if mode.startswith("ner") else "eager")
         ratio = f"{r['sentences_per_s'] / base['sentences_per_s']:.2f}x" if base else "-"
         print(f"| {mode} | {r['sentences_per_s']} | {r['first_pass_s']} | {ratio} |", flush=True)

@@ -62,6 +62,9 @@ class FinetuningConfig:
     random_seed: int = 12345
     weight_decay_rate: float = 0.01
     folds: str | None = None  # cross-validation: which folds ("1,3"); None = all
+    # XLA-compiled training step (forward, backward, clipping, AdamW update) on CPU and GPU;
+    # False: the plain graph. Keras' own default ("auto") leaves XLA off on CPU-only machines.
+    jit_compile: bool = True
 
     def __post_init__(self):
         for name in ("learning_rate", "train_batch_size", "eval_batch_size", "num_train_steps",
@@ -108,8 +111,11 @@ def run(config: FinetuningConfig, overwrite: bool = False) -> dict:
 # run_settings.json of fine-tuning: every flag but output_dir (a finished run's folder may have
 # been moved or copied since) and folds (as CROSS_VALIDATION), the model config, and what the
 # flags' paths held when the run started.
+# What a run's results depend on (jit_compile changes float round-off only, not what is trained).
 SETTINGS = tuple(
-    f.name for f in dataclasses.fields(FinetuningConfig) if f.name not in ("output_dir", "folds")
+    f.name
+    for f in dataclasses.fields(FinetuningConfig)
+    if f.name not in ("output_dir", "folds", "jit_compile")
 )
 COMMAND = "run_finetuning"  # run_settings.json's "command": another command's file is not ours
 DATA_FILES = "data_files"  # name and size of each file in --data_dir (not in its subfolders)
@@ -231,7 +237,7 @@ def run_one(config: FinetuningConfig, records: dict[str, dict]) -> dict:
     fileio.makedirs(config.output_dir)
     for folder, settings in records.items():
         run_settings.record(folder, settings)
-    task.model.compile(optimizer=make_optimizer(config), loss=task.loss())
+    compile_task(task, config)
     dev_eval = DevEvaluation(task, dev, config)
     start = time.time()
     task.model.fit(task.train_dataset(train, config.train_batch_size, config.random_seed),
@@ -293,6 +299,14 @@ def build_task(spec, config: FinetuningConfig, labels: tuple[str, ...]):
     max_len = config.max_seq_length or spec.max_seq_length
     return create_task(
         spec, labels, albert_config, spm_model, max_len, do_lower_case=config.do_lower_case
+    )
+
+
+def compile_task(task, config: FinetuningConfig) -> None:
+    """Compiles the task's Keras model for training: the reference's optimizer, the task's loss,
+    the training step XLA-compiled unless config.jit_compile is False."""
+    task.model.compile(
+        optimizer=make_optimizer(config), loss=task.loss(), jit_compile=config.jit_compile
     )
 
 

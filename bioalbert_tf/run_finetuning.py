@@ -44,6 +44,12 @@ flags.DEFINE_bool("do_lower_case", True, "Lowercase in normalisation.")
 flags.DEFINE_integer("random_seed", 12345, "Seed.")
 flags.DEFINE_string("folds", None, "Cross-validation: the folds to run, e.g. 1,3 (default: all).")
 flags.DEFINE_bool(
+    "jit_compile",
+    True,
+    "XLA-compile the training step on CPU and GPU (benchmarks/finetuning_bench); "
+    "--nojit_compile trains with the plain graph.",
+)
+flags.DEFINE_bool(
     "overwrite",
     False,
     "Start --output_dir afresh: remove what fine-tuning wrote there before (metrics, "
@@ -80,6 +86,7 @@ def main(argv):
             do_lower_case=FLAGS.do_lower_case,
             random_seed=FLAGS.random_seed,
             folds=FLAGS.folds,
+            jit_compile=FLAGS.jit_compile,
         )
         result = finetuning.run(config, overwrite=FLAGS.overwrite)
     except (

@@ -105,6 +105,36 @@ def test_gzip_tfrecords_read_back_and_are_deterministic(tmp_path):
     assert [r.numpy() for r in ds] == [b"hello"]
 
 
+@pytest.mark.parametrize("compression", ["", "GZIP"])
+def test_appending_whole_files_of_frames_gives_the_bytes_of_writing_each_record(
+    tmp_path, compression, monkeypatch
+):
+    """A one-shard group appends its chunk files in blocks (copy_frames): the shard's bytes are
+    those of writing the same records one by one, also compressed, whatever the block size."""
+    monkeypatch.setattr(writer, "COPY_BLOCK", 1000)  # blocks that cut frames in the middle
+    rng = np.random.default_rng(0)
+    chunks = [[rng.bytes(int(n)) for n in rng.integers(0, 3000, k)] for k in (5, 0, 7)]
+    files = []
+    for i, records in enumerate(chunks):
+        w = writer.AtomicTFRecordWriter(str(tmp_path / f"chunk-{i}.tfrecord"))
+        for r in records:
+            w.write(r)
+        w.commit()
+        files.append(w.path)
+    one_by_one = writer.AtomicTFRecordWriter(str(tmp_path / "a.tfrecord"), compression)
+    appended = writer.AtomicTFRecordWriter(str(tmp_path / "b.tfrecord"), compression)
+    for path, records in zip(files, chunks, strict=True):
+        for r in records:
+            one_by_one.write(r)
+        appended.copy_frames(path, len(records))
+    one_by_one.commit()
+    appended.commit()
+    assert appended.records == one_by_one.records == 12
+    assert (tmp_path / "b.tfrecord").read_bytes() == (tmp_path / "a.tfrecord").read_bytes()
+    ds = tf.data.TFRecordDataset(str(tmp_path / "b.tfrecord"), compression_type=compression)
+    assert [r.numpy() for r in ds] == [r for records in chunks for r in records]
+
+
 def test_abort_leaves_nothing(tmp_path):
     w = writer.AtomicTFRecordWriter(str(tmp_path / "x.tfrecord"))
     w.write(b"partial")

@@ -34,7 +34,10 @@ def setup(tiny_spm, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("finetuning")
     values = AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json")).to_dict()
-    values.update(vocab_size=1000, max_position_embeddings=128)
+    # Two layers in one group: albert_tiny's 5 layers in 2 groups of 2 inner layers (tested in
+    # test_model, test_export, test_checkpoints) take 2.5x as long to trace here, 45 s a run.
+    values.update(vocab_size=1000, max_position_embeddings=128, num_hidden_layers=2,
+                  num_hidden_groups=1, inner_group_num=1)  # fmt: skip
     (folder / "albert_config.json").write_text(json.dumps(values))
     return folder
 
@@ -125,6 +128,12 @@ TASKS = [
 ]
 
 
+# Task types whose training step the XLA/graph agreement test below does not compile: their
+# runs here keep the default XLA step, so that every task type trains under XLA somewhere; the
+# others train with the plain graph (compiling costs 10-30 s per run at this size).
+XLA_RUNS = (datasets.DOC, datasets.STS, datasets.QA)
+
+
 @pytest.fixture(scope="module")
 def trained(setup, tiny_spm):
     """Each dataset fine-tuned for 6 steps (dev evaluated twice), once per module."""
@@ -140,6 +149,7 @@ def trained(setup, tiny_spm):
                 albert_config_file=str(setup / "albert_config.json"), spm_model_file=tiny_spm,
                 learning_rate=1e-3, train_batch_size=8, eval_batch_size=32, num_train_steps=6,
                 num_warmup_steps=1, max_seq_length=64, eval_every_steps=3,
+                jit_compile=datasets.get(name).task in XLA_RUNS,
             )  # fmt: skip
             cache[name] = (finetuning.run(config), out)
         return cache[name]
@@ -406,6 +416,57 @@ def test_bucketed_prediction_equals_the_model_on_full_length_batches(tiny_spm, j
     assert len(widths) == 2 and task._forward.experimental_get_tracing_count() == 2
 
 
+@pytest.mark.parametrize("dataset", ["chemprot", "ncbi_disease"])
+def test_xla_and_graph_training_steps_give_the_same_losses_and_weights(tiny_spm, dataset):
+    """compile_task's XLA training step (run_finetuning's default) and the plain graph, from the
+    same weights on the same batches (dropout 0): the same loss at every step and the same
+    weights after them, within float32 round-off; and XLA is really on (Keras' own "auto" leaves
+    it off on a CPU-only machine)."""
+    import keras
+
+    from bioalbert_tf import finetuning
+    from bioalbert_tf.tasks import create_task
+    from tests.conftest import small_config
+
+    spec = datasets.get(dataset)
+    labels = ("O", "B", "I") if spec.task == datasets.NER else spec.labels
+    rng = np.random.default_rng(5)
+    words = ["protein", "binds", "the", "receptor", "inhibits", "kinase", "in", "human", "cells"]
+    if spec.task == datasets.NER:
+        rows = [formats.NerSentence(tuple(rng.choice(words, 6)), tuple(rng.choice(labels, 6)))
+                for _ in range(12)]  # fmt: skip
+    else:
+        rows = [formats.Example(str(i), " ".join(rng.choice(words, 7)), label=str(rng.choice(labels)))
+                for i in range(12)]  # fmt: skip
+    runs = {}
+    for jit in (True, False):
+        keras.utils.set_random_seed(0)
+        task = create_task(spec, labels, small_config(vocab_size=1000),
+                           pathlib.Path(tiny_spm).read_bytes(), 16, classifier_dropout=0.0)  # fmt: skip
+        config = finetuning.FinetuningConfig(dataset, "-", "-", "-", "-", learning_rate=1e-2,
+                                             train_batch_size=4, num_train_steps=5,
+                                             num_warmup_steps=1, jit_compile=jit)  # fmt: skip
+        finetuning.compile_task(task, config)
+        assert task.model.jit_compile is jit
+        start = [w.numpy().copy() for w in task.model.weights]
+        losses = []
+        record = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs, losses=losses: losses.append(float(logs["loss"]))
+        )
+        task.model.fit(task.train_dataset(rows, 4, seed=1), steps_per_epoch=5, epochs=1,
+                       callbacks=[record], verbose=0)  # fmt: skip
+        runs[jit] = start, losses, [w.numpy() for w in task.model.weights]
+    (start_x, loss_x, end_x), (start_g, loss_g, end_g) = runs[True], runs[False]
+    for a, b in zip(start_x, start_g, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert len(loss_x) == 5 and loss_x[0] != loss_x[-1]  # it trained
+    np.testing.assert_allclose(loss_x, loss_g, rtol=1e-4)
+    moved = max(float(np.abs(e - s).max()) for e, s in zip(end_g, start_g, strict=True))
+    assert moved > 1e-3
+    for a, b in zip(end_x, end_g, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "dataset,filename,content,message",
     [
@@ -548,6 +609,7 @@ STOPPED_AT_TRAINING = textwrap.dedent(
     from absl import app
     from bioalbert_tf import finetuning, run_finetuning
     def stop(self, logs=None):
+        print(f"jit_compile={self.model.jit_compile}")
         raise SystemExit(3)
     finetuning.DevEvaluation.on_train_begin = stop
     app.run(run_finetuning.main, argv=["run_finetuning", *sys.argv[1:]])
@@ -587,6 +649,7 @@ def test_settings_are_recorded_before_training_and_a_rerun_with_others_is_refuse
     recorded = json.loads(settings_file.read_text())
     spm = pathlib.Path(tiny_spm)
     assert recorded["command"] == "run_finetuning" and recorded["cross_validation_folds"] is None
+    assert "jit_compile" not in recorded  # round-off only: XLA or not, the same run
     assert (recorded["learning_rate"], recorded["max_seq_length"]) == (1e-3, 32)
     assert recorded["albert_config"] == albert.to_dict()
     assert recorded["data_files"] == [[p.name, p.stat().st_size] for p in sorted(data.iterdir())]
@@ -712,9 +775,10 @@ def test_run_finetuning_overwrite_starts_the_folder_afresh(setup, tiny_spm, tmp_
     assert (f"error: {out} holds a fine-tuning run made with other settings; 1 differ:\n"
             f"  --learning_rate: 0.001 in {out}/run_settings.json, 0.0005 now\n") in proc.stderr  # fmt: skip
     assert _files(out) == before
-    proc = subprocess.run([sys.executable, "-c", STOPPED_AT_TRAINING, *flags, "--overwrite"],
+    proc = subprocess.run([sys.executable, "-c", STOPPED_AT_TRAINING, *flags, "--overwrite", "--nojit_compile"],
                           capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert proc.returncode == 3, proc.stderr[-3000:]
+    assert "jit_compile=False" in proc.stdout  # the flag reaches Keras' compile
     assert sorted(_files(out)) == ["notes.txt", "run_settings.json"]
     assert (out / "notes.txt").read_text() == "mine"
     assert json.loads((out / "run_settings.json").read_text())["learning_rate"] == 5e-4
@@ -816,7 +880,7 @@ def test_cross_validation_runs_every_fold_and_reports_mean_and_sd(setup, tiny_sp
         dataset="gad", data_dir=str(data), output_dir=str(tmp_path / "out"),
         albert_config_file=str(setup / "albert_config.json"), spm_model_file=tiny_spm,
         learning_rate=1e-3, train_batch_size=8, num_train_steps=4, num_warmup_steps=1,
-        max_seq_length=64, eval_every_steps=2,
+        max_seq_length=64, eval_every_steps=2, jit_compile=False,
     )  # fmt: skip
     result = finetuning.run(config)
     cv = result["cross_validation"]

@@ -203,13 +203,13 @@ KILLER = textwrap.dedent(
 
     if stage == "chunk":  # in stage 3, before the n-th chunk
         pipeline.process_chunk = dying_at(int(n), pipeline.process_chunk)
-    else:  # in stage 4, at the third record of the n-th group
+    else:  # in stage 4, at the second chunk file the n-th group appends to its one shard
         write_group, calls = pipeline.write_group, [0]
         def writing(*args, **kwargs):
             calls[0] += 1
             if calls[0] == int(n):
-                frame = writer.AtomicTFRecordWriter.write_frame
-                writer.AtomicTFRecordWriter.write_frame = dying_at(3, frame)
+                copy = writer.AtomicTFRecordWriter.copy_frames
+                writer.AtomicTFRecordWriter.copy_frames = dying_at(2, copy)
             return write_group(*args, **kwargs)
         pipeline.write_group = writing
     config = pipeline.BuildConfig(input_files=(inputs,), output_dir=out, spm_model_file=spm,
@@ -455,6 +455,34 @@ def test_chunks_as_the_unit_of_work_give_the_same_bytes_for_1_2_3_workers(
     assert stats["ngram_span_histogram"] == {
         str(k): v for k, v in sorted(reference["stats"].spans.items())
     }
+
+
+def test_chunks_are_handed_out_costliest_first_across_files(uneven, tiny_spm, tmp_path):
+    """The plan gives each chunk the bytes of its documents; the chunks of all files go out
+    costliest first, ties in (file, chunk) order, then the files' FileDone."""
+    config = _config(uneven, tmp_path / "out", tiny_spm, docs_per_chunk=16)
+    files = pipeline.expand_inputs(config.input_files)
+    work = str(tmp_path / "work")
+    planned = []
+    for position, path in enumerate(files):
+        task = pipeline.FileTask(0, position, path)
+        pieces = pipeline.split_file(task, config, work, 100_000)
+        parsed = [pipeline.parse_piece(p, config, work)[1] for p in pieces]
+        planned += pipeline.plan_file((position, parsed), config, work)
+    order = [v for _, v in pipeline.largest_first(planned)]
+    chunks = [v for v in order if isinstance(v, pipeline.ChunkTask)]
+    assert len(chunks) == 25 and [type(v) for v in order[25:]] == [pipeline.FileDone] * 3
+    for position in range(3):  # a file's chunk sizes add up to the bytes of its documents
+        mine = [t for t in chunks if t.position == position]
+        docs = {path for t in mine for path, _, _ in t.segments}
+        total = sum(os.path.getsize(path) for path in docs)
+        assert abs(sum(t.size for t in mine) - total) <= len(mine)
+    for t in chunks:  # each one about its documents' bytes (the average of its pieces)
+        text = sum(len(json.dumps(d)) + 1 for d in pipeline._load_docs(t.segments))
+        assert 0.5 * text <= t.size <= 2 * text
+    keys = [(-t.size, t.position, t.chunk) for t in chunks]
+    assert keys == sorted(keys)
+    assert [t.position for t in chunks] != sorted(t.position for t in chunks)  # not file order
 
 
 def test_pieces_that_do_not_parse_alone_send_their_file_to_be_read_whole(

@@ -11,12 +11,15 @@ a temporary name and renamed when complete, so a killed run never leaves a parti
 from __future__ import annotations
 
 import gzip
+import shutil
 import struct
 
 import crc32c
 import numpy as np
 
 from bioalbert_tf import features, fileio
+
+COPY_BLOCK = 8 << 20  # bytes per read when a whole file of frames is appended
 
 
 def _varint(n: int) -> bytes:
@@ -195,6 +198,13 @@ class AtomicTFRecordWriter:
         """A record already framed (`tfrecord_frame`, or one of `read_frames`)."""
         self._out.write(frame)
         self.records += 1
+
+    def copy_frames(self, path: str, records: int) -> None:
+        """Appends a whole file of framed records (one this package wrote, with `records`
+        records), in large blocks: the bytes of writing its frames one by one."""
+        with fileio.open_file(path, "rb") as f:
+            shutil.copyfileobj(f, self._out, COPY_BLOCK)
+        self.records += records
 
     def _close(self) -> None:
         if self._out is not self._raw:

@@ -1,0 +1,115 @@
+r"""`make bench` for the fine-tuning training step: XLA-compiled (the default) against the graph.
+
+A task at ALBERT-base size (configs/albert_base.json with an 8000-piece MEDLINE vocabulary,
+random weights: speed does not depend on them) trains on real MEDLINE sentences (pubmed21n1298)
+with random labels, through `finetuning.compile_task` and Keras `fit`, exactly as run_finetuning
+does: the reference's AdamW, clipping, warm-up. Modes, each in its own process:
+
+  gad_graph, gad_xla   sentence classification (GAD, the RE datasets, HoC, NLI and STS share it)
+  ner_graph, ner_xla   NER token classification (NCBI-disease)
+
+The first --warmup steps (tracing, compiling) are not timed; the figure is the median of the
+next --steps step times. Also printed: the seconds until the first step was done.
+
+  python -m benchmarks.finetuning_bench [--max_seq_length=128 --batch_size=8 --steps=8 \
+      --modes=gad_graph,gad_xla,ner_graph,ner_xla]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+
+from absl import app, flags
+
+from benchmarks import common
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output_dir", "output/bench/finetuning", "Vocabulary and results.")
+flags.DEFINE_integer("steps", 8, "Timed training steps.")
+flags.DEFINE_integer("warmup", 2, "Untimed first steps (tracing, compiling).")
+flags.DEFINE_integer("max_seq_length", 128, "The task's max_seq_length (paper: 128, NER 512).")
+flags.DEFINE_integer("batch_size", 8, "Training batch (paper: 32).")
+flags.DEFINE_list("modes", ["gad_graph", "gad_xla", "ner_graph", "ner_xla"], "Modes to run.")
+common.define_mode_flags()
+
+
+def measure(mode: str, spm: str, sentences: list[str]) -> dict:
+    import keras
+    import numpy as np
+
+    from bioalbert_tf import finetuning
+    from bioalbert_tf.config import AlbertConfig
+    from bioalbert_tf.evaluation import datasets, formats
+    from bioalbert_tf.tasks import create_task
+
+    name, compiler = mode.split("_")
+    rng = np.random.default_rng(0)
+    if name == "ner":
+        dataset, labels = "ncbi_disease", ("O", "B", "I")
+        rows = [formats.NerSentence(tuple(s.split()), tuple(rng.choice(labels, len(s.split()))))
+                for s in sentences]  # fmt: skip
+    else:
+        dataset, labels = "gad", ("0", "1")
+        rows = [formats.Example(str(i), s, label=str(rng.integers(2)))
+                for i, s in enumerate(sentences)]  # fmt: skip
+    config = AlbertConfig.from_json_file("configs/albert_base.json")
+    config = AlbertConfig.from_dict({**config.to_dict(), "vocab_size": FLAGS.vocab_size})
+    keras.utils.set_random_seed(0)
+    with open(spm, "rb") as f:
+        task = create_task(datasets.get(dataset), labels, config, f.read(), FLAGS.max_seq_length)
+    steps = FLAGS.warmup + FLAGS.steps
+    settings = finetuning.FinetuningConfig(
+        dataset=dataset, data_dir="", output_dir="", albert_config_file="", spm_model_file=spm,
+        num_train_steps=steps, num_warmup_steps=1, train_batch_size=FLAGS.batch_size,
+        jit_compile=compiler == "xla",
+    )  # fmt: skip
+    finetuning.compile_task(task, settings)
+    ends = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            float(logs["loss"])  # the step is done
+            ends.append(time.perf_counter())
+
+    start = time.perf_counter()
+    task.model.fit(task.train_dataset(rows, FLAGS.batch_size, 0), steps_per_epoch=steps,
+                   epochs=1, callbacks=[Clock()], verbose=0)  # fmt: skip
+    times = np.diff(ends[FLAGS.warmup - 1 :]).tolist()
+    median = statistics.median(times)
+    return {"mode": mode, "first_step_s": round(ends[0] - start, 1),
+            "median_step_s": round(median, 3), "examples_per_s": round(FLAGS.batch_size / median, 3),
+            "steps_s": [round(t, 3) for t in times]}  # fmt: skip
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    sentences_file = os.path.join(FLAGS.output_dir, "sentences-256.json")
+    if FLAGS.measure:
+        with open(sentences_file, encoding="utf-8") as f:
+            print(json.dumps(measure(FLAGS.measure, FLAGS.spm, json.load(f))))
+        return
+    spm = common.medline_spm(FLAGS.output_dir, FLAGS.vocab_size)
+    with open(sentences_file, "w", encoding="utf-8") as f:
+        json.dump(common.medline_sentences(256), f)
+    print(f"{common.cpu()}; ALBERT-base, random weights, MEDLINE sentences, max_seq_length "
+          f"{FLAGS.max_seq_length}, batch {FLAGS.batch_size}, median of {FLAGS.steps} steps after "
+          f"{FLAGS.warmup}", flush=True)  # fmt: skip
+    print("| mode | examples/s | median step (s) | first step (s) | XLA / graph |\n"
+          "|---|---|---|---|---|", flush=True)  # fmt: skip
+    results = {}
+    for mode in FLAGS.modes:
+        r = results[mode] = common.run_mode("benchmarks.finetuning_bench", mode, spm)
+        base = results.get(mode.replace("_xla", "_graph")) if mode.endswith("_xla") else None
+        ratio = f"{r['examples_per_s'] / base['examples_per_s']:.2f}x" if base else "-"
+        print(f"| {mode} | {r['examples_per_s']} | {r['median_step_s']} | {r['first_step_s']} | "
+              f"{ratio} |", flush=True)  # fmt: skip
+    with open(os.path.join(FLAGS.output_dir, "finetuning_bench.json"), "w") as f:
+        json.dump({"cpu": common.cpu(), "flags": FLAGS.flag_values_dict(), "results": results},
+                  f, indent=1, default=str)  # fmt: skip
+
+
+if __name__ == "__main__":
+    app.run(main)
