@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 VOCAB_CORPUS = ".cache/corpus/pubmed20n0014.xml.gz"
 INPUT_CORPUS = ".cache/corpus/pubmed21n1298.xml.gz"
@@ -61,8 +62,6 @@ def run_json(args: list[str], env: dict | None = None) -> dict:
 def run_mode(module: str, mode: str, spm: str) -> dict:
     """`python -m <module> --measure=<mode> --spm=<spm>` with this process's other flags (but
     --modes) in its own process; returns its JSON result."""
-    import sys
-
     rest = [a for a in sys.argv[1:] if not a.startswith("--modes")]
     return run_json([sys.executable, "-m", module, f"--measure={mode}", f"--spm={spm}", *rest])
 

@@ -109,9 +109,9 @@ def run(config: FinetuningConfig, overwrite: bool = False) -> dict:
 
 
 # run_settings.json of fine-tuning: every flag but output_dir (a finished run's folder may have
-# been moved or copied since) and folds (as CROSS_VALIDATION), the model config, and what the
-# flags' paths held when the run started.
-# What a run's results depend on (jit_compile changes float round-off only, not what is trained).
+# been moved or copied since), folds (as CROSS_VALIDATION) and jit_compile (float round-off
+# only, not what is trained), the model config, and what the flags' paths held when the run
+# started.
 SETTINGS = tuple(
     f.name
     for f in dataclasses.fields(FinetuningConfig)
