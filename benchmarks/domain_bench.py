@@ -1,16 +1,17 @@
 r"""`make bench`, part 3: a small reproduction of "domain pretraining helps" (the paper's Fig. 3).
 
-Same small ALBERT (configs/albert_demo.json), same pretraining steps, same fine-tuning budget,
+Same small ALBERT and pretraining recipe as `make demo` (bioalbert_tf/demo_recipe.py), same
+pretraining steps, same fine-tuning budget,
 three starting points: (a) random initialisation, (b) pretrained on a general-domain Wikipedia
 sample (shipped in the gensim wheel), (c) pretrained on the MEDLINE corpus. Each is fine-tuned
 on NCBI-disease and BC5CDR-chem (../shared/data) with several seeds; the table reports test
 entity-level F1 mean +- sd per start, as text and PNG, with the total wall time.
 
-  python -m benchmarks.domain_bench --data_dir=../shared/data [--pretraining_steps=1200 \
+  python -m benchmarks.domain_bench --data_dir=../shared/data [--pretraining_steps=5000 \
       --finetuning_steps=600 --seeds=1,2,3]
 
-Fine-tuning runs at sequence length 64 (NCBI-disease and BC5CDR-chem sentences have a median of
-35 pieces; the 8-10% that are longer are split into overlapping windows, as in every NER run).
+Fine-tuning runs at the pretraining's sequence length, 32: only those positions were pretrained.
+Longer sentences are split into overlapping windows, as in every NER run.
 Finished runs with the same settings are reused; changed settings retrain.
 """
 
@@ -31,14 +32,18 @@ import zipfile
 
 from absl import app, flags
 
+from bioalbert_tf import demo_recipe as recipe
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
     "data_dir", "../shared/data", "Benchmark data (ner/NCBI-disease, ner/BC5CDR-chem)."
 )
 flags.DEFINE_string("output_dir", "output/bench/domain", "Where everything goes.")
-flags.DEFINE_integer("pretraining_steps", 1200, "Pretraining steps for (b) and (c).")
+flags.DEFINE_integer("pretraining_steps", 5000, "Pretraining steps for (b) and (c).")
 flags.DEFINE_integer("finetuning_steps", 600, "Fine-tuning steps per run.")
-flags.DEFINE_integer("finetuning_max_seq_length", 64, "Fine-tuning window length.")
+flags.DEFINE_integer(
+    "finetuning_max_seq_length", recipe.SEQ, "Fine-tuning window length (the pretrained one)."
+)
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Fine-tuning seeds.")
 flags.DEFINE_list(
     "datasets",
@@ -50,7 +55,7 @@ WIKI_MEMBER = (
     "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 )
 MEDLINE = (".cache/corpus/pubmed20n0014.xml.gz", ".cache/corpus/pubmed21n1298.xml.gz")
-CONFIG = "configs/albert_demo.json"
+CONFIG = recipe.CONFIG
 
 
 def _run(args: list[str]) -> None:
@@ -135,13 +140,11 @@ def main(argv):
         records = os.path.join(out, "tfrecords", name)
         if not os.path.exists(os.path.join(records, "stats.json")):
             _run(["tfrecords_builder.build_pretraining_data", f"--input_files={corpus}", f"--output_dir={records}",
-                  f"--spm_model_file={vocab}.model", "--max_seq_length=128", "--dupe_factor=2", "--num_shards=2"])  # fmt: skip
+                  f"--spm_model_file={vocab}.model", *recipe.builder_args(), "--dupe_factor=2", "--num_shards=2"])  # fmt: skip
         steps = FLAGS.pretraining_steps
         run_dir = os.path.join(out, "pretraining", f"{name}-{steps}steps")
         _run(["bioalbert_tf.run_pretraining", f"--input_file={records}/*.tfrecord", f"--output_dir={run_dir}",
-              f"--albert_config_file={CONFIG}", "--train_batch_size=32", "--max_seq_length=128", "--learning_rate=0.002",
-              f"--num_train_steps={steps}", f"--num_warmup_steps={steps // 10}", f"--save_checkpoints_steps={steps}",
-              "--iterations_per_loop=50"])  # fmt: skip
+              *recipe.pretraining_args(steps), f"--save_checkpoints_steps={steps}"])  # fmt: skip
         starts[name] = run_dir
         print(f"pretrained {name}: {time.time() - start:.0f} s elapsed", flush=True)
     results = {}
@@ -156,7 +159,7 @@ def main(argv):
                 if not _finished(metrics_file, wanted):
                     args = ["bioalbert_tf.run_finetuning", f"--dataset={dataset}", f"--data_dir={FLAGS.data_dir}/ner/{folder}",
                             f"--output_dir={run_dir}", f"--albert_config_file={CONFIG}", f"--spm_model_file={vocab}.model",
-                            f"--max_seq_length={FLAGS.finetuning_max_seq_length}", "--train_batch_size=16",
+                            f"--max_seq_length={FLAGS.finetuning_max_seq_length}", "--train_batch_size=32",
                             "--learning_rate=1e-4",
                             f"--num_train_steps={FLAGS.finetuning_steps}", "--num_warmup_steps=50",
                             f"--eval_every_steps={FLAGS.finetuning_steps // 2}", f"--random_seed={seed}"]  # fmt: skip

@@ -1,7 +1,8 @@
 r"""The whole pipeline on the embedded MEDLINE corpus, small enough for a CPU (`make demo`).
 
-corpus -> 8k SentencePiece vocabulary -> TFRecords (seq 128) -> run_pretraining (a few hundred
-steps, resumable) -> pretrainer SavedModel -> fill-mask examples + MLM/SOP accuracy curve (PNG).
+corpus -> 8k SentencePiece vocabulary -> TFRecords (seq 32) -> run_pretraining (5,000 steps of the
+recipe in demo_recipe.py, resumable) -> pretrainer SavedModel -> fill-mask examples + MLM/SOP
+accuracy and MLM loss curves (PNG).
 With --data_dir (e.g. ../shared/data): fine-tunes NER on NCBI-disease, exports the task
 SavedModel, scores it with the benchmark runner and prints the table.
 
@@ -24,21 +25,18 @@ import time
 
 from absl import app, flags
 
+from bioalbert_tf import demo_recipe as recipe
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("corpus_dir", ".cache/corpus", "Folder with the MEDLINE baseline files.")
 flags.DEFINE_string("output_dir", "output/demo", "Where every stage writes.")
 flags.DEFINE_string(
     "data_dir", None, "Benchmark data folder (with ner/NCBI-disease) for the fine-tuning stage."
 )
-flags.DEFINE_integer("pretraining_steps", 500, "Pretraining steps of the small model.")
+flags.DEFINE_integer("pretraining_steps", 5000, "Pretraining steps of the small model.")
 flags.DEFINE_integer("finetuning_steps", 300, "NER fine-tuning steps.")
 
-FILL_MASK = [
-    ("Patients with type 2 [MASK] were treated with metformin.", "diabetes"),
-    ("The tumor was removed by [MASK].", "surgery"),
-    ("Expression of the [MASK] was measured by western blot.", "protein"),
-    ("Blood [MASK] was measured in all patients.", "pressure"),
-]
+FILL_MASK = recipe.FILL_MASK
 
 
 _UPSTREAM: list[str] = []  # keys of the stages run so far: a stage is redone when any input changed
@@ -116,14 +114,22 @@ def plot_curve(metrics_file: str, png: str) -> None:
         if line.strip()
     ]
     steps = [r["step"] for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (ax, loss) = plt.subplots(1, 2, figsize=(11, 4))
     ax.plot(steps, [r["mlm_accuracy"] for r in rows], label="masked-LM accuracy")
     ax.plot(steps, [r["sop_accuracy"] for r in rows], label="sentence-order accuracy")
     ax.set_xlabel("step")
     ax.set_ylabel("training accuracy")
-    ax.set_title("Small ALBERT pretrained on MEDLINE (demo)")
-    ax.grid(alpha=0.3)
     ax.legend()
+    # The masked-LM loss shows the frequent-token plateau (flat) and leaving it (falling again).
+    losses = [r["mlm_loss"] for r in rows]
+    loss.plot(steps, losses, color="tab:blue")
+    # the first tenth of the run (from ln(vocab) down to the plateau) would flatten the rest
+    loss.set_ylim(min(losses) - 0.05, max(losses[len(losses) // 10 :]) + 0.05)
+    loss.set_xlabel("step")
+    loss.set_ylabel("training masked-LM loss")
+    for a in (ax, loss):
+        a.grid(alpha=0.3)
+    fig.suptitle("Small ALBERT pretrained on MEDLINE (demo)")
     fig.tight_layout()
     fig.savefig(png, dpi=120)
 
@@ -140,26 +146,26 @@ def main(argv):
            _python("tfrecords_builder.build_vocab", f"--input_files={medline}", f"--model_prefix={vocab}", "--vocab_size=8000",
                    "--overwrite"))  # fmt: skip
     records = os.path.join(out, "tfrecords")
-    _stage("tfrecords", records, {"inputs": medline, "vocab": vocab, "seq": 128},
+    _stage("tfrecords", records, {"inputs": medline, "vocab": vocab, "seq": recipe.SEQ},
            _python("tfrecords_builder.build_pretraining_data", f"--input_files={medline}", f"--output_dir={records}",
-                   f"--spm_model_file={vocab}.model", "--max_seq_length=128", "--max_predictions_per_seq=20",
-                   "--dupe_factor=1", "--num_shards=4"))  # fmt: skip
+                   f"--spm_model_file={vocab}.model", *recipe.builder_args(), "--dupe_factor=1", "--num_shards=4"))  # fmt: skip
     pretrain = os.path.join(out, "pretraining")
     steps = FLAGS.pretraining_steps
     _stage("pretraining", pretrain, {"steps": steps, "records": records},
            _python("bioalbert_tf.run_pretraining", f"--input_file={records}/*.tfrecord", f"--output_dir={pretrain}",
-                   "--albert_config_file=configs/albert_demo.json", "--train_batch_size=32", "--max_seq_length=128",
-                   "--max_predictions_per_seq=20", "--learning_rate=0.002", f"--num_train_steps={steps}",
-                   f"--num_warmup_steps={max(1, steps // 10)}", f"--save_checkpoints_steps={max(1, steps // 3)}",
-                   "--iterations_per_loop=25", "--do_eval", "--max_eval_steps=10", "--export_tf1"))  # fmt: skip
+                   *recipe.pretraining_args(steps), f"--save_checkpoints_steps={max(1, steps // 3)}", "--do_eval",
+                   "--max_eval_steps=20", "--export_tf1"))  # fmt: skip
     saved = os.path.join(out, "saved_model", "pretrainer")
     _stage("export", os.path.join(out, "saved_model"), {"steps": steps},
            _python("bioalbert_tf.export_saved_model", "--model=pretrainer", f"--checkpoint={pretrain}", f"--output_dir={saved}",
                    "--overwrite"))  # fmt: skip
     print("\nfill-mask with the pretrainer SavedModel (top 5 pieces for [MASK]):")
-    for row in fill_mask(saved, vocab + ".model"):
+    rows = fill_mask(saved, vocab + ".model")
+    for row in rows:
         print(f"  {row['sentence']}  (expected: {row['expected']})")
         print("    " + ", ".join(f"{p} {s:.3f}" for p, s in row["top5"]))
+    named = sum(recipe.names_expected([p for p, _ in r["top5"]], r["expected"]) for r in rows)
+    print(f"  the expected word is in the top 5 for {named} of {len(rows)} sentences")
     png = os.path.join(out, "pretraining_accuracy.png")
     plot_curve(os.path.join(pretrain, "train_metrics.jsonl"), png)
     best = json.loads(pathlib.Path(pretrain, "best_eval.json").read_text())
@@ -171,8 +177,8 @@ def main(argv):
         ner_out = os.path.join(out, "finetuning", "ncbi_disease")
         _stage("finetuning", ner_out, {"steps": FLAGS.finetuning_steps, "pretrain": steps},
                _python("bioalbert_tf.run_finetuning", "--dataset=ncbi_disease", f"--data_dir={ncbi}", f"--output_dir={ner_out}",
-                       f"--init_checkpoint={pretrain}", "--albert_config_file=configs/albert_demo.json",
-                       f"--spm_model_file={vocab}.model", "--max_seq_length=128", "--train_batch_size=16",
+                       f"--init_checkpoint={pretrain}", f"--albert_config_file={recipe.CONFIG}",
+                       f"--spm_model_file={vocab}.model", f"--max_seq_length={recipe.SEQ}", "--train_batch_size=32",
                        "--learning_rate=1e-4", f"--num_train_steps={FLAGS.finetuning_steps}", "--num_warmup_steps=30",
                        f"--eval_every_steps={max(1, FLAGS.finetuning_steps // 2)}", "--overwrite"))  # fmt: skip
         bench = os.path.join(out, "benchmark")

@@ -5,7 +5,36 @@ import sys
 
 import pytest
 
-from bioalbert_tf import demo, tokenization
+from bioalbert_tf import demo, demo_recipe, tokenization
+from bioalbert_tf.config import AlbertConfig
+
+
+def _stage_commands(tmp_path, monkeypatch) -> dict[str, tuple]:
+    """(marker folder, settings, command) of each of the demo's stages up to the export, which
+    is recorded and stopped."""
+    commands = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(name, marker_dir, settings, command):
+        commands[name] = (marker_dir, settings, command)
+        if name == "export":
+            raise Stop
+
+    with monkeypatch.context() as m:
+        m.setattr(demo, "_stage", record)
+        demo.FLAGS(["demo", f"--output_dir={tmp_path}/demo", f"--corpus_dir={tmp_path}"])
+        try:
+            with pytest.raises(Stop):
+                demo.main([])
+        finally:
+            demo.FLAGS.unparse_flags()
+    return commands
+
+
+def _flags(command: list[str]) -> dict[str, str]:
+    return dict((a[2:] + "=").split("=")[:2] for a in command if a[:2] == "--")
 
 
 def test_stages_skip_and_redo(tmp_path, capsys):
@@ -33,24 +62,7 @@ def test_a_stage_interrupted_after_writing_is_rerun_with_overwrite(
     """The vocabulary and export commands refuse to replace files without --overwrite; the demo
     owns their folders, so it passes it, and a stage killed after writing (a .model, no marker)
     runs again instead of stopping at the refusal."""
-    commands = {}
-
-    class Stop(Exception):
-        pass
-
-    def record(name, marker_dir, settings, command):
-        commands[name] = (marker_dir, settings, command)
-        if name == "export":
-            raise Stop
-
-    with monkeypatch.context() as m:
-        m.setattr(demo, "_stage", record)
-        demo.FLAGS(["demo", f"--output_dir={tmp_path}/demo", f"--corpus_dir={tmp_path}"])
-        try:
-            with pytest.raises(Stop):
-                demo.main([])
-        finally:
-            demo.FLAGS.unparse_flags()
+    commands = _stage_commands(tmp_path, monkeypatch)
     assert "--overwrite" in commands["export"][2]
     marker_dir, settings, command = commands["vocabulary"]
     assert "--overwrite" in command
@@ -66,3 +78,23 @@ def test_a_stage_interrupted_after_writing_is_rerun_with_overwrite(
     demo._stage("vocabulary", marker_dir, settings, command)
     assert tokenization.load_sentencepiece(prefix + ".model").get_piece_size() == 1000
     assert (pathlib.Path(marker_dir) / ".vocabulary.done").exists()
+
+
+def test_the_demo_pretrains_on_the_records_it_builds_with_positions_for_them(tmp_path, monkeypatch):
+    commands = _stage_commands(tmp_path, monkeypatch)
+    records, pretraining = _flags(commands["tfrecords"][2]), _flags(commands["pretraining"][2])
+    for flag in ("max_seq_length", "max_predictions_per_seq"):
+        assert records[flag] == pretraining[flag], flag
+    assert pretraining["input_file"].startswith(records["output_dir"])
+    config = AlbertConfig.from_json_file(pretraining["albert_config_file"])
+    assert config.max_position_embeddings >= int(pretraining["max_seq_length"])
+    # ALBERT's 15%: the cap on predictions is what a sequence's 15% rounds to
+    assert int(records["max_predictions_per_seq"]) == round(0.15 * int(records["max_seq_length"]))
+    assert int(pretraining["num_warmup_steps"]) < int(pretraining["num_train_steps"])
+    # fine-tuning runs at the pretrained length (the stage needs --data_dir and a SavedModel)
+    assert int(pretraining["max_seq_length"]) == demo_recipe.SEQ
+
+
+def test_a_fill_mask_answer_counts_only_the_expected_whole_word():
+    assert demo_recipe.names_expected(["\u2581the", "\u2581protein", ","], "protein")
+    assert not demo_recipe.names_expected(["\u2581proteins", "\u2581", "protein-"], "protein")

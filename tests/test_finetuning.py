@@ -381,6 +381,41 @@ def test_ner_window_logits_in_length_sorted_chunks_equal_the_padded_model(tiny_s
     np.testing.assert_allclose(chunked[real], padded[real], atol=1e-5)
 
 
+def test_ner_training_batches_are_windows_of_one_shape_holding_every_window(tiny_spm):
+    """Sentences longer than a window give several; a training batch is always `batch_size`
+    windows of max_seq_length (one shape, so XLA compiles the step once), and one pass over the
+    sentences yields each of their windows with its labels once."""
+    from bioalbert_tf.tasks import create_task
+    from bioalbert_tf.tasks import preprocessing as pp
+    from tests.conftest import small_config
+
+    labels = ("O", "B", "I")
+    task = create_task(datasets.get("ncbi_disease"), labels, small_config(vocab_size=1000),
+                       pathlib.Path(tiny_spm).read_bytes(), 16)  # fmt: skip
+    rng = np.random.default_rng(6)
+    vocab = ["protein", "binds", "the", "receptor", "kinase", "in", "human", "cells", "of"]
+    rows = [formats.NerSentence(tuple(rng.choice(vocab, n)), tuple(rng.choice(labels, n)))
+            for n in (3, 30, 5, 22, 9, 40, 2, 14)]  # fmt: skip
+    words = tf.ragged.constant([r.words for r in rows])
+    tags = tf.ragged.constant([[labels.index(t) for t in r.tags] for r in rows], tf.int32)
+    pieces, first = pp.word_pieces(task.text_encoder, words)
+    want = pp.windows(pieces, 16, task.stride, task._piece_labels(pieces, first, tags))
+    total = len(want["labels"])
+    assert total > len(rows) + 4  # several sentences span several windows
+
+    def keyed(inputs, labels_):
+        ids, y = inputs["input_ids"].numpy(), labels_.numpy()
+        return sorted(tuple(a) + tuple(b) for a, b in zip(ids, y, strict=True))
+
+    got_inputs, got_labels = [], []
+    for x, y in task.train_dataset(rows, 4, seed=1).take(-(-total // 4)):
+        assert all(v.shape == (4, 16) for v in x.values()) and y.shape == (4, 16)
+        got_inputs.append(x["input_ids"])
+        got_labels.append(y)
+    ids, y = tf.concat(got_inputs, 0)[:total], tf.concat(got_labels, 0)[:total]
+    assert keyed({"input_ids": ids}, y) == keyed(want["inputs"], want["labels"])
+
+
 def test_bucket_width_is_the_first_that_holds_the_batch():
     from bioalbert_tf.tasks.base import bucket_width
 

@@ -1,5 +1,6 @@
 """The Beam pipeline end to end: bytes, schema, statistics, sharding, crash and rerun."""
 
+import dataclasses
 import gzip
 import json
 import os
@@ -457,18 +458,29 @@ def test_chunks_as_the_unit_of_work_give_the_same_bytes_for_1_2_3_workers(
     }
 
 
-def test_chunks_are_handed_out_costliest_first_across_files(uneven, tiny_spm, tmp_path):
-    """The plan gives each chunk the bytes of its documents; the chunks of all files go out
-    costliest first, ties in (file, chunk) order, then the files' FileDone."""
+def test_chunks_are_handed_out_costliest_first_across_files(
+    uneven, tiny_spm, tmp_path, monkeypatch
+):
+    """The plan gives each chunk the bytes of its documents, counted while they were written
+    (no file is stat'ed to plan); the chunks of all files go out costliest first, ties in
+    (file, chunk) order, then the files' FileDone."""
     config = _config(uneven, tmp_path / "out", tiny_spm, docs_per_chunk=16)
     files = pipeline.expand_inputs(config.input_files)
     work = str(tmp_path / "work")
-    planned = []
+    planned, stats = [], []
     for position, path in enumerate(files):
         task = pipeline.FileTask(0, position, path)
         pieces = pipeline.split_file(task, config, work, 100_000)
         parsed = [pipeline.parse_piece(p, config, work)[1] for p in pieces]
-        planned += pipeline.plan_file((position, parsed), config, work)
+        assert [p.docs_bytes for p in parsed] == [os.path.getsize(p.docs) for p in parsed]
+        with monkeypatch.context() as m:
+            m.setattr(pipeline.fileio, "size", lambda p: stats.append(p) or os.path.getsize(p))
+            plan = pipeline.plan_file((position, parsed), config, work)
+        assert not stats
+        planned += plan
+        # piece records written before the bytes were counted: the files are stat'ed instead
+        older = [dataclasses.replace(p, docs_bytes=None) for p in parsed]
+        assert pipeline.plan_file((position, older), config, work) == plan
     order = [v for _, v in pipeline.largest_first(planned)]
     chunks = [v for v in order if isinstance(v, pipeline.ChunkTask)]
     assert len(chunks) == 25 and [type(v) for v in order[25:]] == [pipeline.FileDone] * 3

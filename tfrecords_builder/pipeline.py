@@ -337,6 +337,9 @@ class ParsedPiece:
     read: dict  # corpus.ReadStats.to_dict()
     failed: str | None  # why the piece did not parse alone
     seconds: float
+    # Bytes of `docs`, counted while writing it: the plan costs chunks without a stat per piece
+    # (a round trip each on gs://). None in piece records written before it was counted.
+    docs_bytes: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -394,8 +397,8 @@ class _DocsWriter:
 
     def __init__(self, folder: str, stem: str, per_file: int):
         self.folder, self.stem, self.per_file = folder, stem, per_file
-        self.files: list[tuple[str, int]] = []  # (path, documents)
-        self._f, self._n = None, 0
+        self.files: list[tuple[str, int, int]] = []  # (path, documents, bytes)
+        self._f, self._n, self._bytes = None, 0, 0
 
     def _path(self, index: int) -> str:
         return fileio.join(self.folder, f"{self.stem}-{index:05d}.jsonl")
@@ -403,9 +406,11 @@ class _DocsWriter:
     def write(self, doc: list[str]) -> None:
         if self._f is None:
             self._tmp = f"{self._path(len(self.files))}.tmp-{_tmp_token()}"
-            self._f, self._n = fileio.open_file(self._tmp, "w"), 0
-        self._f.write(json.dumps(doc) + "\n")
+            self._f, self._n, self._bytes = fileio.open_file(self._tmp, "w"), 0, 0
+        line = json.dumps(doc) + "\n"  # ASCII (json.dumps escapes the rest): 1 byte a character
+        self._f.write(line)
         self._n += 1
+        self._bytes += len(line)
         if self._n == self.per_file:
             self.close()
 
@@ -413,12 +418,12 @@ class _DocsWriter:
         """Completes the current file; returns all files (at least one, maybe empty)."""
         if self._f is None and not self.files:
             self._tmp = f"{self._path(0)}.tmp-{_tmp_token()}"
-            self._f, self._n = fileio.open_file(self._tmp, "w"), 0
+            self._f, self._n, self._bytes = fileio.open_file(self._tmp, "w"), 0, 0
         if self._f is not None:
             self._f.close()
             path = self._path(len(self.files))
             fileio.rename(self._tmp, path)
-            self.files.append((path, self._n))
+            self.files.append((path, self._n, self._bytes))
             self._f = None
         return self.files
 
@@ -436,11 +441,12 @@ def _parse_whole(
         out.write(doc)
     files, seconds = out.close(), round(time.time() - start, 3)
     pieces = []
-    for i, (docs, n) in enumerate(files):
+    for i, (docs, n, size) in enumerate(files):
         first = i == 0  # carries the file's counts and time
         counts = read.to_dict() if first else corpus.ReadStats().to_dict()
+        seconds_here = seconds if first else 0.0
         pieces.append(
-            ParsedPiece(group, position, path, i, docs, n, counts, None, seconds if first else 0.0)
+            ParsedPiece(group, position, path, i, docs, n, counts, None, seconds_here, size)
         )
     return pieces
 
@@ -534,11 +540,11 @@ def parse_piece(piece: Piece, config: BuildConfig, work: str) -> tuple[int, Pars
                 out.write(doc)
     except corpus.READ_ERRORS as e:
         failed = f"{type(e).__name__}: {e}"
-    ((docs, n),) = out.close()
+    ((docs, n, size),) = out.close()
     seconds = round(time.time() - start, 3)
     parsed = ParsedPiece(
         piece.group, piece.position, piece.path, piece.index, docs, n, read.to_dict(), failed,
-        seconds,
+        seconds, size,
     )  # fmt: skip
     _write_json(meta, dataclasses.asdict(parsed))
     fileio.remove(piece.raw)
@@ -563,7 +569,10 @@ def plan_file(item, config: BuildConfig, work: str) -> list[tuple[int, ChunkTask
         read.add(p.read)
     # Documents [k * size, (k + 1) * size) of the file, wherever the pieces end.
     size, out, segments, have, chunk = config.docs_per_chunk, [], [], 0, 0
-    doc_bytes = {p.docs: fileio.size(p.docs) / max(p.n_docs, 1) for p in pieces}
+    doc_bytes = {
+        p.docs: (fileio.size(p.docs) if p.docs_bytes is None else p.docs_bytes) / max(p.n_docs, 1)
+        for p in pieces
+    }
 
     def task() -> ChunkTask:
         cost = round(sum((end - begin) * doc_bytes[docs] for docs, begin, end in segments))

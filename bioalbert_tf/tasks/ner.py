@@ -78,7 +78,11 @@ class NERTask(Task):
             )
             return out["inputs"], out["labels"]
 
-        return ds.map(to_windows, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+        # A batch is `batch_size` windows: sentences longer than a window give several, so
+        # batches of sentences would vary in size, and XLA compiles the training step again for
+        # every new size (at length 32 on NCBI-disease, 300 steps took 3.7x as long).
+        ds = ds.map(to_windows, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+        return ds.batch(batch_size, drop_remainder=True).prefetch(2)
 
     def tag_words_ragged(self, words):
         """Ragged [batch, words] strings -> (ragged tag ids, ragged [batch, words, labels] probabilities)."""

@@ -1,0 +1,42 @@
+"""The small-model pretraining recipe of `make demo` and of benchmarks/domain_bench.
+
+Chosen by measurement on a 2-core CPU (README, "How the demo's recipe was chosen"): a small
+ALBERT (configs/albert_demo.json: hidden 128, 2 layers, 2 heads) on sequences of 32 pieces with
+5 masked-LM predictions each (ALBERT's 15%), batch 32, LAMB at 0.005 after 200 warm-up steps. At
+LAMB 0.005-0.01 and sequence 32 or 64, the masked-LM loss left the frequent-token plateau after
+about 3 million training tokens (5-6 minutes on that CPU); sequences of 32 give the most steps
+in that time, and the fill-mask sentences are short.
+"""
+
+from __future__ import annotations
+
+CONFIG = "configs/albert_demo.json"
+SEQ, PREDICTIONS = 32, 5
+BATCH, LEARNING_RATE, WARMUP = 32, 0.005, 200
+
+# What the demo asks the pretrained model: the top 5 pieces for [MASK], and the expected word.
+FILL_MASK = [
+    ("Patients with type 2 [MASK] were treated with metformin.", "diabetes"),
+    ("The tumor was removed by [MASK].", "surgery"),
+    ("Expression of the [MASK] was measured by western blot.", "protein"),
+    ("Blood [MASK] was measured in all patients.", "pressure"),
+]
+
+
+def names_expected(pieces: list[str], expected: str) -> bool:
+    """Whether one of the pieces is the expected word (as a whole word: `▁protein`, not
+    `▁proteins` or a bare `▁`)."""
+    return any(p.lstrip("\u2581") == expected for p in pieces)
+
+
+def builder_args() -> list[str]:
+    """build_pretraining_data flags for the recipe's TFRecords."""
+    return [f"--max_seq_length={SEQ}", f"--max_predictions_per_seq={PREDICTIONS}"]
+
+
+def pretraining_args(steps: int) -> list[str]:
+    """run_pretraining flags for `steps` steps of the recipe (linear decay to 0 at the last)."""
+    return [f"--albert_config_file={CONFIG}", f"--train_batch_size={BATCH}", f"--max_seq_length={SEQ}",
+            f"--max_predictions_per_seq={PREDICTIONS}", f"--learning_rate={LEARNING_RATE}",
+            f"--num_train_steps={steps}", f"--num_warmup_steps={min(WARMUP, max(1, steps // 10))}",
+            f"--iterations_per_loop={min(100, steps)}"]  # fmt: skip
