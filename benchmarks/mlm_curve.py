@@ -76,8 +76,7 @@ def main(argv):
     tok = Tokenizer(FLAGS.spm_model_file)
     batches = []
     for sentence, _ in recipe.FILL_MASK:
-        left, right = sentence.split("[MASK]")
-        ids = [2, *tok.encode([left])[0], MASK_ID, *tok.encode([right])[0], 3]
+        ids = recipe.fill_mask_ids(tok, sentence, MASK_ID)
         x = tf.constant([ids], tf.int32)
         batches.append({"input_ids": x, "input_mask": tf.ones_like(x), "segment_ids": tf.zeros_like(x),
                         "masked_lm_positions": tf.constant([[ids.index(MASK_ID)]])})  # fmt: skip

@@ -82,8 +82,7 @@ def fill_mask(saved_model: str, spm_model: str) -> list[dict]:
     model = tf.saved_model.load(saved_model)
     rows = []
     for sentence, expected in FILL_MASK:
-        left, right = sentence.split("[MASK]")
-        ids = [2, *tok.encode([left])[0], MASK_ID, *tok.encode([right])[0], 3]
+        ids = recipe.fill_mask_ids(tok, sentence, MASK_ID)
         x = tf.constant([ids], tf.int32)
         out = model.signatures["serving_default"](
             input_ids=x, input_mask=tf.ones_like(x), segment_ids=tf.zeros_like(x)

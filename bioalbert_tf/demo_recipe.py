@@ -29,6 +29,12 @@ def names_expected(pieces: list[str], expected: str) -> bool:
     return any(p.lstrip("\u2581") == expected for p in pieces)
 
 
+def fill_mask_ids(tokenizer, sentence: str, mask_id: int) -> list[int]:
+    """[CLS] piece ids of the text around [MASK], the mask id in its place, [SEP]."""
+    left, right = sentence.split("[MASK]")
+    return [2, *tokenizer.encode([left])[0], mask_id, *tokenizer.encode([right])[0], 3]
+
+
 def builder_args() -> list[str]:
     """build_pretraining_data flags for the recipe's TFRecords."""
     return [f"--max_seq_length={SEQ}", f"--max_predictions_per_seq={PREDICTIONS}"]
