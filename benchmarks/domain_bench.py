@@ -7,7 +7,7 @@ sample (shipped in the gensim wheel), (c) pretrained on the MEDLINE corpus. Each
 on NCBI-disease and BC5CDR-chem (../shared/data) with several seeds; the table reports test
 entity-level F1 mean +- sd per start, as text and PNG, with the total wall time.
 
-  python -m benchmarks.domain_bench --data_dir=../shared/data [--pretraining_steps=5000 \
+  python -m benchmarks.domain_bench --data_dir=../shared/data [--pretraining_steps=8000 \
       --finetuning_steps=600 --seeds=1,2,3]
 
 Fine-tuning runs at the pretraining's sequence length, 32: only those positions were pretrained.
@@ -39,7 +39,7 @@ flags.DEFINE_string(
     "data_dir", "../shared/data", "Benchmark data (ner/NCBI-disease, ner/BC5CDR-chem)."
 )
 flags.DEFINE_string("output_dir", "output/bench/domain", "Where everything goes.")
-flags.DEFINE_integer("pretraining_steps", 5000, "Pretraining steps for (b) and (c).")
+flags.DEFINE_integer("pretraining_steps", recipe.STEPS, "Pretraining steps for (b) and (c).")
 flags.DEFINE_integer("finetuning_steps", 600, "Fine-tuning steps per run.")
 flags.DEFINE_integer(
     "finetuning_max_seq_length", recipe.SEQ, "Fine-tuning window length (the pretrained one)."
@@ -109,12 +109,20 @@ def wiki_text(out_dir: str) -> str:
 
 
 def _finished(metrics_file: str, wanted: dict) -> bool:
-    """A finished fine-tuning run whose settings are the wanted ones."""
-    if not os.path.exists(metrics_file):
+    """A finished fine-tuning run whose settings are the wanted ones, on the recipe's model (the
+    config file's contents, as the run recorded them: a changed recipe retrains)."""
+    from bioalbert_tf.config import AlbertConfig
+
+    settings_file = os.path.join(os.path.dirname(metrics_file), "run_settings.json")
+    if not (os.path.exists(metrics_file) and os.path.exists(settings_file)):
         return False
     with open(metrics_file) as f:
         config = json.load(f)["config"]
-    return all(config.get(k) == v for k, v in wanted.items())
+    with open(settings_file) as f:
+        model = json.load(f).get("albert_config")
+    return model == AlbertConfig.from_json_file(CONFIG).to_dict() and all(
+        config.get(k) == v for k, v in wanted.items()
+    )
 
 
 def main(argv):

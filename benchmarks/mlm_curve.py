@@ -25,10 +25,12 @@ flags.DEFINE_string("spm_model_file", None, "Their SentencePiece model.", requir
 flags.DEFINE_string("output_dir", "output/bench/mlm_curve", "Checkpoints and the config.")
 flags.DEFINE_integer("max_seq_length", 32, "Sequence length of the records.")
 flags.DEFINE_integer("max_predictions_per_seq", 5, "Masked-LM predictions per sequence.")
-flags.DEFINE_integer("hidden_size", 128, "Hidden size (embedding size 128).")
+flags.DEFINE_integer("hidden_size", 128, "Hidden size.")
+flags.DEFINE_integer("embedding_size", 128, "Embedding size.")
 flags.DEFINE_integer("num_hidden_layers", 2, "Layers (one shared group).")
 flags.DEFINE_integer("num_attention_heads", 2, "Attention heads.")
 flags.DEFINE_integer("vocab_size", 8000, "Vocabulary size of the records.")
+flags.DEFINE_float("initializer_range", 0.02, "Standard deviation of the initial weights.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_float("learning_rate", 0.005, "Peak learning rate.")
 flags.DEFINE_enum("optimizer", "lamb", ["lamb", "adamw"], "run_pretraining's --optimizer.")
@@ -50,7 +52,7 @@ def main(argv):
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     h = FLAGS.hidden_size
     config = {"attention_probs_dropout_prob": 0, "hidden_act": "gelu", "hidden_dropout_prob": 0,
-              "embedding_size": 128, "hidden_size": h, "initializer_range": 0.02, "intermediate_size": 4 * h,
+              "embedding_size": FLAGS.embedding_size, "hidden_size": h, "initializer_range": FLAGS.initializer_range, "intermediate_size": 4 * h,
               "max_position_embeddings": max(128, FLAGS.max_seq_length), "num_attention_heads": FLAGS.num_attention_heads,
               "num_hidden_layers": FLAGS.num_hidden_layers, "num_hidden_groups": 1, "inner_group_num": 1,
               "type_vocab_size": 2, "vocab_size": FLAGS.vocab_size}  # fmt: skip

@@ -1,6 +1,6 @@
 r"""The whole pipeline on the embedded MEDLINE corpus, small enough for a CPU (`make demo`).
 
-corpus -> 8k SentencePiece vocabulary -> TFRecords (seq 32) -> run_pretraining (5,000 steps of the
+corpus -> 8k SentencePiece vocabulary -> TFRecords (seq 32) -> run_pretraining (8,000 steps of the
 recipe in demo_recipe.py, resumable) -> pretrainer SavedModel -> fill-mask examples + MLM/SOP
 accuracy and MLM loss curves (PNG).
 With --data_dir (e.g. ../shared/data): fine-tunes NER on NCBI-disease, exports the task
@@ -33,7 +33,7 @@ flags.DEFINE_string("output_dir", "output/demo", "Where every stage writes.")
 flags.DEFINE_string(
     "data_dir", None, "Benchmark data folder (with ner/NCBI-disease) for the fine-tuning stage."
 )
-flags.DEFINE_integer("pretraining_steps", 5000, "Pretraining steps of the small model.")
+flags.DEFINE_integer("pretraining_steps", recipe.STEPS, "Pretraining steps of the small model.")
 flags.DEFINE_integer("finetuning_steps", 300, "NER fine-tuning steps.")
 
 FILL_MASK = recipe.FILL_MASK

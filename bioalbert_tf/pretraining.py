@@ -224,15 +224,18 @@ class Trainer:
             max_to_keep=config.keep_checkpoint_max,
             checkpoint_name="ckpt",
         )
-        # On TPU the whole step is compiled anyway; elsewhere XLA compiles the replica's
-        # forward, backward and clipping. The optimizer update stays outside: XLA cannot reach
-        # the other replicas' copies of a mirrored variable, which the all-reduce updates.
-        on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
-        self._gradients = (
-            tf.function(self._clipped_gradients, jit_compile=True)
-            if config.jit_compile and not on_tpu
-            else self._clipped_gradients
-        )
+        # On TPU the whole step is compiled anyway. Elsewhere XLA compiles the replica's
+        # forward, backward and clipping, and on one device (the default strategy) the optimizer
+        # update too. With several replicas the update stays outside: XLA cannot reach the other
+        # replicas' copies of a mirrored variable, which the all-reduce updates.
+        xla = config.jit_compile and not isinstance(strategy, tf.distribute.TPUStrategy)
+        one_device = not tf.distribute.has_strategy() and strategy is tf.distribute.get_strategy()
+        self._gradients = self._clipped_gradients
+        self._replica_step = self._step_fn
+        if xla and one_device:
+            self._replica_step = tf.function(self._step_fn, jit_compile=True)
+        elif xla:
+            self._gradients = tf.function(self._clipped_gradients, jit_compile=True)
         self._train_loop = tf.function(self._loop)
 
     @property
@@ -277,7 +280,7 @@ class Trainer:
     def _reduced_step(self):
         import tensorflow as tf
 
-        per_replica = self.strategy.run(self._step_fn, args=(next(self.iterator),))
+        per_replica = self.strategy.run(self._replica_step, args=(next(self.iterator),))
         return tf.stack(
             [
                 self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica[k], axis=None)

@@ -98,3 +98,23 @@ def test_the_demo_pretrains_on_the_records_it_builds_with_positions_for_them(tmp
 def test_a_fill_mask_answer_counts_only_the_expected_whole_word():
     assert demo_recipe.names_expected(["\u2581the", "\u2581protein", ","], "protein")
     assert not demo_recipe.names_expected(["\u2581proteins", "\u2581", "protein-"], "protein")
+
+
+def test_fill_mask_ids_are_the_sentence_ids_with_the_slot_masked(tiny_spm):
+    """The model reads a fill-mask sentence as it read its training text: the ids of the sentence
+    with a one-piece word in the slot, that piece replaced by [MASK]. A slot followed by "." or
+    "," gets no word-boundary piece of its own between the mask and the punctuation."""
+    tok = tokenization.Tokenizer(tiny_spm)
+    pieces = [tok.id_to_piece(i) for i in range(tok.sp.get_piece_size())]
+    sentences = ("The cells were treated by [MASK].", "[MASK], and then the patients",
+                 "Expression of the [MASK] was measured.", "in the [MASK]")  # fmt: skip
+    words = [p[1:] for p in pieces if p.startswith("\u2581") and len(p) > 4 and p[1:].isalpha()
+             and not any(p[1:] in s.lower() for s in sentences)][:5]  # fmt: skip
+    assert words
+    for word in words:
+        for sentence in sentences:
+            ids = [2, *tok.encode([sentence.replace("[MASK]", word)])[0], 3]
+            slot = ids.index(pieces.index("\u2581" + word))
+            expected = ids[:slot] + [tokenization.MASK_ID] + ids[slot + 1 :]
+            assert demo_recipe.fill_mask_ids(tok, sentence, tokenization.MASK_ID) == expected, (
+                word, sentence)  # fmt: skip
