@@ -4,11 +4,12 @@ Trains with `run_pretraining`'s own Trainer (LAMB, clipping, XLA) on the builder
 prints, every --log_every steps, the elapsed seconds, the masked-LM accuracy and loss of those steps
 (as `run_pretraining` logs them) and the top 5 pieces for [MASK] in the demo's four fill-mask
 sentences, with how many name the expected word. It stops at --steps or after --minutes. The
-model is set by flags (written to <output_dir>/albert_config.json); the learning rate decays
-linearly to 0 at --steps, as in every run.
+defaults are the demo's recipe (bioalbert_tf/demo_recipe.py and its config file); the model flags
+change that config (the result is written to <output_dir>/albert_config.json). The learning rate
+decays linearly to 0 at --steps, as in every run.
 
   python -m benchmarks.mlm_curve --records=output/demo/tfrecords --spm_model_file=output/demo/vocab/bio8k.model \
-      --max_seq_length=32 --max_predictions_per_seq=5 --batch_size=32 --learning_rate=0.005 --steps=12000
+      --num_hidden_layers=2 --steps=12000
 """
 
 from __future__ import annotations
@@ -19,23 +20,30 @@ import time
 
 from absl import app, flags
 
+from bioalbert_tf import demo_recipe as recipe
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("records", None, "Folder of the builder's *.tfrecord shards.", required=True)
 flags.DEFINE_string("spm_model_file", None, "Their SentencePiece model.", required=True)
 flags.DEFINE_string("output_dir", "output/bench/mlm_curve", "Checkpoints and the config.")
-flags.DEFINE_integer("max_seq_length", 32, "Sequence length of the records.")
-flags.DEFINE_integer("max_predictions_per_seq", 5, "Masked-LM predictions per sequence.")
-flags.DEFINE_integer("hidden_size", 128, "Hidden size.")
-flags.DEFINE_integer("embedding_size", 128, "Embedding size.")
-flags.DEFINE_integer("num_hidden_layers", 2, "Layers (one shared group).")
-flags.DEFINE_integer("num_attention_heads", 2, "Attention heads.")
-flags.DEFINE_integer("vocab_size", 8000, "Vocabulary size of the records.")
-flags.DEFINE_float("initializer_range", 0.02, "Standard deviation of the initial weights.")
-flags.DEFINE_integer("batch_size", 32, "Batch size.")
-flags.DEFINE_float("learning_rate", 0.005, "Peak learning rate.")
+flags.DEFINE_integer("max_seq_length", recipe.SEQ, "Sequence length of the records.")
+flags.DEFINE_integer(
+    "max_predictions_per_seq", recipe.PREDICTIONS, "Masked-LM predictions per sequence."
+)
+flags.DEFINE_string("albert_config_file", recipe.CONFIG, "The model, before the flags below.")
+flags.DEFINE_integer("hidden_size", None, "Hidden size (intermediate size 4x).")
+flags.DEFINE_integer("embedding_size", None, "Embedding size.")
+flags.DEFINE_integer("num_hidden_layers", None, "Layers (one shared group).")
+flags.DEFINE_integer("num_attention_heads", None, "Attention heads.")
+flags.DEFINE_integer("vocab_size", None, "Vocabulary size of the records.")
+flags.DEFINE_float("initializer_range", None, "Standard deviation of the initial weights.")
+flags.DEFINE_integer("batch_size", recipe.BATCH, "Batch size.")
+flags.DEFINE_float("learning_rate", recipe.LEARNING_RATE, "Peak learning rate.")
 flags.DEFINE_enum("optimizer", "lamb", ["lamb", "adamw"], "run_pretraining's --optimizer.")
-flags.DEFINE_integer("warmup_steps", 200, "Linear warm-up steps.")
-flags.DEFINE_integer("steps", 12000, "Steps of the schedule (and at most this many are run).")
+flags.DEFINE_integer("warmup_steps", recipe.WARMUP, "Linear warm-up steps.")
+flags.DEFINE_integer(
+    "steps", recipe.STEPS, "Steps of the schedule (and at most this many are run)."
+)
 flags.DEFINE_float("minutes", 13.0, "Stop after the log line that passes this many minutes.")
 flags.DEFINE_integer("log_every", 500, "Steps per printed line.")
 
@@ -45,17 +53,19 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
-    from bioalbert_tf import demo_recipe as recipe
+    from bioalbert_tf.config import AlbertConfig
     from bioalbert_tf.pretraining import PretrainingConfig, Trainer
     from bioalbert_tf.tokenization import MASK_ID, Tokenizer
 
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    h = FLAGS.hidden_size
-    config = {"attention_probs_dropout_prob": 0, "hidden_act": "gelu", "hidden_dropout_prob": 0,
-              "embedding_size": FLAGS.embedding_size, "hidden_size": h, "initializer_range": FLAGS.initializer_range, "intermediate_size": 4 * h,
-              "max_position_embeddings": max(128, FLAGS.max_seq_length), "num_attention_heads": FLAGS.num_attention_heads,
-              "num_hidden_layers": FLAGS.num_hidden_layers, "num_hidden_groups": 1, "inner_group_num": 1,
-              "type_vocab_size": 2, "vocab_size": FLAGS.vocab_size}  # fmt: skip
+    config = AlbertConfig.from_json_file(FLAGS.albert_config_file).to_dict()
+    for name in ("hidden_size", "embedding_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
+                 "initializer_range"):  # fmt: skip
+        if FLAGS[name].value is not None:
+            config[name] = FLAGS[name].value
+    if FLAGS.hidden_size is not None:
+        config["intermediate_size"] = 4 * FLAGS.hidden_size
+    config["max_position_embeddings"] = max(config["max_position_embeddings"], FLAGS.max_seq_length)
     config_file = os.path.join(FLAGS.output_dir, "albert_config.json")
     with open(config_file, "w") as f:
         json.dump(config, f, indent=2)
