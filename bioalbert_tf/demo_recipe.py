@@ -34,6 +34,8 @@ def names_expected(pieces: list[str], expected: str) -> bool:
 def fill_mask_ids(tokenizer, sentence: str, mask_id: int) -> list[int]:
     """[CLS] piece ids of the text around [MASK], the mask id in its place, [SEP]: the ids of the
     sentence with a one-piece word in the slot, that word's piece replaced by the mask."""
+    from bioalbert_tf.tokenization import CLS_ID, SEP_ID
+
     left, right = sentence.split("[MASK]")
     right_ids = tokenizer.encode([right])[0]
     # SentencePiece starts each text it encodes at a word boundary. Text that follows the slot
@@ -41,7 +43,7 @@ def fill_mask_ids(tokenizer, sentence: str, mask_id: int) -> list[int]:
     glued = right[:1] and not right[:1].isspace()
     if glued and right_ids and tokenizer.id_to_piece(right_ids[0]) == "\u2581":
         right_ids = right_ids[1:]
-    return [2, *tokenizer.encode([left])[0], mask_id, *right_ids, 3]
+    return [CLS_ID, *tokenizer.encode([left])[0], mask_id, *right_ids, SEP_ID]
 
 
 def builder_args() -> list[str]:
