@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bz2
 import glob
+import hashlib
 import json
 import os
 import re
@@ -33,6 +34,7 @@ import zipfile
 from absl import app, flags
 
 from bioalbert_tf import demo_recipe as recipe
+from bioalbert_tf.config import AlbertConfig
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -108,11 +110,14 @@ def wiki_text(out_dir: str) -> str:
     return target
 
 
+def _tag(*parts) -> str:
+    """A short name for the settings that made a folder: changed settings get a new folder."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def _finished(metrics_file: str, wanted: dict) -> bool:
     """A finished fine-tuning run whose settings are the wanted ones, on the recipe's model (the
     config file's contents, as the run recorded them: a changed recipe retrains)."""
-    from bioalbert_tf.config import AlbertConfig
-
     settings_file = os.path.join(os.path.dirname(metrics_file), "run_settings.json")
     if not (os.path.exists(metrics_file) and os.path.exists(settings_file)):
         return False
@@ -145,12 +150,15 @@ def main(argv):
         )
     starts = {"a_random": None}
     for name, corpus in (("b_wikipedia", wiki), ("c_medline", ",".join(MEDLINE))):
-        records = os.path.join(out, "tfrecords", name)
+        build = [f"--input_files={corpus}", f"--spm_model_file={vocab}.model", *recipe.builder_args(),
+                 "--dupe_factor=2", "--num_shards=2"]  # fmt: skip
+        records = os.path.join(out, "tfrecords", f"{name}-{_tag(build)}")
         if not os.path.exists(os.path.join(records, "stats.json")):
-            _run(["tfrecords_builder.build_pretraining_data", f"--input_files={corpus}", f"--output_dir={records}",
-                  f"--spm_model_file={vocab}.model", *recipe.builder_args(), "--dupe_factor=2", "--num_shards=2"])  # fmt: skip
+            _run(["tfrecords_builder.build_pretraining_data", f"--output_dir={records}", *build])
         steps = FLAGS.pretraining_steps
-        run_dir = os.path.join(out, "pretraining", f"{name}-{steps}steps")
+        config = AlbertConfig.from_json_file(CONFIG).to_dict()
+        tag = _tag(build, recipe.pretraining_args(steps), config)
+        run_dir = os.path.join(out, "pretraining", f"{name}-{steps}steps-{tag}")
         _run(["bioalbert_tf.run_pretraining", f"--input_file={records}/*.tfrecord", f"--output_dir={run_dir}",
               *recipe.pretraining_args(steps), f"--save_checkpoints_steps={steps}"])  # fmt: skip
         starts[name] = run_dir
