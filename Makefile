@@ -36,7 +36,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 test: setup lint
-	$(BIN)/python -m pytest -q -m "not slow" --timeout=900 --durations=25
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --maxprocesses=4 --dist=worksteal --timeout=900 --durations=25
 
 bench: setup
 	$(BIN)/python -m benchmarks.builder_bench
