@@ -34,32 +34,28 @@ def _run(cmd, gcs, timeout=600):
     return proc
 
 
-def test_builder_reads_and_writes_gcs_with_the_same_bytes(
-    gcs, small_text_corpus, tiny_spm, tmp_path
-):
+COMMON = ["--max_seq_length=64", "--max_predictions_per_seq=10", "--dupe_factor=1", "--num_shards=1",
+          "--direct_num_workers=1"]  # fmt: skip
+BUILD = [sys.executable, "-m", "tfrecords_builder.build_pretraining_data"]
+
+
+@pytest.fixture(scope="module")
+def gcs_tfrecords(gcs, small_text_corpus, tiny_spm):
+    """The builder run on the bucket: corpus and vocabulary read from gs://, TFRecords written
+    there (each test that needs them gets them, whatever ran before it)."""
     # the same file name as locally: chunk seeds include it
     gcs.upload(BUCKET, f"corpus/{small_text_corpus.name}", small_text_corpus.read_bytes())
     gcs.upload(BUCKET, "vocab/tiny.model", pathlib.Path(tiny_spm).read_bytes())
-    common = [
-        "--max_seq_length=64",
-        "--max_predictions_per_seq=10",
-        "--dupe_factor=1",
-        "--num_shards=1",
-        "--direct_num_workers=1",
-    ]
-    build = [sys.executable, "-m", "tfrecords_builder.build_pretraining_data"]
-    _run(build + [f"--input_files=gs://{BUCKET}/corpus/*.txt", f"--output_dir=gs://{BUCKET}/tfrecords",
-                  f"--spm_model_file=gs://{BUCKET}/vocab/tiny.model", *common], gcs)  # fmt: skip
-    _run(
-        build
-        + [
-            f"--input_files={small_text_corpus}",
-            f"--output_dir={tmp_path}/local",
-            f"--spm_model_file={tiny_spm}",
-            *common,
-        ],
-        gcs,
-    )
+    _run(BUILD + [f"--input_files=gs://{BUCKET}/corpus/*.txt", f"--output_dir=gs://{BUCKET}/tfrecords",
+                  f"--spm_model_file=gs://{BUCKET}/vocab/tiny.model", *COMMON], gcs)  # fmt: skip
+    return f"gs://{BUCKET}/tfrecords"
+
+
+def test_builder_reads_and_writes_gcs_with_the_same_bytes(
+    gcs, gcs_tfrecords, small_text_corpus, tiny_spm, tmp_path
+):
+    _run(BUILD + [f"--input_files={small_text_corpus}", f"--output_dir={tmp_path}/local",
+                  f"--spm_model_file={tiny_spm}", *COMMON], gcs)  # fmt: skip
     objects = gcs.list_objects(BUCKET, "tfrecords/")
     assert (
         "tfrecords/pretrain-00000-of-00001.tfrecord" in objects
@@ -80,12 +76,10 @@ def test_builder_reads_and_writes_gcs_with_the_same_bytes(
     assert not [n for n in gcs.list_objects(BUCKET, "pieces/") if "work-" in n or ".tmp" in n]
 
 
-def test_pretraining_on_gcs_resumes_from_gcs(gcs, tmp_path):
+def test_pretraining_on_gcs_resumes_from_gcs(gcs, gcs_tfrecords, tmp_path):
     """TFRecords, config and a TF1 init checkpoint in the bucket; checkpoints written there."""
     from bioalbert_tf.config import AlbertConfig
 
-    if not gcs.list_objects(BUCKET, "tfrecords/"):
-        pytest.skip("needs the TFRecords of the builder test")
     values = AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json")).to_dict()
     values["vocab_size"] = 1000
     config = AlbertConfig.from_dict(values)
@@ -97,7 +91,7 @@ def test_pretraining_on_gcs_resumes_from_gcs(gcs, tmp_path):
             f"init/model.ckpt-best{suffix}",
             (tmp_path / f"model.ckpt-best{suffix}").read_bytes(),
         )
-    cmd = [sys.executable, "-m", "bioalbert_tf.run_pretraining", f"--input_file=gs://{BUCKET}/tfrecords/*.tfrecord",
+    cmd = [sys.executable, "-m", "bioalbert_tf.run_pretraining", f"--input_file={gcs_tfrecords}/*.tfrecord",
            f"--output_dir=gs://{BUCKET}/run", f"--albert_config_file=gs://{BUCKET}/config/albert_config.json",
            f"--init_checkpoint=gs://{BUCKET}/init/model.ckpt-best", "--train_batch_size=4", "--max_seq_length=64",
            "--max_predictions_per_seq=10", "--save_checkpoints_steps=2", "--iterations_per_loop=2", "--num_warmup_steps=1"]  # fmt: skip
