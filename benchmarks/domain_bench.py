@@ -115,9 +115,10 @@ def _tag(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def _finished(metrics_file: str, wanted: dict) -> bool:
-    """A finished fine-tuning run whose settings are the wanted ones, on the recipe's model (the
-    config file's contents, as the run recorded them: a changed recipe retrains)."""
+def _finished(metrics_file: str, wanted: dict, model_config: dict) -> bool:
+    """A finished fine-tuning run whose settings are the wanted ones, on the recipe's model
+    (`model_config`, the config file's contents, as the run recorded them: a changed recipe
+    retrains)."""
     settings_file = os.path.join(os.path.dirname(metrics_file), "run_settings.json")
     if not (os.path.exists(metrics_file) and os.path.exists(settings_file)):
         return False
@@ -125,9 +126,7 @@ def _finished(metrics_file: str, wanted: dict) -> bool:
         config = json.load(f)["config"]
     with open(settings_file) as f:
         model = json.load(f).get("albert_config")
-    return model == AlbertConfig.from_json_file(CONFIG).to_dict() and all(
-        config.get(k) == v for k, v in wanted.items()
-    )
+    return model == model_config and all(config.get(k) == v for k, v in wanted.items())
 
 
 def main(argv):
@@ -148,6 +147,7 @@ def main(argv):
                 "--vocab_size=8000",
             ]
         )
+    model_config = AlbertConfig.from_json_file(CONFIG).to_dict()  # read once, for every run
     starts = {"a_random": None}
     for name, corpus in (("b_wikipedia", wiki), ("c_medline", ",".join(MEDLINE))):
         build = [f"--input_files={corpus}", f"--spm_model_file={vocab}.model", *recipe.builder_args(),
@@ -156,8 +156,7 @@ def main(argv):
         if not os.path.exists(os.path.join(records, "stats.json")):
             _run(["tfrecords_builder.build_pretraining_data", f"--output_dir={records}", *build])
         steps = FLAGS.pretraining_steps
-        config = AlbertConfig.from_json_file(CONFIG).to_dict()
-        tag = _tag(build, recipe.pretraining_args(steps), config)
+        tag = _tag(build, recipe.pretraining_args(steps), model_config)
         run_dir = os.path.join(out, "pretraining", f"{name}-{steps}steps-{tag}")
         _run(["bioalbert_tf.run_pretraining", f"--input_file={records}/*.tfrecord", f"--output_dir={run_dir}",
               *recipe.pretraining_args(steps), f"--save_checkpoints_steps={steps}"])  # fmt: skip
@@ -172,7 +171,7 @@ def main(argv):
                 metrics_file = os.path.join(run_dir, "metrics.json")
                 wanted = {"num_train_steps": FLAGS.finetuning_steps, "init_checkpoint": init,
                           "max_seq_length": FLAGS.finetuning_max_seq_length, "random_seed": int(seed)}  # fmt: skip
-                if not _finished(metrics_file, wanted):
+                if not _finished(metrics_file, wanted, model_config):
                     args = ["bioalbert_tf.run_finetuning", f"--dataset={dataset}", f"--data_dir={FLAGS.data_dir}/ner/{folder}",
                             f"--output_dir={run_dir}", f"--albert_config_file={CONFIG}", f"--spm_model_file={vocab}.model",
                             f"--max_seq_length={FLAGS.finetuning_max_seq_length}", "--train_batch_size=32",
