@@ -97,17 +97,18 @@ def main(argv):
         n = min(FLAGS.log_every, FLAGS.steps - step)
         metrics = trainer.train_steps(n)
         step += n
-        tops = []
-        for batch in batches:
+        tops, ranks = [], []
+        for batch, (_, expected) in zip(batches, recipe.FILL_MASK, strict=True):
             logits = trainer.model(batch, training=False)["mlm_logits"].numpy()[0, 0]
             tops.append([tok.id_to_piece(int(i)) for i in np.argsort(-logits)[:5]])
+            ranks.append(recipe.expected_rank(logits, tok, expected))
         hits = sum(
             recipe.names_expected(top, expected)
             for top, (_, expected) in zip(tops, recipe.FILL_MASK, strict=True)
         )
         print(json.dumps({"step": step, "seconds": round(time.time() - start),
                           "mlm_accuracy": round(metrics["mlm_accuracy"], 4), "mlm_loss": round(metrics["mlm_loss"], 3),
-                          "fill_mask_hits": hits, "top5": [" ".join(t) for t in tops]}, ensure_ascii=False), flush=True)  # fmt: skip
+                          "fill_mask_hits": hits, "expected_ranks": ranks, "top5": [" ".join(t) for t in tops]}, ensure_ascii=False), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ def fill_mask(saved_model: str, spm_model: str) -> list[dict]:
                 "sentence": sentence,
                 "expected": expected,
                 "top5": [(tok.id_to_piece(i), round(float(probs[i]), 3)) for i in top],
+                "expected_rank": recipe.expected_rank(logits, tok, expected),
             }
         )
     return rows
@@ -161,7 +162,9 @@ def main(argv):
     print("\nfill-mask with the pretrainer SavedModel (top 5 pieces for [MASK]):")
     rows = fill_mask(saved, vocab + ".model")
     for row in rows:
-        print(f"  {row['sentence']}  (expected: {row['expected']})")
+        rank = row["expected_rank"]
+        ranked = f"its rank: {rank}" if rank else "not one piece of the vocabulary"
+        print(f"  {row['sentence']}  (expected: {row['expected']}, {ranked})")
         print("    " + ", ".join(f"{p} {s:.3f}" for p, s in row["top5"]))
     named = sum(recipe.names_expected([p for p, _ in r["top5"]], r["expected"]) for r in rows)
     print(f"  the expected word is in the top 5 for {named} of {len(rows)} sentences")

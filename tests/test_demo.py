@@ -118,3 +118,34 @@ def test_fill_mask_ids_are_the_sentence_ids_with_the_slot_masked(tiny_spm):
             expected = ids[:slot] + [tokenization.MASK_ID] + ids[slot + 1 :]
             assert demo_recipe.fill_mask_ids(tok, sentence, tokenization.MASK_ID) == expected, (
                 word, sentence)  # fmt: skip
+
+
+def test_every_flag_the_demo_passes_is_defined_by_its_stage(tmp_path, monkeypatch):
+    """A flag renamed or dropped in a stage's module fails here, not minutes into `make demo`."""
+    import subprocess
+
+    commands = _stage_commands(tmp_path, monkeypatch)
+    assert set(commands) >= {"vocabulary", "tfrecords", "pretraining", "export"}
+    for name, (_, _, command) in commands.items():
+        module = command[command.index("-m") + 1]
+        listing = subprocess.run(
+            [sys.executable, "-c", "import importlib, sys; from absl import flags; "
+             f"importlib.import_module({module!r}); print(' '.join(flags.FLAGS))"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        for flag in _flags(command):
+            assert flag in listing or (flag[:2] == "no" and flag[2:] in listing), (name, flag)
+
+
+def test_the_expected_rank_counts_the_pieces_scored_above_the_expected_word(tiny_spm):
+    import numpy as np
+
+    tok = tokenization.Tokenizer(tiny_spm)
+    pieces = [tok.id_to_piece(i) for i in range(tok.sp.get_piece_size())]
+    word = next(p[1:] for p in pieces if p.startswith("\u2581") and len(p) > 3 and p[1:].isalpha())
+    logits = np.linspace(-1.0, 1.0, len(pieces))  # the last id scores highest
+    rank = demo_recipe.expected_rank(logits, tok, word)
+    assert rank == len(pieces) - pieces.index("\u2581" + word)
+    logits[pieces.index("\u2581" + word)] = 5.0
+    assert demo_recipe.expected_rank(logits, tok, word) == 1
+    assert demo_recipe.expected_rank(logits, tok, "xqzvwk") is None  # not one piece
