@@ -10,6 +10,7 @@ requests inside, and forwards them in plain HTTP to fake-gcs-server (PyPI
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import http.client
 import ipaddress
@@ -32,6 +33,24 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _listening_port(pid: int) -> int | None:
+    """The TCP port that process `pid` listens on (from /proc, Linux); None while it does not."""
+    sockets = set()
+    try:
+        fds, table = os.listdir(f"/proc/{pid}/fd"), pathlib.Path("/proc/net/tcp").read_text()
+    except OSError:
+        return None
+    for fd in fds:
+        # one closed since the listing (the listing's own descriptor, for one) is skipped
+        with contextlib.suppress(OSError):
+            sockets.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    for row in table.splitlines()[1:]:
+        fields = row.split()  # sl, local address:port (hex), remote, state (0A: listen), ..., inode
+        if fields[3] == "0A" and f"socket:[{fields[9]}]" in sockets:
+            return int(fields[1].rsplit(":", 1)[1], 16)
+    return None
 
 
 def _write_certificates(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path, pathlib.Path]:
@@ -188,7 +207,10 @@ class GCSEmulator:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         ca, leaf, key = _write_certificates(self.folder)
-        self.gcs_port = _free_port()
+        # On Linux the server picks its own port (port 0) and /proc tells which: a port found
+        # free and then released could be taken by another test process before the server binds.
+        on_proc = os.path.isdir("/proc/self/fd")
+        self.gcs_port = 0 if on_proc else _free_port()
         binary = _server._get_binary_path()
         self.process = subprocess.Popen(
             [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.gcs_port), "-backend", "memory",
@@ -199,10 +221,13 @@ class GCSEmulator:
         deadline = time.time() + 30
         while True:
             try:
+                if on_proc:
+                    self.gcs_port = _listening_port(self.process.pid) or 0
                 with socket.create_connection(("127.0.0.1", self.gcs_port), timeout=1):
                     break
             except OSError:
                 if time.time() > deadline or self.process.poll() is not None:
+                    self.process.kill()
                     raise RuntimeError(
                         f"fake-gcs-server did not start; see {self.folder}/fake-gcs-server.log"
                     ) from None

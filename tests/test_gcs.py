@@ -3,6 +3,7 @@
 a folder is replaced whole there (export_saved_model --overwrite)."""
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -24,6 +25,26 @@ def gcs(tmp_path_factory):
     with GCSEmulator(tmp_path_factory.mktemp("gcs")) as emulator:
         emulator.create_bucket(BUCKET)
         yield emulator
+
+
+def test_two_emulators_started_together_each_serve_their_own_port(tmp_path):
+    """Each emulator's server picks its own port (no port found free, released and then raced
+    for by another test process) and answers there with its own buckets."""
+    import socket
+
+    from tests.gcs_emulator import GCSEmulator, _listening_port
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        assert _listening_port(os.getpid()) != listener.getsockname()[1]  # bound, not listening
+        listener.listen()
+        assert _listening_port(os.getpid()) == listener.getsockname()[1]
+    with GCSEmulator(tmp_path / "a") as a, GCSEmulator(tmp_path / "b") as b:
+        assert a.gcs_port != b.gcs_port
+        assert _listening_port(a.process.pid) == a.gcs_port
+        a.create_bucket("only-in-a")
+        names = lambda e: {x["name"] for x in e._api("GET", "/storage/v1/b").get("items", [])}  # noqa: E731
+        assert "only-in-a" in names(a) and "only-in-a" not in names(b)
 
 
 def _run(cmd, gcs, timeout=600):
