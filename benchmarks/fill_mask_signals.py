@@ -47,8 +47,8 @@ def probes(tokenizer, context: int) -> list[Probe]:
 
     out = []
     for sentence, word in recipe.FILL_MASK:
-        expected = tokenizer.sp.piece_to_id("\u2581" + word)
-        if tokenizer.id_to_piece(expected) != "\u2581" + word:
+        expected = recipe.expected_piece_id(tokenizer, word)
+        if expected is None:
             raise ValueError(f"{word!r} is not one piece of {tokenizer.spm_model_file}")
         ids = recipe.fill_mask_ids(tokenizer, sentence, MASK_ID)
         slot = ids.index(MASK_ID)

@@ -36,13 +36,17 @@ def names_expected(pieces: list[str], expected: str) -> bool:
     return any(p.lstrip("\u2581") == expected for p in pieces)
 
 
+def expected_piece_id(tokenizer, expected: str) -> int | None:
+    """The id of the expected word as one whole-word piece (`▁word`); None when there is none."""
+    piece_id = tokenizer.sp.piece_to_id("\u2581" + expected)
+    return piece_id if tokenizer.id_to_piece(piece_id) == "\u2581" + expected else None
+
+
 def expected_rank(logits, tokenizer, expected: str) -> int | None:
     """The rank (1 = top) of the expected word's piece `▁word` among all pieces' logits; None
     when the vocabulary has no such piece. It shows progress before the word reaches the top 5."""
-    piece_id = tokenizer.sp.piece_to_id("\u2581" + expected)
-    if tokenizer.id_to_piece(piece_id) != "\u2581" + expected:
-        return None
-    return 1 + int((logits > logits[piece_id]).sum())
+    piece_id = expected_piece_id(tokenizer, expected)
+    return None if piece_id is None else 1 + int((logits > logits[piece_id]).sum())
 
 
 def fill_mask_ids(tokenizer, sentence: str, mask_id: int) -> list[int]:
