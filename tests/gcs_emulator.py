@@ -35,13 +35,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _listening_port(pid: int) -> int | None:
-    """The TCP port that process `pid` listens on (from /proc, Linux); None while it does not."""
-    sockets = set()
+def _listening_ports(pid: int) -> set[int]:
+    """The TCP ports that process `pid` listens on (from /proc, Linux)."""
+    sockets, ports = set(), set()
     try:
         fds, table = os.listdir(f"/proc/{pid}/fd"), pathlib.Path("/proc/net/tcp").read_text()
     except OSError:
-        return None
+        return ports
     for fd in fds:
         # one closed since the listing (the listing's own descriptor, for one) is skipped
         with contextlib.suppress(OSError):
@@ -49,8 +49,8 @@ def _listening_port(pid: int) -> int | None:
     for row in table.splitlines()[1:]:
         fields = row.split()  # sl, local address:port (hex), remote, state (0A: listen), ..., inode
         if fields[3] == "0A" and f"socket:[{fields[9]}]" in sockets:
-            return int(fields[1].rsplit(":", 1)[1], 16)
-    return None
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def _write_certificates(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path, pathlib.Path]:
@@ -222,7 +222,8 @@ class GCSEmulator:
         while True:
             try:
                 if on_proc:
-                    self.gcs_port = _listening_port(self.process.pid) or 0
+                    # fake-gcs-server with -scheme http listens on one port; 0 until it does
+                    self.gcs_port = next(iter(_listening_ports(self.process.pid)), 0)
                 with socket.create_connection(("127.0.0.1", self.gcs_port), timeout=1):
                     break
             except OSError:
