@@ -352,14 +352,19 @@ class DevEvaluation(keras.callbacks.Callback):
             self.dev, lambda rows: self.task.predict(rows, self.config.eval_batch_size)
         ).scores
         entry["dev"] = scores["main_score"]
-        logging.info("step %d/%d: loss %.4f, dev %s %.4f", self.steps, self.rounds * self.per_round,
+        logging.info("step %d/%d: loss %.4f, dev %s %s", self.steps, self.rounds * self.per_round,
                      entry["loss"], scores["main_key"], entry["dev"])  # fmt: skip
-        if not self.best or scores["main_score"] > self.best["main_score"]:
+        # An undefined dev score (None: STS on constant predictions) is worse than any number.
+        if not self.best or _better(scores["main_score"], self.best["main_score"]):
             self.best = {
                 "step": self.steps,
                 **{k: v for k, v in scores.items() if not isinstance(v, dict)},
             }
             self.task.model.save_weights(self.weights_path)
+
+
+def _better(score: float | None, best: float | None) -> bool:
+    return score is not None and (best is None or score > best)
 
 
 def run_cross_validation(
@@ -384,8 +389,14 @@ def run_cross_validation(
         )
     summary = metrics.fold_summary({k: r["test"] for k, r in per_fold.items()})
     main_key = datasets.get(config.dataset).main_key
-    logging.info("%s, %d folds: %s %.4f ± %.4f", config.dataset, summary["num_folds"], main_key,
-                 summary["mean"][main_key], summary["sd"][main_key] or 0.0)  # fmt: skip
+    logging.info(
+        "%s, %d folds: %s %s ± %s",
+        config.dataset,
+        summary["num_folds"],
+        main_key,
+        summary["mean"].get(main_key),
+        summary["sd"].get(main_key),
+    )
     result = {
         "dataset": config.dataset, "task": datasets.get(config.dataset).task, "main_key": main_key,
         "cross_validation": summary, "fold_dirs": {str(k): fold.output_dir for k, fold, _ in folds},

@@ -24,6 +24,7 @@ def _write_run(out, dataset, seed, scores, split="test"):
         "metric": spec.metric,
         "main_key": spec.main_key,
         "main_score": scores[spec.main_key],
+        "convention": spec.convention.name,
         **scores,
         "run": {
             "seed": seed,
@@ -68,11 +69,18 @@ def test_report_rows_aggregates_and_files(output_dir):
     assert ncbi["sd"] == pytest.approx(np.std([80.0, 84.0, 82.0], ddof=1))
     assert ncbi["secondary"]["token_f1"] == pytest.approx(87.0)
     assert ncbi["references"] == {"BioBERT": {"score": 89.0, "source": "x2020", "year": 2020}}
-    assert rep["task_averages"] == pytest.approx({"ner": 82.0, "re": 70.0, "sts": 90.0, "qa": 40.0})
-    assert rep["blurb_style_score"] == pytest.approx((82 + 70 + 90 + 40) / 4)
+    assert rep["task_averages"] == pytest.approx({"ner": 82.0, "re": 70.0, "sts": 90.0, "qa": 50.0})
+    assert rep["blurb_style_score"] == pytest.approx((82 + 70 + 90 + 50) / 4)
     md = (output_dir / "report.md").read_text()
     assert "| Named entity recognition | NCBI-disease | entity-level F1" in md
-    assert "| 82.00 ± 2.00 | 3 | 89.00 | – | – | token_f1 87.00 |" in md
+    # Only the published models with a score get a column; each row names its convention.
+    assert "| Ours | n | BioBERT | Also |" in md and "PubMedBERT" not in md
+    assert (
+        "| conlleval (BioBERT) | higher is better | 82.00 ± 2.00 | 3 | 89.00 | token_f1 87.00 |"
+        in md
+    )
+    assert "| BioASQ 6b | lenient accuracy" in md and "strict_accuracy 30.00, mrr 40.00" in md
+    assert "| BIOSSES | BLUE | BLUE / BLURB: Pearson correlation" in md
     assert "- x2020: Someone et al. 2020" in md
     assert f"{1:064x}"[:16] in md and "2.21.0" in md
     assert json.loads((output_dir / "report.json").read_text())["rows"] == rep["rows"]
@@ -103,3 +111,42 @@ def test_reference_scores_file_is_well_formed():
             assert model in report.REFERENCE_MODELS, model
             assert 0 < entry["score"] <= 100
             assert entry["source"] in refs["sources"] and isinstance(entry["year"], int)
+
+
+def test_undefined_scores_and_conventions_are_kept_apart(tmp_path):
+    """An undefined STS score (null) makes its row 'undefined', not 0; ChemProt runs scored on
+    SciBERT's files (all-class micro F1) are a row of their own, never averaged with BLURB's nor
+    compared with published numbers of another convention."""
+    out = tmp_path / "bench"
+    _write_run(out, "biosses", 1, {"pearson": None, "spearman": None})
+    _write_run(out, "chemprot", 1, {"micro_f1": 0.6})
+    _write_run(
+        out,
+        "chemprot",
+        2,
+        {"micro_f1": 0.9, "convention": "SciBERT", "metric": "micro F1 over all classes"},
+    )
+    refs = tmp_path / "refs.json"
+    refs.write_text(
+        json.dumps(
+            {
+                "sources": {"s": "S"},
+                "scores": {"chemprot": {"BioBERT": {"score": 76.0, "source": "s", "year": 2020}}},
+            }
+        )
+    )
+    rep = report.build_report(str(out), str(refs))
+    rows = {(r["dataset"], r["convention"]): r for r in rep["rows"]}
+    assert set(rows) == {("biosses", "BLUE"), ("chemprot", "BLURB"), ("chemprot", "SciBERT")}
+    assert rows[("biosses", "BLUE")]["mean"] is None
+    assert rows[("chemprot", "BLURB")]["mean"] == pytest.approx(60.0)
+    assert rows[("chemprot", "BLURB")]["references"]["BioBERT"]["score"] == 76.0
+    assert rows[("chemprot", "SciBERT")]["references"] == {}
+    assert rep["task_averages"] == pytest.approx({"re": 60.0})
+    md = (out / "report.md").read_text()
+    assert "| BLUE | higher is better | undefined | 1 |" in md
+    assert (
+        "| ChemProt | micro F1 over all classes | SciBERT | higher is better | 90.00 | 1 | – |"
+        in md
+    )
+    assert "NaN" not in (out / "report.json").read_text()

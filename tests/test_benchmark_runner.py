@@ -149,15 +149,20 @@ class FirstWordsReader(tf.Module):
         return {"answers": answers, "answer_probabilities": probs}
 
 
-def first_words_answers(pairs):
-    """The runner's merge, restated: best probability per lower-cased answer, ties by first
-    appearance, top 5."""
+def first_words_answers(pairs, rule="biobert"):
+    """The runner's merge, restated. biobert: probabilities of each lowercased answer summed over
+    the snippets, spelled as its most probable occurrence, ranked by the sum (ties: first in
+    probability order); max: best probability per stripped, lowercased answer (ties: first
+    seen); top 5 either way."""
     best = collections.defaultdict(dict)
+    pooled = collections.defaultdict(list)
     for p in pairs:
         words = (p.context.split(" ") + [""] * 5)[:5]
         weight = np.float32(1) + np.float32(len(p.context.encode())) / np.float32(1000)
         for k, w in enumerate(words):
             prob = float(np.float32(5 - k) / weight)
+            if w:
+                pooled[p.question_id].append((prob, w))
             key = w.strip().lower()
             if not key:
                 continue
@@ -166,10 +171,23 @@ def first_words_answers(pairs):
                 seen[key] = (prob, len(seen), w.strip())
             elif prob > seen[key][0]:
                 seen[key] = (prob, seen[key][1], w.strip())
-    return {
-        qid: [t for _, _, t in sorted(d.values(), key=lambda v: (-v[0], v[1]))[:5]]
-        for qid, d in best.items()
-    }
+    if rule == "max":
+        return {
+            qid: [t for _, _, t in sorted(d.values(), key=lambda v: (-v[0], v[1]))[:5]]
+            for qid, d in best.items()
+        }
+    out = {}
+    for qid, items in pooled.items():
+        sums, spelling, first = collections.Counter(), {}, {}
+        for rank, (prob, w) in enumerate(sorted(items, key=lambda x: -x[0])):
+            if len(w) > 100:
+                continue
+            sums[w.lower()] += prob
+            spelling.setdefault(w.lower(), w)
+            first.setdefault(w.lower(), rank)
+        ranked = sorted(sums, key=lambda key: (-sums[key], first[key]))
+        out[qid] = [spelling[key] for key in ranked[:5]]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -275,8 +293,27 @@ def test_all_bioasq_batches_are_fast_and_merged_right(models, tmp_path):
         )
         for key in ("strict_accuracy", "lenient_accuracy", "mrr"):
             assert result[key] == expected[key]
-        assert result["main_key"] == "mrr"
+        assert (
+            result["main_key"] == "lenient_accuracy" and result["convention"] == "official BioASQ"
+        )
+        assert result["answer_merge"] == "biobert" and result["run"]["answer_merge"] == "biobert"
         assert result["per_batch"] == expected["per_batch"]
+    # The max rule, asked for by name, merges as it says; the two rules differ on these files.
+    result = runner.run(
+        runner.RunConfig(
+            paths["qa"],
+            "bioasq6b",
+            str(QA),
+            str(tmp_path / "max"),
+            batch_size=64,
+            answer_merge="max",
+        )
+    )
+    batches = formats.bioasq_batches(str(QA), "6b")
+    pairs = [p for _, test, _ in batches for p in formats.read_squad(test)]
+    written = predictions.read_bioasq(_written(result))
+    assert written == first_words_answers(pairs, "max") != first_words_answers(pairs)
+    assert result["answer_merge"] == "max"
 
 
 def _subset(src, dst, rows, header=False):
@@ -400,9 +437,9 @@ def test_tiny_ner_and_bioasq_files_without_shared_data(models, tmp_path):
         (qa_dir / f"BioASQ-test-factoid-4b-{n}.json").write_text(json.dumps(squad))
         (qa_dir / f"4B{n}_golden.json").write_text(json.dumps(golden))
     result = runner.run(runner.RunConfig(paths["qa"], "bioasq4b", str(qa_dir), str(tmp_path)))
-    # Probabilities (5 - rank) / (1 + bytes / 1000): "Zika" (snippet 1, rank 0, 28 bytes) beats
-    # "Flaviviridae" (snippet 2, rank 0, 29 bytes); "zika" merges into "Zika", "Flaviviridae"
-    # keeps its better snippet-2 probability.
+    # Probabilities (5 - rank) / (1 + bytes / 1000), summed per lowercased answer: "Zika"
+    # (ranks 0 and 1: 4.86 + 3.89) beats "Flaviviridae" (ranks 3 and 0: 1.95 + 4.86), spelled as
+    # its more probable, snippet-2 occurrence; then belongs, to, is (3.89, 2.92, 2.92).
     written = predictions.read_bioasq(_written(result))
     assert written == {"q1": ["Zika", "Flaviviridae", "belongs", "to", "is"]}
     assert (result["strict_accuracy"], result["lenient_accuracy"], result["mrr"]) == (0.0, 1.0, 0.5)
@@ -552,3 +589,53 @@ def test_the_evaluation_core_imports_nothing_downstream():
     assert "bioalbert_tf.evaluation.scoring" in _modules_loaded_by(
         "import bioalbert_tf.benchmark.runner", (), ("bioalbert_tf.evaluation",)
     )
+
+
+def test_a_model_is_scored_on_the_dataset_it_was_trained_for(models, tmp_path):
+    """assets/task.json names the dataset: a GAD model on EU-ADR (same task and labels) only
+    with --allow_other_dataset; on ChemProt (other labels) never; nothing written when refused."""
+    import shutil
+
+    paths, _ = models
+    _need(SHARED_DATA / "re" / "GAD" / "test.tsv")
+    model = tmp_path / "gad_model"
+    shutil.copytree(paths["gad"], model)
+    (model / "assets").mkdir(exist_ok=True)
+    (model / "assets" / "task.json").write_text(
+        json.dumps({"dataset": "gad", "task": "re", "labels": ["0", "1"]})
+    )
+    data = str(SHARED_DATA / "re" / "GAD")  # EU-ADR's files have GAD's format
+    out = tmp_path / "out"
+    euadr = runner.RunConfig(str(model), "euadr", data, str(out))
+    with pytest.raises(
+        ValueError,
+        match=r"fine-tuned on gad \(.*task\.json\), not euadr; pass "
+        r"--allow_other_dataset",
+    ):
+        runner.run_suite([euadr], progress=False)
+    with pytest.raises(ValueError, match=r"cannot be scored on chemprot \(re, labels \['CPR:3'"):
+        runner.run(dataclasses.replace(euadr, dataset="chemprot", allow_other_dataset=True))
+    assert not out.exists()
+    assert runner.run(dataclasses.replace(euadr, dataset="gad"))["main_score"] > 0
+    cmd = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.benchmark",
+        f"--saved_model={model}",
+        "--dataset=euadr",
+        f"--data_dir={data}",
+        f"--output_dir={out}",
+        "--noreport",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert (
+        proc.returncode == 1
+        and "error: " in proc.stderr
+        and "euadr" not in {p.name for p in out.iterdir()}
+    ), proc.stderr[-2000:]
+    proc = subprocess.run(
+        cmd + ["--allow_other_dataset"], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    written = json.loads((out / "euadr" / "metrics.json").read_text())
+    assert written["dataset"] == "euadr" and written["convention"] == "BioBERT re_eval (binary)"

@@ -269,3 +269,98 @@ def test_cli_writes_metrics_and_reports_errors(tmp_path, ncbi):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 1
     assert f"error: {pred_path}:1: expected 'word<TAB>tag'" in proc.stderr
+
+
+def _bioasq_answers(*goldens):
+    return {q: [s[0]] for g in goldens for q, s in formats.read_bioasq_golden(str(g)).items()}
+
+
+def test_bioasq_wrong_files_are_refused_not_scored(tmp_path):
+    folder = SHARED_DATA / "qa" / "BioASQ"
+    _need(folder / "6B1_golden.json")
+    b1, b2 = folder / "6B1_golden.json", folder / "6B2_golden.json"
+    pred = tmp_path / "predictions.json"
+
+    def score(answers, gold=b2, dataset="bioasq6b"):
+        pred.write_text(json.dumps(answers))
+        return scoring.score_files(dataset, str(gold), str(pred))
+
+    assert score(_bioasq_answers(b2))["main_score"] == 1.0
+    with pytest.raises(FormatError, match=r"answers for every factoid question of .*6B2_golden"):
+        score(_bioasq_answers(b1))  # another batch's predictions
+    dropped = _bioasq_answers(b2)
+    for qid in list(dropped)[:3]:
+        del dropped[qid]
+    with pytest.raises(FormatError, match=r"\(3 of \d+ missing, e\.g\. .*write \[\] for a"):
+        score(dropped)
+    with pytest.raises(FormatError, match=r"expected only question ids of .*; got 'nope'"):
+        score({**_bioasq_answers(b2), "nope": ["x"]})
+    with pytest.raises(ValueError, match=r"6B2_golden\.json is a golden file of BioASQ 6b, not "):
+        score(_bioasq_answers(b2), dataset="bioasq4b")
+    # A question without answers is an explicit empty list, scored 0.
+    explicit = {**_bioasq_answers(b2), next(iter(_bioasq_answers(b2))): []}
+    got = score(explicit)
+    assert got["lenient_accuracy"] == pytest.approx(1 - 1 / got["num_questions"])
+    with pytest.raises(FormatError, match=r"at most 5 answers for question"):
+        score({q: ["a"] * 6 for q in _bioasq_answers(b2)})
+
+
+def test_merge_rules_by_hand():
+    """BioBERT's transform_nbset2bioasqform.py, restated: answers of all snippets sorted by
+    probability; '' and answers over 100 characters dropped; text.lower() equal answers summed,
+    spelled as their most probable occurrence; ranked by the sum; top 5."""
+    long = "x" * 101
+    # Probabilities are sums of powers of 2, so every sum below is exact.
+    snippets = [
+        [("Flaviviridae", 0.5), ("virus", 0.25), ("", 0.875), (long, 0.9375)],
+        [("flaviviridae", 0.125), ("VIRUS", 0.375), (" virus", 0.3125)],
+        [("dengue", 0.5625), ("a", 0.0625), ("b", 0.03125), ("c", 0.015625), ("d", 0.0078125)],
+    ]
+    texts = [[t for t, _ in s] for s in snippets]
+    probs = [[p for _, p in s] for s in snippets]
+    # flaviviridae 0.5 + 0.125 and virus 0.375 + 0.25 tie at 0.625: Flaviviridae comes first in
+    # the probability order (0.5 > 0.375), and VIRUS is spelled as its most probable occurrence;
+    # then dengue 0.5625, ' virus' 0.3125 (not stripped: another answer), a 0.0625.
+    merged = predictions.merge_answers(texts, probs)
+    assert merged == ["Flaviviridae", "VIRUS", "dengue", " virus", "a"]
+    # The max rule: best probability per stripped, lowercased answer; '' dropped, long kept.
+    assert predictions.merge_answers(texts, probs, rule="max") == [
+        long,
+        "dengue",
+        "Flaviviridae",
+        "VIRUS",
+        "a",
+    ]
+    with pytest.raises(ValueError, match="unknown answer merge rule 'sum'"):
+        predictions.merge_answers(texts, probs, rule="sum")
+
+
+def test_sts_non_finite_predictions_are_refused_and_constant_ones_undefined(tmp_path):
+    gold_path = _need(SHARED_DATA / "sts" / "BIOSSES" / "test.tsv")
+    gold = formats.read_sts(gold_path)
+    pred = tmp_path / "pred.tsv"
+    for bad in ("nan", "inf", "-Infinity"):
+        rows = [f"{ex.id}\t{bad if k == 3 else 2.0 + k / 10}" for k, ex in enumerate(gold)]
+        pred.write_text("\n".join(rows) + "\n")
+        with pytest.raises(
+            FormatError, match=rf"pred\.tsv:4: expected a finite number; got '{bad}'"
+        ):
+            scoring.score_files("biosses", gold_path, str(pred))
+    pred.write_text("".join(f"{ex.id}\t2.0\n" for ex in gold))
+    out = tmp_path / "metrics.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.benchmark.score",
+        "--dataset=biosses",
+        f"--gold={gold_path}",
+        f"--predictions={pred}",
+        f"--output={out}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Pearson and Spearman are undefined (the predictions are constant)" in proc.stderr
+    text = out.read_text()
+    assert "NaN" not in text
+    result = json.loads(text)
+    assert result["main_score"] is None and result["pearson"] is None

@@ -229,6 +229,13 @@ def test_hoc_groups_sentences_into_abstracts_by_hand():
     assert m["micro_f1"] == pytest.approx(0.4)
     assert [m["per_label"][k]["f1"] for k in "012"] == [0.0, 1.0, 0.0]
     assert m["macro_f1"] == pytest.approx(1 / 3)
+    # BLUE's example-based F1: 111 has P = R = 1/2; 222 (no gold label, one predicted) P 0, R 1.
+    assert (m["example_precision"], m["example_recall"]) == pytest.approx((1 / 4, 3 / 4))
+    assert m["example_f1"] == pytest.approx(2 * (1 / 4) * (3 / 4) / (1 / 4 + 3 / 4))
+    assert m["num_abstracts_without_labels"] == 1
+    # An abstract without labels and without predictions is right: P = R = 1.
+    empty = metrics.hoc_scores(["9_s0"], ["0_0,1_0"], ["0_0,1_0"])
+    assert (empty["example_f1"], empty["micro_f1"], empty["macro_f1"]) == (1.0, 0.0, 0.0)
 
 
 def test_hoc_on_real_test_file_matches_sklearn_micro_on_abstract_matrices():
@@ -252,6 +259,22 @@ def test_hoc_on_real_test_file_matches_sklearn_micro_on_abstract_matrices():
     assert m["micro_f1"] == pytest.approx(f1_score(g_mat, p_mat, average="micro"))
     per = f1_score(g_mat, p_mat, average=None, zero_division=0)
     assert [m["per_label"][str(j)]["f1"] for j in range(10)] == pytest.approx(list(per))
+    assert m["macro_f1"] == pytest.approx(f1_score(g_mat, p_mat, average="macro", zero_division=0))
+    # BLUE's example-based scores: sklearn's per-sample averages where the gold has labels (an
+    # empty prediction has precision 0 there, as in BLUE); where it has none, recall 1 and
+    # precision 1 only if nothing is predicted.
+    from sklearn.metrics import precision_score, recall_score
+
+    has = g_mat.sum(axis=1) > 0
+    n, n_has = len(docs), int(has.sum())
+    assert 0 < n_has < n  # the test file has abstracts without a label
+    p_sum = n_has * precision_score(g_mat[has], p_mat[has], average="samples", zero_division=0)
+    p_sum += int((p_mat[~has].sum(axis=1) == 0).sum())
+    r_sum = n_has * recall_score(g_mat[has], p_mat[has], average="samples") + (n - n_has)
+    assert m["example_precision"] == pytest.approx(p_sum / n)
+    assert m["example_recall"] == pytest.approx(r_sum / n)
+    ep, er = p_sum / n, r_sum / n
+    assert m["example_f1"] == pytest.approx(2 * ep * er / (ep + er))
 
 
 def test_hoc_label_strings():
@@ -282,33 +305,65 @@ def test_sts_matches_scipy_on_biosses():
     m = metrics.sts_scores(gold, pred)
     assert m["pearson"] == pytest.approx(stats.pearsonr(gold, pred)[0])
     assert m["spearman"] == pytest.approx(stats.spearmanr(gold, pred)[0])
-    assert metrics.sts_scores(gold, [1.0] * 20)["pearson"] == 0.0  # constant: no correlation
+    assert metrics.sts_scores(gold, [1.0] * 20)["pearson"] is None  # constant: undefined
 
 
 def test_bioasq_factoid_by_hand():
+    """The official evaluator's semantics: Java toLowerCase on both sides, String.equals, no
+    stripping; strict = first answer, lenient = any, MRR = 1 / first matching rank."""
     golden = {
         "q1": ["Flaviviridae"],
         "q2": metrics.golden_synonyms([["neural crest cells"], ["NCC"]]),
         "q3": ["Early"],
         "q4": ["x"],
+        "q5": [" fewer than 100"],  # padded as in 4B4's 57090c33cf1c325851000013
     }
     preds = {
-        "q1": [" flaviviridae ", "b"],  # rank 1 (case and spaces ignored)
+        "q1": ["FLAVIVIRIDAE", "b"],  # rank 1: case is ignored
         "q2": ["a", "b", "ncc", "d", "e"],  # rank 3
-        "q3": ["late", "b", "c", "d", "e", "EARLY"],  # rank 6: outside the top 5
-        "qX": ["not asked"],  # q4 unanswered
+        "q3": [" early", "Early "],  # padding is not: no match
+        "q4": [],  # no answer
+        "q5": ["fewer than 100", " Fewer than 100"],  # only the padded spelling matches: rank 2
     }
     m = metrics.bioasq_factoid_scores(golden, preds)
-    assert m["strict_accuracy"] == pytest.approx(1 / 4)
-    assert m["lenient_accuracy"] == pytest.approx(2 / 4)
-    assert m["mrr"] == pytest.approx((1 + 1 / 3) / 4)
-    assert (m["num_questions"], m["num_answered"], m["num_predictions_not_in_golden"]) == (4, 3, 1)
+    assert m["strict_accuracy"] == pytest.approx(1 / 5)
+    assert m["lenient_accuracy"] == pytest.approx(3 / 5)
+    assert m["mrr"] == pytest.approx((1 + 1 / 3 + 1 / 2) / 5)
+    assert (m["num_questions"], m["num_answered"]) == (5, 4)
+    with pytest.raises(ValueError, match="question q3: 6 answers; at most 5"):
+        metrics.bioasq_factoid_scores(golden, {**preds, "q3": ["a"] * 5 + ["Early"]})
     year = metrics.bioasq_year_scores(
         {"b1": m, "b2": metrics.bioasq_factoid_scores({"q": ["a"]}, {"q": ["A"]})}
     )
-    assert year["strict_accuracy"] == pytest.approx((1 / 4 + 1) / 2)
-    assert year["mrr"] == pytest.approx(((1 + 1 / 3) / 4 + 1) / 2)
-    assert year["num_questions"] == 5 and set(year["per_batch"]) == {"b1", "b2"}
+    assert year["strict_accuracy"] == pytest.approx((1 / 5 + 1) / 2)
+    assert year["lenient_accuracy"] == pytest.approx((3 / 5 + 1) / 2)
+    assert year["mrr"] == pytest.approx(((1 + 1 / 3 + 1 / 2) / 5 + 1) / 2)
+    assert year["num_questions"] == 6 and set(year["per_batch"]) == {"b1", "b2"}
+
+
+def test_bioasq_padded_golden_answers_behave_as_in_the_official_evaluator():
+    """The three padded synonyms of the published golden files: an unpadded correct answer does
+    not match them, and an empty answer does not match the blank one (its lowercase is '')."""
+    cases = [
+        ("4B4", "57090c33cf1c325851000013", " fewer than 100", "fewer than 100"),
+        ("4B5", "571e4523bb137a4b0c00000c", " ", ""),
+        (
+            "6B5",
+            "5abc9ecffcf4565872000021",
+            "Near mitochondrial G-rich sequences ",
+            "near mitochondrial g-rich sequences",
+        ),
+    ]
+    for batch, qid, padded, unpadded in cases:
+        golden = formats.read_bioasq_golden(
+            _need(SHARED_DATA / "qa" / "BioASQ" / f"{batch}_golden.json")
+        )
+        assert golden[qid] == [padded]
+        one = {qid: golden[qid]}
+        hit = metrics.bioasq_factoid_scores(one, {qid: [padded.upper()]})
+        assert hit["strict_accuracy"] == hit["lenient_accuracy"] == 1.0
+        miss = metrics.bioasq_factoid_scores(one, {qid: [unpadded]})
+        assert miss["lenient_accuracy"] == miss["mrr"] == 0.0, batch
 
 
 def test_golden_synonyms_and_real_golden_file():

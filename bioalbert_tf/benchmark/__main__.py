@@ -6,7 +6,8 @@ r"""Runs SavedModels on benchmark datasets, scores them and writes the report.
   python -m bioalbert_tf.benchmark --suite=suite.json --output_dir=<dir>
 
 A suite file is a JSON list of {"dataset", "saved_model", "data_dir", "seed"} runs (optional
-"split", "batch_size"); several seeds of one dataset give mean ± sd in the report.
+"split", "batch_size", "answer_merge", "allow_other_dataset"); several seeds of one dataset give
+mean ± sd in the report. Every entry is checked before the first runs.
 A run folder (<output_dir>/<dataset>[/seed_<seed>]) holding another run's metrics.json is left
 alone unless --overwrite.
 """
@@ -18,7 +19,7 @@ import sys
 from absl import app, flags
 
 from bioalbert_tf.benchmark import report, runner
-from bioalbert_tf.evaluation import datasets, formats
+from bioalbert_tf.evaluation import datasets, formats, predictions
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -38,11 +39,27 @@ flags.DEFINE_string(
 )
 flags.DEFINE_bool("report", True, "Write report.md / report.json / charts into --output_dir.")
 flags.DEFINE_string("references", str(report.DEFAULT_REFERENCES), "Published scores (JSON).")
+flags.DEFINE_enum(
+    "answer_merge",
+    predictions.MERGE_BIOBERT,
+    list(predictions.MERGE_RULES),
+    "BioASQ: how a question's answers are merged over its snippets: biobert (BioBERT's rule, "
+    "probabilities of the same answer summed; the paper's numbers) or max (best probability).",
+)
+flags.DEFINE_bool(
+    "allow_other_dataset",
+    False,
+    "Score a SavedModel whose assets/task.json names another dataset of the same task and labels.",
+)
 flags.DEFINE_bool(
     "overwrite",
     False,
     "Replace another run's results (other SavedModel, data, split or batch size) in a run folder.",
 )
+
+
+def _score(value: float | None) -> str:
+    return "undef" if value is None else f"{100 * value:.2f}"
 
 
 def main(argv):
@@ -54,7 +71,12 @@ def main(argv):
             configs = runner.read_suite(
                 FLAGS.suite,
                 FLAGS.output_dir,
-                {"split": FLAGS.split, "batch_size": FLAGS.batch_size},
+                {
+                    "split": FLAGS.split,
+                    "batch_size": FLAGS.batch_size,
+                    "answer_merge": FLAGS.answer_merge,
+                    "allow_other_dataset": FLAGS.allow_other_dataset,
+                },
             )
         else:
             if not (FLAGS.saved_model and FLAGS.dataset and FLAGS.data_dir):
@@ -68,6 +90,8 @@ def main(argv):
                     split=FLAGS.split,
                     batch_size=FLAGS.batch_size,
                     seed=FLAGS.seed,
+                    answer_merge=FLAGS.answer_merge,
+                    allow_other_dataset=FLAGS.allow_other_dataset,
                 )
             ]
         results = runner.run_suite(configs, overwrite=FLAGS.overwrite)
@@ -84,7 +108,7 @@ def main(argv):
         run = r["run"]
         print(
             f"{r['dataset']:<16} {str(run['seed']):>4} {str(run.get('fold')):>4} {r['main_key']:<18} "
-            f"{100 * r['main_score']:>8.2f} {run['num_examples']:>9} "
+            f"{_score(r['main_score']):>8} {run['num_examples']:>9} "
             f"{run['examples_per_second'] or 0:>9.1f} {run['predict_seconds']:>8.2f}"
         )
     if FLAGS.report:

@@ -3,11 +3,13 @@ r"""Benchmark report: `<output_dir>/report.md`, `report.json` and a bar chart pe
   python -m bioalbert_tf.benchmark.report --output_dir=<runner output> \
       [--references=configs/reference_scores.json]
 
-Reads every `metrics.json` the runner wrote under output_dir. One row per dataset: our score
-(mean ± sd over seeds or cross-validation folds when there are several), the metric, which direction is better, and the
-published scores of BioBERT / PubMedBERT / BioALBERT from the references file. Scores are x100,
-as the papers print them. Run metadata: SavedModel hashes, data file hashes, seeds, dates,
-TensorFlow and Python versions.
+Reads every `metrics.json` the runner wrote under output_dir. One row per dataset, split and
+convention: our score (mean ± sd over seeds or cross-validation folds when there are several;
+"undefined" where a run's metric is), the metric, the convention that computed it, which
+direction is better, and the published scores of the references file (a column for each model
+with at least one score; none beside a row of another convention). Scores are x100, as the
+papers print them. Run metadata: SavedModel hashes, data file hashes, seeds, dates, TensorFlow
+and Python versions.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ REFERENCE_MODELS = ("BioBERT", "PubMedBERT", "BioALBERT")
 # sometimes report as if it were entity-level).
 SECONDARY = {
     "ner": ("token_f1",),
-    "qa": ("strict_accuracy", "lenient_accuracy"),
+    "doc_classification": ("example_f1", "macro_f1"),
+    "qa": ("strict_accuracy", "mrr"),
     "sts": ("spearman",),
 }
 
@@ -59,10 +62,22 @@ def load_references(path: str | None) -> dict:
     return json.loads(formats.read_text(str(path))).get("scores", {})
 
 
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    # Sample sd (ddof=1) across seeds or folds; 0 for a single run.
+def _mean_sd(values: list[float | None]) -> tuple[float | None, float]:
+    # Sample sd (ddof=1) across seeds or folds; 0 for a single run. A run whose metric is
+    # undefined (None: STS on constant predictions) makes the mean undefined too.
+    if not values or any(v is None for v in values):
+        return None, 0.0
     mean, sd = metrics.mean_sd(values)
     return mean, sd or 0.0
+
+
+def _x100(value) -> float | None:
+    return None if value is None else 100.0 * value
+
+
+def convention_of(result: dict) -> str:
+    """The convention a metrics.json was scored with (the registry's for files without one)."""
+    return result.get("convention") or datasets.get(result["dataset"]).convention.name
 
 
 _RUN_KEYS = (
@@ -96,19 +111,21 @@ def _run_order(r: dict) -> tuple:
 
 
 def summarize(runs: list[dict], references: dict) -> dict:
-    """One row per (dataset, split): seeds and cross-validation folds of one split are averaged,
-    splits never mixed."""
-    groups: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
+    """One row per (dataset, split, convention): seeds and cross-validation folds of one split
+    are averaged; splits, and files scored by different conventions (ChemProt's BLURB and
+    SciBERT files), are never mixed."""
+    groups: dict[tuple[str, str, str], list[dict]] = collections.defaultdict(list)
     for r in sorted(runs, key=_run_order):
-        groups[(r["dataset"], r["run"].get("split", "test"))].append(r)
+        groups[(r["dataset"], r["run"].get("split", "test"), convention_of(r))].append(r)
     rows = []
-    for (name, split), group in groups.items():
+    for (name, split, convention), group in groups.items():
         spec = datasets.get(name)
-        scores = [100.0 * r["main_score"] for r in group]
+        # The registry's main metric, read from each run's full metrics.
+        scores = [_x100(r.get(spec.main_key, r["main_score"])) for r in group]
         mean, sd = _mean_sd(scores)
         secondary = {}
         for key in SECONDARY.get(spec.task, ()):
-            vals = [100.0 * r[key] for r in group if key in r]
+            vals = [_x100(r[key]) for r in group if key in r]
             if vals:
                 secondary[key] = _mean_sd(vals)[0]
         refs = {m: references[name][m] for m in REFERENCE_MODELS if m in references.get(name, {})}
@@ -118,8 +135,9 @@ def summarize(runs: list[dict], references: dict) -> dict:
                 "split": split,
                 "title": spec.title if split == "test" else f"{spec.title} ({split})",
                 "task": spec.task,
-                "metric": spec.metric,
+                "metric": group[0].get("metric", spec.metric),
                 "main_key": spec.main_key,
+                "convention": convention,
                 "direction": "higher is better" if spec.higher_is_better else "lower is better",
                 "scores": scores,
                 "seeds": [r["run"].get("seed") for r in group],
@@ -128,17 +146,26 @@ def summarize(runs: list[dict], references: dict) -> dict:
                 "sd": sd,
                 "n": len(scores),
                 "secondary": secondary,
-                # Published numbers are test-set numbers.
-                "references": refs if split == "test" else {},
+                # Published numbers are test-set numbers of the registry's convention.
+                "references": refs
+                if split == "test" and convention == spec.convention.name
+                else {},
+                "answer_merge": sorted({r["answer_merge"] for r in group if r.get("answer_merge")}),
             }
         )
     # Task averages and the BLURB-style score: test-split rows only.
-    means = {row["dataset"]: row["mean"] for row in rows if row["split"] == "test"}
+    means = {
+        row["dataset"]: row["mean"]
+        for row in rows
+        if row["split"] == "test"
+        and row["convention"] == datasets.get(row["dataset"]).convention.name
+    }
     return {
         "rows": rows,
         "task_averages": metrics.task_averages(means, datasets.dataset_tasks()),
-        "blurb_style_score": metrics.blurb_score(means, datasets.dataset_tasks())
-        if means
+        # None, not NaN, when no test row has a defined score.
+        "blurb_style_score": metrics.blurb_score(defined, datasets.dataset_tasks())
+        if (defined := {k: v for k, v in means.items() if v is not None})
         else None,
         "runs": [
             {"dataset": r["dataset"], "main_score": r["main_score"]}
@@ -151,35 +178,50 @@ def summarize(runs: list[dict], references: dict) -> dict:
 
 def _fmt(value: float | None, sd: float | None = None) -> str:
     if value is None:
-        return "–"
+        return "undefined"
     return f"{value:.2f} ± {sd:.2f}" if sd else f"{value:.2f}"
 
 
+def reference_columns(report: dict) -> list[str]:
+    """The published models that have a score in at least one row: empty columns are left out."""
+    return [m for m in REFERENCE_MODELS if any(m in row["references"] for row in report["rows"])]
+
+
 def render_markdown(report: dict) -> str:
+    models = reference_columns(report)
     lines = [
         "# Benchmark report",
         "",
-        f"Generated {report['generated']}. Scores x100; ours = mean ± sample sd over seeds or cross-validation folds when "
-        "there are several (n = number of runs). NER: entity-level F1 is the conlleval exact-match "
-        "score; token-level F1 (shown under 'also') is a different, higher-running number.",
+        f"Generated {report['generated']}. Scores x100; ours = mean ± sample sd over seeds or "
+        "cross-validation folds when there are several (n = number of runs). Each row names the "
+        "convention its metric follows (see the table below). NER: entity-level F1 is the "
+        "conlleval exact-match score; token-level F1 (shown under 'also') is a different, "
+        "higher-running number.",
         "",
-        "| Task | Dataset | Metric | Better | Ours | n | "
-        + " | ".join(REFERENCE_MODELS)
-        + " | Also |",
-        "|---|---|---|---|---|---|" + "---|" * len(REFERENCE_MODELS) + "---|",
+        "| Task | Dataset | Metric | Convention | Better | Ours | n | "
+        + "".join(f"{m} | " for m in models)
+        + "Also |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(models) + "---|",
     ]
     for row in report["rows"]:
         refs = [
-            _fmt(row["references"][m]["score"]) if m in row["references"] else "–"
-            for m in REFERENCE_MODELS
+            _fmt(row["references"][m]["score"]) if m in row["references"] else "–" for m in models
         ]
-        also = ", ".join(f"{k} {v:.2f}" for k, v in row["secondary"].items())
+        also = ", ".join(f"{k} {_fmt(v)}" for k, v in row["secondary"].items())
+        merge = (
+            f" (answers merged: {', '.join(row['answer_merge'])})" if row["answer_merge"] else ""
+        )
         lines.append(
             f"| {datasets.TASK_TITLES[row['task']]} | {row['title']} | {row['metric']} | "
-            f"{row['direction']} | {_fmt(row['mean'], row['sd'])} | {row['n']} | "
-            + " | ".join(refs)
-            + f" | {also} |"
+            f"{row['convention']}{merge} | {row['direction']} | {_fmt(row['mean'], row['sd'])} | "
+            f"{row['n']} | " + "".join(f"{r} | " for r in refs) + f"{also} |"
         )
+    lines += ["", "## Conventions", "", "| Dataset | Convention | Matches |", "|---|---|---|"]
+    for row in report["rows"]:
+        spec = datasets.get(row["dataset"])
+        known = [spec.convention, *(v.convention for _, v in spec.variants)]
+        matches = next((c.matches for c in known if c.name == row["convention"]), "")
+        lines.append(f"| {row['title']} | {row['convention']} | {matches} |")
     lines += [
         "",
         "## Task averages (test split)",
@@ -246,7 +288,7 @@ def plot_task(report: dict, task: str, path: str) -> bool:
     x = np.arange(len(rows))
     for k, name in enumerate(series):
         if name == "Ours":
-            values = [r["mean"] for r in rows]
+            values = [np.nan if r["mean"] is None else r["mean"] for r in rows]
             errors = [r["sd"] for r in rows] if any(r["sd"] for r in rows) else None
         else:
             values = [r["references"].get(name, {}).get("score", np.nan) for r in rows]
@@ -290,7 +332,7 @@ def build_report(output_dir: str, references_path: str | None = str(DEFAULT_REFE
             charts.append(name)
     report["charts"] = charts
     with fileio.open_file(fileio.join(output_dir, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
+        json.dump(report, f, indent=2, allow_nan=False)
         f.write("\n")
     with fileio.open_file(fileio.join(output_dir, "report.md"), "w") as f:
         f.write(render_markdown(report))

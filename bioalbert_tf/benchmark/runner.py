@@ -9,9 +9,13 @@ The SavedModel contract (any model that serves it can be benchmarked; no modelin
   `active` int32 [batch, num_labels] and `label_names` string [batch, num_labels].
 - STS: `serving_default`: `text_a`, `text_b` -> `score` float32 [batch].
 - QA (BioASQ): `serving_default`: `question`, `context` string [batch] -> `answers` string
-  [batch, 5], `answer_probabilities` float32 [batch, 5]. Every (question, snippet) pair is run;
-  a question's answers are merged by maximum probability, deduplicated case-insensitively, and
-  the top 5 kept.
+  [batch, n], `answer_probabilities` float32 [batch, n], best first (n = 20 in this project's
+  models, BioBERT's n-best size; empty strings pad). Every (question, snippet) pair is run; a
+  question's answers are merged over its snippets by BioBERT's rule (probabilities of the same
+  lowercased answer summed) or, with answer_merge="max", by their best probability; top 5 kept.
+
+A SavedModel with `assets/task.json` (this project's) is scored only on the dataset it names,
+unless allow_other_dataset (and then only on one of the same task and labels).
 
 Cross-validation (GAD, EU-ADR): when data_dir holds numbered fold folders (`1/`, `2/`, ...) and
 the SavedModel folder holds `fold-<k>/saved_model/` (what run_finetuning writes), every fold is
@@ -40,7 +44,7 @@ import numpy as np
 from absl import logging
 
 from bioalbert_tf import fileio
-from bioalbert_tf.evaluation import datasets, formats, scoring
+from bioalbert_tf.evaluation import datasets, formats, predictions, scoring
 from bioalbert_tf.evaluation.datasets import DatasetSpec
 
 METRICS_FILE = "metrics.json"
@@ -56,6 +60,10 @@ class RunConfig:
     batch_size: int = 32
     seed: int | None = None  # the fine-tuning seed of this SavedModel; recorded, and names a folder
     fold: int | None = None  # cross-validation fold (data_dir is then that fold's folder)
+    # BioASQ: how a question's answers are merged over its snippets (predictions.MERGE_RULES).
+    answer_merge: str = predictions.MERGE_BIOBERT
+    # Score a model fine-tuned on another dataset of the same task and labels (GAD on EU-ADR).
+    allow_other_dataset: bool = False
 
     @property
     def run_dir(self) -> str:
@@ -67,7 +75,15 @@ class RunConfig:
 
 # What makes a run_dir's metrics.json this run's own: the folder is named by dataset, seed and
 # fold only, so another SavedModel, data folder, split or batch size there is another result.
-_SAME_RUN = ("saved_model", "data_dir", "split", "batch_size")
+_SAME_RUN = ("saved_model", "data_dir", "split", "batch_size", "answer_merge")
+
+
+def _recorded(config: RunConfig) -> dict:
+    """The settings of _SAME_RUN as metrics.json records them (answer_merge: QA only)."""
+    out = {k: getattr(config, k) for k in _SAME_RUN}
+    if datasets.get(config.dataset).task != datasets.QA:
+        out["answer_merge"] = None
+    return out
 
 
 def check_output(config: RunConfig, overwrite: bool = False) -> None:
@@ -78,16 +94,68 @@ def check_output(config: RunConfig, overwrite: bool = False) -> None:
         return
     with fileio.open_file(path, "r") as f:
         earlier = json.load(f).get("run", {})
+    now = _recorded(config)
     diff = [
-        f"{k}: {earlier[k]!r} there, {getattr(config, k)!r} now"
+        f"{k}: {earlier[k]!r} there, {now[k]!r} now"
         for k in _SAME_RUN
-        if k in earlier and earlier[k] != getattr(config, k)
+        if k in earlier and earlier[k] != now[k]
     ]
     if diff:
         raise FileExistsError(
             f"{path} holds the result of another run ({'; '.join(diff)}); use another "
             "--output_dir (or --seed), or pass --overwrite to replace it"
         )
+
+
+TASK_FILE = ("assets", "task.json")  # what the project's SavedModels say they were trained for
+
+
+def model_task(saved_model: str) -> dict | None:
+    """The SavedModel's assets/task.json ({"dataset", "task", "labels", ...}); None for a
+    SavedModel that has none (one not exported by this project)."""
+    path = fileio.join(saved_model, *TASK_FILE)
+    if not fileio.exists(path):
+        return None
+    try:
+        meta = json.loads(formats.read_text(path))
+    except json.JSONDecodeError as e:
+        raise formats.FormatError(path, e.lineno, f"valid JSON ({e.msg})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("dataset"), str):
+        raise formats.FormatError(path, None, '{"dataset": ..., "task": ..., "labels": [...]}')
+    return meta
+
+
+def check_model_dataset(config: RunConfig) -> None:
+    """A model is scored on the dataset its task.json names. With allow_other_dataset, on
+    another dataset of the same task and, for classification, the same label set; never on one
+    of another task (its predictions would be scored as if they were labels of this one)."""
+    meta = model_task(config.saved_model)
+    if meta is None or meta["dataset"] == config.dataset:
+        return
+    spec, trained = datasets.get(config.dataset), meta["dataset"]
+    same_task = meta.get("task") == spec.task
+    labels = set(meta.get("labels") or ())
+    same_labels = (
+        spec.task in (datasets.NER, datasets.QA) or not spec.labels or labels == set(spec.labels)
+    )
+    where = fileio.join(config.saved_model, *TASK_FILE)
+    if not (same_task and same_labels):
+        raise ValueError(
+            f"{config.saved_model} was fine-tuned on {trained} ({meta.get('task')}, labels "
+            f"{sorted(labels)}; {where}): it cannot be scored on {config.dataset} ({spec.task}, "
+            f"labels {list(spec.labels)})"
+        )
+    if not config.allow_other_dataset:
+        raise ValueError(
+            f"{config.saved_model} was fine-tuned on {trained} ({where}), not {config.dataset}; "
+            f"pass --allow_other_dataset to score it on {config.dataset} all the same"
+        )
+    logging.warning(
+        "%s was fine-tuned on %s; scoring it on %s as asked",
+        config.saved_model,
+        trained,
+        config.dataset,
+    )
 
 
 def _is_saved_model(path: str) -> bool:
@@ -295,13 +363,19 @@ def predictor(model, spec: DatasetSpec, config: RunConfig):
 def run(config: RunConfig, model=None, overwrite: bool = False) -> dict:
     """Runs one SavedModel on one dataset split; returns (and writes) its metrics.json."""
     check_output(config, overwrite)
+    check_model_dataset(config)
     spec = datasets.get(config.dataset)
     started = time.perf_counter()
     gold = scoring.load_gold(spec, config.data_dir, config.split)
     model = model if model is not None else load_saved_model(config.saved_model)
     fileio.makedirs(config.run_dir)
     name = "predictions.json" if spec.task == datasets.QA else "predictions.tsv"
-    out = scoring.evaluate(gold, predictor(model, spec, config), fileio.join(config.run_dir, name))
+    out = scoring.evaluate(
+        gold,
+        predictor(model, spec, config),
+        fileio.join(config.run_dir, name),
+        answer_merge=config.answer_merge,
+    )
     result = dict(out.scores)
     result["run"] = {
         "saved_model": config.saved_model,
@@ -311,6 +385,7 @@ def run(config: RunConfig, model=None, overwrite: bool = False) -> dict:
         "seed": config.seed,
         "fold": config.fold,
         "batch_size": config.batch_size,
+        "answer_merge": _recorded(config)["answer_merge"],
         "data_files": {f: formats.file_sha256(f) for f in gold.files},
         "predictions": out.predictions_path,
         "num_examples": out.num_examples,
@@ -322,10 +397,12 @@ def run(config: RunConfig, model=None, overwrite: bool = False) -> dict:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "versions": versions(),
     }
-    with fileio.open_file(fileio.join(config.run_dir, METRICS_FILE), "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
-    logging.info("%s %s%s: %s = %.4f, %d examples in %.2f s", spec.name, config.split,
+    # allow_nan=False: metrics.json stays valid JSON (undefined metrics are null).
+    fileio.write_text_atomic(
+        fileio.join(config.run_dir, METRICS_FILE),
+        json.dumps(result, indent=2, allow_nan=False) + "\n",
+    )
+    logging.info("%s %s%s: %s = %s, %d examples in %.2f s", spec.name, config.split,
                  "" if config.fold is None else f" fold {config.fold}", spec.main_key,
                  result["main_score"], out.num_examples, out.predict_seconds)  # fmt: skip
     return result
@@ -376,6 +453,7 @@ def run_suite(
             )
         seen[config.run_dir] = config
         check_output(config, overwrite)
+        check_model_dataset(config)
     results = []
     bar = tqdm(configs, desc="benchmark", unit="run", disable=not progress)
     for config in bar:

@@ -37,9 +37,9 @@ def main(argv):
         return 1
     if FLAGS.output:
         with fileio.open_file(FLAGS.output, "w") as f:
-            json.dump(result, f, indent=2)
+            json.dump(result, f, indent=2, allow_nan=False)
             f.write("\n")
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2, allow_nan=False))
     return 0
 
 

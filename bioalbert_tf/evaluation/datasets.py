@@ -29,6 +29,46 @@ DatasetError = formats.FormatError
 
 
 @dataclasses.dataclass(frozen=True)
+class Convention:
+    """How a dataset's published numbers are computed: named in metrics.json and report.md."""
+
+    name: str  # short: "conlleval (BioBERT)", "BLURB", "official BioASQ", ...
+    matches: str  # the published scorer or pipeline whose numbers it reproduces
+
+
+CONLLEVAL = Convention(
+    "conlleval (BioBERT)",
+    "conlleval.pl as BioBERT runs it (and seqeval's default mode): exact-match entity spans",
+)
+BLURB_RE = Convention(
+    "BLURB",
+    "BLURB / BLUE: micro F1 over the relation classes, the negative class left out "
+    "(scikit-learn f1_score(average='micro', labels=positive classes))",
+)
+BIOBERT_BINARY = Convention(
+    "BioBERT re_eval (binary)",
+    "BioBERT's re_eval.py --task=binary and BLURB: F1 of the positive class '1'",
+)
+SCIBERT_RE = Convention(
+    "SciBERT",
+    "SciBERT's ChemProt files (13 named classes, no negative class): micro F1 over all classes",
+)
+BLURB_HOC = Convention(
+    "BLURB",
+    "BLURB: micro F1 over (abstract, label) pairs, an abstract's labels the union of its "
+    "sentences'; BLUE's example-based F1 (eval_hoc.py) and the macro F1 are reported beside it",
+)
+ACCURACY = Convention("BLUE", "BLUE: accuracy over the test pairs")
+PEARSON = Convention("BLUE", "BLUE / BLURB: Pearson correlation (scipy.stats.pearsonr)")
+OFFICIAL_BIOASQ = Convention(
+    "official BioASQ",
+    "the official BioASQ evaluator (EvaluatorTask1b -phaseB -e 5): lowercased, unstripped "
+    "matching against the golden synonyms; a question's answers merged over its snippets as "
+    "BioBERT's transform_nbset2bioasqform.py does; the mean over a year's 5 batches",
+)
+
+
+@dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     name: str
     title: str  # as the papers spell it
@@ -42,8 +82,14 @@ class DatasetSpec:
     positive_labels: tuple[str, ...] | None = None
     score_range: tuple[float, float] | None = None  # STS: predictions are clipped to it
     bioasq_year: str | None = None  # "4b" for bioasq4b
-    folds: bool = False  # published as k-fold cross-validation (folders 1/ ... 10/)
+    # BioBERT also publishes 10-fold cross-validation folders (1/ ... 10/) for it; the paper
+    # reports the official split. Both run (see find_folds).
+    folds: bool = False
     higher_is_better: bool = True
+    convention: Convention = CONLLEVAL
+    # Files of another published format that define their own classes and scoring:
+    # (file name suffix, the spec those files are read and scored with).
+    variants: tuple[tuple[str, DatasetSpec], ...] = ()
 
 
 _NER_METRIC = "entity-level F1 (conlleval exact match)"
@@ -54,22 +100,52 @@ def _ner(name: str, title: str) -> DatasetSpec:
     return DatasetSpec(name, title, NER, _NER_METRIC, "entity_f1", 512)
 
 
-def _re(name, title, labels, negative, positive=None, folds=False) -> DatasetSpec:
-    return DatasetSpec(name, title, RE, _RE_METRIC, "micro_f1", 128, labels, negative,
-                       positive, folds=folds)  # fmt: skip
+def _re(
+    name, title, labels, negative, positive=None, folds=False, convention=BLURB_RE, variants=()
+) -> DatasetSpec:
+    return DatasetSpec(
+        name,
+        title,
+        RE,
+        _RE_METRIC,
+        "micro_f1",
+        128,
+        labels,
+        negative,
+        positive,
+        folds=folds,
+        convention=convention,
+        variants=variants,
+    )
 
 
 def _qa(year: str) -> DatasetSpec:
-    # MRR is BioASQ's official ranking measure for factoid questions; strict and lenient
-    # accuracy are reported beside it.
-    return DatasetSpec(f"bioasq{year}", f"BioASQ {year}", QA,
-                       "MRR over the top 5 factoid answers (mean over the 5 batches)", "mrr", 128,
-                       bioasq_year=year)  # fmt: skip
+    # The paper reports BioASQ factoid as lenient accuracy; strict accuracy and MRR beside it.
+    return DatasetSpec(
+        f"bioasq{year}",
+        f"BioASQ {year}",
+        QA,
+        "lenient accuracy over the top 5 factoid answers (mean over the 5 batches)",
+        "lenient_accuracy",
+        128,
+        bioasq_year=year,
+        convention=OFFICIAL_BIOASQ,
+    )
 
 
 _CHEMPROT = ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9", "false")
 _DDI = ("DDI-advise", "DDI-effect", "DDI-int", "DDI-mechanism", "DDI-false")
 _I2B2 = ("PIP", "TeCP", "TeRP", "TrAP", "TrCP", "TrIP", "TrNAP", "TrWP", "false")
+# SciBERT's ChemProt (`train.txt`, JSON lines): its classes are read from the training file.
+_CHEMPROT_SCIBERT = DatasetSpec(
+    "chemprot",
+    "ChemProt",
+    RE,
+    "micro F1 over all classes",
+    "micro_f1",
+    128,
+    convention=SCIBERT_RE,
+)
 
 REGISTRY: dict[str, DatasetSpec] = {
     s.name: s
@@ -83,14 +159,27 @@ REGISTRY: dict[str, DatasetSpec] = {
         _ner("s800", "Species-800"),
         _ner("share_clefe", "ShARe/CLEFE"),
         _re("ddi", "DDI", _DDI, ("DDI-false",)),
-        # BioBERT's GAD and EU-ADR: 10-fold cross-validation, as the paper reports them
-        _re("euadr", "EU-ADR", ("0", "1"), ("0",), folds=True),
-        _re("gad", "GAD", ("0", "1"), ("0",), folds=True),
-        _re("chemprot", "ChemProt", _CHEMPROT, ("false",), metrics.CHEMPROT_POSITIVE_LABELS),
+        _re("euadr", "EU-ADR", ("0", "1"), ("0",), folds=True, convention=BIOBERT_BINARY),
+        _re("gad", "GAD", ("0", "1"), ("0",), folds=True, convention=BIOBERT_BINARY),
+        _re(
+            "chemprot",
+            "ChemProt",
+            _CHEMPROT,
+            ("false",),
+            metrics.CHEMPROT_POSITIVE_LABELS,
+            variants=((".txt", _CHEMPROT_SCIBERT),),
+        ),
         _re("i2b2", "i2b2-2010", _I2B2, ("false",)),
         DatasetSpec(
-            "hoc", "HoC", DOC, "micro F1 over (abstract, label) pairs", "micro_f1", 128, HOC_LABELS
-        ),  # fmt: skip
+            "hoc",
+            "HoC",
+            DOC,
+            "micro F1 over (abstract, label) pairs",
+            "micro_f1",
+            128,
+            HOC_LABELS,
+            convention=BLURB_HOC,
+        ),
         DatasetSpec(
             "mednli",
             "MedNLI",
@@ -99,13 +188,28 @@ REGISTRY: dict[str, DatasetSpec] = {
             "accuracy",
             128,
             ("contradiction", "entailment", "neutral"),
-        ),  # fmt: skip
+            convention=ACCURACY,
+        ),
         DatasetSpec(
-            "medsts", "MedSTS", STS, "Pearson correlation", "pearson", 128, score_range=(0.0, 5.0)
-        ),  # fmt: skip
+            "medsts",
+            "MedSTS",
+            STS,
+            "Pearson correlation",
+            "pearson",
+            128,
+            score_range=(0.0, 5.0),
+            convention=PEARSON,
+        ),
         DatasetSpec(
-            "biosses", "BIOSSES", STS, "Pearson correlation", "pearson", 128, score_range=(0.0, 4.0)
-        ),  # fmt: skip
+            "biosses",
+            "BIOSSES",
+            STS,
+            "Pearson correlation",
+            "pearson",
+            128,
+            score_range=(0.0, 4.0),
+            convention=PEARSON,
+        ),
         _qa("4b"),
         _qa("5b"),
         _qa("6b"),
@@ -126,12 +230,18 @@ def dataset_tasks() -> dict[str, str]:
 # ----------------------------------------------------------------------------------- splits
 
 
+def for_file(spec: DatasetSpec, path: str) -> DatasetSpec:
+    """The spec a file is read and scored with: the registry's, or that of the published
+    format the file is in (SciBERT's ChemProt `.txt` files name 13 classes of their own)."""
+    for suffix, variant in spec.variants:
+        if str(path).endswith(suffix):
+            return variant
+    return spec
+
+
 def declared_labels(spec: DatasetSpec, path: str) -> tuple[str, ...]:
-    """The label set a file must use: the registry's, except SciBERT's ChemProt files (`.txt`),
-    which name their classes differently and so define their own (empty: read from the file)."""
-    if spec.name == "chemprot" and path.endswith(".txt"):
-        return ()
-    return spec.labels
+    """The label set a file must use (empty: any, read from the training file)."""
+    return for_file(spec, path).labels
 
 
 def read_split(spec: DatasetSpec, data_dir: str, split: str, optional: bool = False):
@@ -183,8 +293,12 @@ def check_known_tags(sentences, labels, path: str) -> None:
     for sentence in sentences:
         for k, tag in enumerate(sentence.tags):
             if tag not in known:
-                raise DatasetError(path, sentence.line + k if sentence.line else None,
-                                   f"a tag of the training file ({', '.join(labels)})", tag)  # fmt: skip
+                raise DatasetError(
+                    path,
+                    sentence.line + k if sentence.line else None,
+                    f"a tag of the training file ({', '.join(labels)})",
+                    tag,
+                )
 
 
 def read_qa_training(data_dir: str) -> list[formats.QaPair]:

@@ -7,9 +7,11 @@ every score so a number can be checked by hand.
   `B-Disease` or untyped `B`/`I`/`O` tags), plus a token-level P/R/F1 defined in `ner_scores`.
   The two differ a lot on the same predictions; papers do not always say which one they report.
 - RE: micro P/R/F1 over the positive classes (the negative class is excluded).
-- HoC: BLURB-style, per abstract (sentences grouped by PMID), micro F1 over (abstract, label).
-- MedNLI: accuracy. STS: Pearson and Spearman.
-- BioASQ factoid: strict accuracy, lenient accuracy, MRR over the top 5 answers.
+- HoC: per abstract (sentences grouped by PMID): BLURB's micro F1 over (abstract, label),
+  BLUE's example-based F1 and the macro F1 over labels.
+- MedNLI: accuracy. STS: Pearson and Spearman (None where undefined, never NaN).
+- BioASQ factoid: strict accuracy, lenient accuracy and MRR over the top 5 answers, matched as
+  the official evaluator matches them.
 - Aggregates: per-task means and the BLURB-style macro score.
 """
 
@@ -21,6 +23,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+from absl import logging
 
 # Negative relation labels of the public RE sets (ChemProt/i2b2 "false", DDI "DDI-false",
 # GAD/EU-ADR "0"); micro F1 leaves them out.
@@ -347,8 +350,15 @@ def hoc_scores(
     pred: Sequence[str | Mapping[int, int] | Sequence[int]],
     num_labels: int | None = None,
 ) -> dict:
-    """BLURB-style HoC: per abstract, the label set is the union over its sentences of the
-    active labels; micro P/R/F1 over (abstract, label) pairs; per-hallmark F1 over abstracts.
+    """HoC per abstract: an abstract's label set is the union over its sentences of their
+    active labels. Three published scores of those sets:
+
+    - `micro_f1` (BLURB, the main score): micro P/R/F1 over (abstract, label) pairs;
+    - `example_f1` (BLUE's `eval_hoc.py`): the mean over abstracts of precision and of recall,
+      then their harmonic mean. An abstract without predicted labels has precision 0, as there.
+      BLUE divides by zero on an abstract without gold labels; here such an abstract has recall 1
+      and precision 1 if nothing is predicted for it, else 0;
+    - `macro_f1`: the mean over the labels of each label's F1 over abstracts.
 
     ids: the sentence `index` column (e.g. '22239943_s0'); gold/pred: label strings
     ('0_0,1_1,...'), {index: 0/1} maps, or 0/1 vectors.
@@ -386,16 +396,32 @@ def hoc_scores(
             "predicted": pj,
             "correct": c,
         }
+    example_p, example_r = [], []
+    for d in docs:
+        g, p = gold_sets[d], pred_sets[d]
+        if g:
+            example_p.append(len(g & p) / len(p) if p else 0.0)
+            example_r.append(len(g & p) / len(g))
+        else:
+            example_p.append(0.0 if p else 1.0)
+            example_r.append(1.0)
+    ep = float(np.mean(example_p)) if docs else 0.0
+    er = float(np.mean(example_r)) if docs else 0.0
     return {
         "micro_precision": precision,
         "micro_recall": recall,
         "micro_f1": f1,
+        "example_precision": ep,
+        "example_recall": er,
+        "example_f1": 2 * ep * er / (ep + er) if ep + er else 0.0,
         "macro_f1": float(np.mean([v["f1"] for v in per_label.values()])) if per_label else 0.0,
         "num_abstracts": len(docs),
+        "num_abstracts_without_labels": sum(not gold_sets[d] for d in docs),
         "num_sentences": len(ids),
         "per_label": per_label,
-        "definition": "abstract label set = union over its sentences; micro F1 over "
-        "(abstract, label) pairs; macro_f1 = mean of the per-label F1",
+        "definition": "abstract label set = union over its sentences; micro_f1 (BLURB) over "
+        "(abstract, label) pairs; example_f1 (BLUE) = harmonic mean of the mean per-abstract "
+        "precision and recall; macro_f1 = mean of the per-label F1",
     }
 
 
@@ -413,16 +439,29 @@ def classification_scores(gold: Sequence[str], pred: Sequence[str]) -> dict:
 
 
 def sts_scores(gold: Sequence[float], pred: Sequence[float]) -> dict:
-    """Pearson and Spearman correlation (scipy)."""
+    """Pearson and Spearman correlation (scipy).
+
+    A NaN or infinite value is refused (ValueError naming its 0-based row). A constant gold or
+    predicted vector has no correlation: both are None (null in JSON), with a warning, never 0.
+    """
     from scipy import stats
 
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold scores but {len(pred)} predictions")
     g = np.asarray(gold, dtype=np.float64)
     p = np.asarray(pred, dtype=np.float64)
+    for name, values in (("gold score", g), ("prediction", p)):
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise ValueError(f"{name} {bad[0]} is {values[bad[0]]}: scores must be finite")
+    pearson = spearman = None
     if len(g) < 2 or np.all(p == p[0]) or np.all(g == g[0]):
-        # A constant vector has no correlation; scipy would warn and return NaN.
-        pearson = spearman = 0.0
+        which = (
+            "fewer than 2 rows"
+            if len(g) < 2
+            else ("the predictions are constant" if np.all(p == p[0]) else "the gold is constant")
+        )
+        logging.warning("Pearson and Spearman are undefined (%s): reported as null", which)
     else:
         pearson = float(stats.pearsonr(g, p)[0])
         spearman = float(stats.spearmanr(g, p)[0])
@@ -433,7 +472,9 @@ def sts_scores(gold: Sequence[float], pred: Sequence[float]) -> dict:
 
 
 def normalize_answer(text: str) -> str:
-    return str(text).strip().lower()
+    """The official BioASQ evaluator's form of an answer: lowercased (Java's `toLowerCase`), not
+    stripped: a gold synonym padded with a space matches only an answer padded the same way."""
+    return str(text).lower()
 
 
 def golden_synonyms(exact_answer) -> list[str]:
@@ -455,15 +496,20 @@ def bioasq_factoid_scores(
     predictions: Mapping[str, Sequence[str]],
     top_k: int = 5,
 ) -> dict:
-    """Strict accuracy (top-1 matches a synonym), lenient accuracy (any of the top k does),
-    and MRR (1 / rank of the first match within the top k, 0 when none does), case-insensitive
-    and stripped. Every golden question counts; one without predictions scores 0.
+    """The official evaluator's factoid scores (`EvaluatorTask1b -phaseB -e 5`): strict accuracy
+    (the first answer is a golden synonym), lenient accuracy (one of the answers is), and MRR
+    (1 / rank of the first answer that is, 0 when none is). Answers and synonyms are compared
+    lowercased and otherwise exactly (no stripping). Every golden question counts; a question
+    without answers scores 0. More than top_k answers for a question is an error (BioASQ takes
+    at most 5; the evaluator would score them all).
     """
     strict = lenient = rr = 0.0
     answered = 0
     for qid, synonyms in golden.items():
         accepted = {normalize_answer(s) for s in synonyms}
-        answers = [normalize_answer(a) for a in predictions.get(qid, [])][:top_k]
+        answers = [normalize_answer(a) for a in predictions.get(qid, [])]
+        if len(answers) > top_k:
+            raise ValueError(f"question {qid}: {len(answers)} answers; at most {top_k} are scored")
         answered += bool(answers)
         ranks = [r for r, a in enumerate(answers, start=1) if a in accepted]
         if ranks:
@@ -477,7 +523,6 @@ def bioasq_factoid_scores(
         "mrr": rr / n if n else 0.0,
         "num_questions": n,
         "num_answered": answered,
-        "num_predictions_not_in_golden": len(set(predictions) - set(golden)),
     }
 
 

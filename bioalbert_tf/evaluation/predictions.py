@@ -8,7 +8,8 @@
 - RE / HoC / MedNLI / STS: TSV `id<TAB>prediction`, optional header `id<TAB>prediction`; the
   id is the gold id (row number where the gold has none); HoC predictions are label strings
   in the gold format `0_1,1_0,...`.
-- BioASQ: JSON `{question_id: [answer_1, ..., answer_5]}`.
+- BioASQ: JSON `{question_id: [answer_1, ..., answer_5]}`, every question of the golden files
+  present (`[]` for one without an answer), at most 5 answers each.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from absl import logging
 
 from bioalbert_tf import fileio
-from bioalbert_tf.evaluation import metrics
 from bioalbert_tf.evaluation.formats import Example, FormatError, NerSentence, lines_of, read_text
 
 _SPECIAL_TOKENS = {"[CLS]", "[SEP]", "[PAD]"}
@@ -238,6 +238,7 @@ def write_bioasq(path: str, answers: Mapping[str, Sequence[str]]) -> None:
 
 
 def read_bioasq(path: str) -> dict[str, list[str]]:
+    """{question id: its answers, best first} of a prediction file; at most NUM_ANSWERS each."""
     try:
         obj = json.loads(read_text(path))
     except json.JSONDecodeError as e:
@@ -249,23 +250,71 @@ def read_bioasq(path: str) -> dict[str, list[str]]:
             raise FormatError(
                 path, None, f"a list of answer strings for question {qid!r}", str(answers)
             )
+        if len(answers) > NUM_ANSWERS:
+            raise FormatError(
+                path,
+                None,
+                f"at most {NUM_ANSWERS} answers for question {qid!r} "
+                f"(BioASQ scores the first {NUM_ANSWERS})",
+                f"{len(answers)} answers",
+            )
     return obj
 
 
+# How a question's answers are merged over its snippets (`merge_answers`, `rule`).
+MERGE_BIOBERT = "biobert"
+MERGE_MAX = "max"
+MERGE_RULES = {
+    MERGE_BIOBERT: "BioBERT's transform_nbset2bioasqform.py: probabilities of the same answer "
+    "(lowercased) summed over the snippets; empty answers and answers over 100 characters "
+    "dropped; the spelling of the most probable occurrence kept",
+    MERGE_MAX: "the highest probability of each answer (lowercased, stripped) over the snippets",
+}
+MAX_ANSWER_CHARS = 100  # BioBERT drops longer answers
+
+
 def merge_answers(
-    answers: Sequence[Sequence[str]], probabilities: Sequence[Sequence[float]], k: int = NUM_ANSWERS
+    answers: Sequence[Sequence[str]],
+    probabilities: Sequence[Sequence[float]],
+    k: int = NUM_ANSWERS,
+    rule: str = MERGE_BIOBERT,
 ) -> list[str]:
-    """One question's answers from all its snippets: the best probability of each answer
-    (compared case-insensitively, stripped; the spelling of that best occurrence kept), top k.
-    Ties keep the first-seen order."""
-    best: dict[str, tuple[float, int, str]] = {}
-    for snippet_answers, snippet_probs in zip(answers, probabilities, strict=True):
-        for text, prob in zip(snippet_answers, snippet_probs, strict=True):
-            key = metrics.normalize_answer(text)
-            if not key:
+    """One question's top k answers from the answer lists of all its snippets.
+
+    rule `biobert` (the default, the rule behind BioBERT's and the paper's BioASQ numbers): every
+    snippet answer, most probable first (ties in snippet order); an empty answer or one over 100
+    characters is dropped; answers equal after `str.lower()` are one answer, whose score is the
+    sum of their probabilities and whose spelling is its most probable occurrence's; ranked by
+    that sum, ties by first occurrence. Rule `max`: an answer's score is its best probability,
+    answers compared lowercased and stripped.
+    """
+    if rule not in MERGE_RULES:
+        raise ValueError(f"unknown answer merge rule {rule!r}; expected one of {list(MERGE_RULES)}")
+    pooled = [
+        (float(prob), text)
+        for snippet_answers, snippet_probs in zip(answers, probabilities, strict=True)
+        for text, prob in zip(snippet_answers, snippet_probs, strict=True)
+    ]
+    if rule == MERGE_BIOBERT:
+        pooled.sort(key=lambda item: -item[0])  # stable: ties stay in snippet order
+        total: dict[str, list] = {}  # insertion order = first (most probable) occurrence
+        for prob, text in pooled:
+            if not text or len(text) > MAX_ANSWER_CHARS:
                 continue
-            if key not in best or prob > best[key][0]:
-                order = best[key][1] if key in best else len(best)
-                best[key] = (float(prob), order, text.strip())
-    ranked = sorted(best.values(), key=lambda v: (-v[0], v[1]))
-    return [text for _, _, text in ranked[:k]]
+            key = text.lower()
+            if key in total:
+                total[key][0] += prob
+            else:
+                total[key] = [prob, text]
+        ranked = sorted(total.values(), key=lambda v: -v[0])
+        return [text for _, text in ranked[:k]]
+    best: dict[str, tuple[float, int, str]] = {}
+    for prob, text in pooled:
+        key = text.strip().lower()
+        if not key:
+            continue
+        if key not in best or prob > best[key][0]:
+            order = best[key][1] if key in best else len(best)
+            best[key] = (prob, order, text.strip())
+    ranked_max = sorted(best.values(), key=lambda v: (-v[0], v[1]))
+    return [text for _, _, text in ranked_max[:k]]

@@ -11,8 +11,12 @@ What a predictor returns, per task, one value per gold row, in order:
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import time
 from collections.abc import Callable, Sequence
+
+from absl import logging
 
 from bioalbert_tf import fileio
 from bioalbert_tf.evaluation import datasets, formats, metrics, predictions
@@ -21,13 +25,17 @@ from bioalbert_tf.evaluation.formats import Example, FormatError
 
 
 def with_header(spec: DatasetSpec, scores: dict) -> dict:
-    """Dataset, task and the main metric first, then every metric of the task."""
+    """Dataset, task, the main metric and the convention that computed it first, then every
+    metric of the task. main_score is None where the metric is undefined (STS on constant
+    predictions)."""
     return {
         "dataset": spec.name,
         "task": spec.task,
         "metric": spec.metric,
         "main_key": spec.main_key,
         "main_score": scores[spec.main_key],
+        "convention": spec.convention.name,
+        "convention_matches": spec.convention.matches,
         **scores,
     }
 
@@ -65,19 +73,17 @@ def score_examples(
     gold: Sequence[Example],
     predicted: Sequence[str | float],
     where: Sequence[str] | None = None,
-    allowed_labels: Sequence[str] | None = None,
 ) -> dict:
-    """Metrics of RE / HoC / NLI / STS predictions given in gold order.
+    """Metrics of RE / HoC / NLI / STS predictions given in gold order, by spec's convention
+    (`datasets.for_file` gives the spec of a gold file's format).
 
-    where: 'file:line' of each prediction, for errors about its value. allowed_labels: the labels
-    a prediction may take (RE / NLI; None: the registry's; empty: any, for files that name
-    their own classes).
+    where: 'file:line' of each prediction, for errors about its value. RE / NLI predictions must
+    be labels of spec.labels (any label where it is empty: files that name their own classes).
     """
     if len(predicted) != len(gold):
         raise ValueError(f"{spec.name}: {len(predicted)} predictions for {len(gold)} gold rows")
-    allowed = spec.labels if allowed_labels is None else allowed_labels
-    if spec.task in (datasets.RE, datasets.NLI) and allowed:
-        check_labels(spec, allowed, predicted, where)
+    if spec.task in (datasets.RE, datasets.NLI) and spec.labels:
+        check_labels(spec, spec.labels, predicted, where)
     if spec.task == datasets.RE:
         return metrics.re_scores([ex.label for ex in gold], [str(p) for p in predicted],
                                  spec.negative_labels, spec.positive_labels)  # fmt: skip
@@ -98,6 +104,8 @@ def score_examples(
                 values.append(float(value))
             except ValueError:
                 raise FormatError(_where(where, i), None, "a number", str(value)) from None
+            if not math.isfinite(values[-1]):
+                raise FormatError(_where(where, i), None, "a finite number", str(value))
         return metrics.sts_scores([ex.score for ex in gold], values)
     raise ValueError(f"{spec.name}: {spec.task} is not scored from examples")
 
@@ -128,10 +136,60 @@ def batch_name(golden_path: str) -> str:
     return name[: -len("_golden.json")] if name.endswith("_golden.json") else name
 
 
-def score_bioasq(golden_paths: Sequence[str], answers: dict[str, Sequence[str]]) -> dict:
+_GOLDEN_NAME = re.compile(r"^(\d+)[Bb]\d+_golden\.json$")
+
+
+def check_golden_year(spec: DatasetSpec, golden_path: str) -> None:
+    """A golden file named like BioASQ's (`6B2_golden.json`) must be of the dataset's year."""
+    m = _GOLDEN_NAME.match(fileio.basename(golden_path))
+    if m and f"{m.group(1)}b" != spec.bioasq_year:
+        raise ValueError(
+            f"{golden_path} is a golden file of BioASQ {m.group(1)}b, not of "
+            f"{spec.name} ({spec.bioasq_year}); pass --dataset=bioasq{m.group(1)}b"
+        )
+
+
+def read_goldens(spec: DatasetSpec, golden_paths: Sequence[str]) -> dict[str, dict]:
+    """{batch name: {question id: golden synonyms}} of the golden files, each checked to be of
+    the dataset's year."""
+    out = {}
+    for path in golden_paths:
+        check_golden_year(spec, path)
+        out[batch_name(path)] = formats.read_bioasq_golden(path)
+    return out
+
+
+def score_bioasq(
+    spec: DatasetSpec,
+    golden_paths: Sequence[str],
+    answers: dict[str, Sequence[str]],
+    where: str = "predictions",
+) -> dict:
+    """Per-batch and mean scores of {question id: answers} against the golden files. Every
+    factoid question of the golden files needs an entry (`[]`: no answer), and no other
+    question id may appear: a file for another batch or year is refused, not scored 0."""
+    goldens = read_goldens(spec, golden_paths)
+    known = {q for golden in goldens.values() for q in golden}
+    missing = [q for golden in goldens.values() for q in golden if q not in answers]
+    if missing:
+        raise FormatError(
+            where,
+            None,
+            f"answers for every factoid question of "
+            f"{', '.join(golden_paths)} ({len(missing)} of {len(known)} missing, "
+            f"e.g. {missing[:3]}; write [] for a question without answers)",
+        )
+    unknown = [q for q in answers if q not in known]
+    if unknown:
+        raise FormatError(
+            where,
+            None,
+            f"only question ids of {', '.join(golden_paths)} ({len(unknown)} others)",
+            unknown[0],
+        )
     batches = {
-        batch_name(g): metrics.bioasq_factoid_scores(formats.read_bioasq_golden(g), answers)
-        for g in golden_paths
+        name: metrics.bioasq_factoid_scores(golden, {q: answers[q] for q in golden})
+        for name, golden in goldens.items()
     }
     return metrics.bioasq_year_scores(batches)
 
@@ -145,9 +203,10 @@ def score_files(
         raise ValueError("--tokens is for NER prediction pairs only")
     if spec.task == datasets.QA:
         answers = predictions.read_bioasq(predictions_path)
-        return with_header(spec, score_bioasq(expand_paths(gold), answers))
+        return with_header(spec, score_bioasq(spec, expand_paths(gold), answers, predictions_path))
     if not isinstance(gold, str):
         raise ValueError(f"{dataset}: one gold file expected, got {gold}")
+    spec = datasets.for_file(spec, gold)
     if spec.task == datasets.NER:
         sentences = formats.read_ner(gold)
         stream = (
@@ -163,8 +222,7 @@ def score_files(
     )
     values = [v for v, _ in matched]
     where = [f"{predictions_path}:{n}" for _, n in matched]
-    return with_header(spec, score_examples(spec, examples, values, where,
-                                            datasets.declared_labels(spec, gold)))  # fmt: skip
+    return with_header(spec, score_examples(spec, examples, values, where))
 
 
 # --------------------------------------------------------------------------------- evaluate
@@ -191,12 +249,24 @@ def load_gold(spec: DatasetSpec, data_dir: str, split: str, optional: bool = Fal
         if split != "test":
             raise ValueError(f"{spec.name}: only the test batches exist, not {split!r}")
         batches = formats.bioasq_batches(data_dir, spec.bioasq_year)
-        pairs = [p for _, test, _ in batches for p in formats.read_squad(test)]
+        pairs = []
+        for _, test, golden in batches:
+            batch_pairs = formats.read_squad(test)
+            factoid = read_goldens(spec, [golden])[batch_name(golden)]
+            foreign = sorted({p.question_id for p in batch_pairs} - set(factoid))
+            if foreign:
+                raise FormatError(
+                    test,
+                    None,
+                    f"only factoid questions of {golden} ({len(foreign)} others)",
+                    foreign[0],
+                )
+            pairs += batch_pairs
         files = [f for _, test, golden in batches for f in (test, golden)]
         return Gold(spec, split, pairs, files, [golden for _, _, golden in batches])
     rows = datasets.read_split(spec, data_dir, split, optional=optional)
     files = [formats.split_file(data_dir, split)] if rows else []
-    return Gold(spec, split, rows, files)
+    return Gold(datasets.for_file(spec, files[0]) if files else spec, split, rows, files)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,19 +277,28 @@ class Evaluation:
     predict_seconds: float  # the predictor's time only
 
 
-def merge_pair_answers(pairs: Sequence[formats.QaPair], answers) -> dict[str, list[str]]:
-    """Per-pair [(text, probability)] -> {question id: its top answers over all its snippets}."""
+def merge_pair_answers(
+    pairs: Sequence[formats.QaPair], answers, rule: str = predictions.MERGE_BIOBERT
+) -> dict[str, list[str]]:
+    """Per-pair [(text, probability)] -> {question id: its top answers over all its snippets},
+    merged by `rule` (predictions.MERGE_RULES)."""
     grouped: dict[str, tuple[list, list]] = {}
     for pair, pair_answers in zip(pairs, answers, strict=True):
         texts, probs = grouped.setdefault(pair.question_id, ([], []))
         texts.append([t for t, _ in pair_answers])
         probs.append([p for _, p in pair_answers])
-    return {qid: predictions.merge_answers(t, p) for qid, (t, p) in grouped.items()}
+    return {qid: predictions.merge_answers(t, p, rule=rule) for qid, (t, p) in grouped.items()}
 
 
-def evaluate(gold: Gold, predict: Callable, predictions_path: str | None = None) -> Evaluation:
+def evaluate(
+    gold: Gold,
+    predict: Callable,
+    predictions_path: str | None = None,
+    answer_merge: str = predictions.MERGE_BIOBERT,
+) -> Evaluation:
     """Runs predict(gold.rows), checks one prediction per row, writes the prediction file (in the
-    format `python -m bioalbert_tf.benchmark.score` reads) and scores it."""
+    format `python -m bioalbert_tf.benchmark.score` reads) and scores it. answer_merge: how a
+    BioASQ question's answers are merged over its snippets (predictions.MERGE_RULES)."""
     spec = gold.spec
     if not gold.rows:
         raise ValueError(f"{spec.name} {gold.split}: no gold rows to evaluate on")
@@ -231,10 +310,22 @@ def evaluate(gold: Gold, predict: Callable, predictions_path: str | None = None)
             f"{spec.name} {gold.split}: {len(predicted)} predictions for {len(gold.rows)} rows"
         )
     if spec.task == datasets.QA:
-        answers = merge_pair_answers(gold.rows, predicted)
+        answers = merge_pair_answers(gold.rows, predicted, answer_merge)
+        unasked = [
+            q for g in read_goldens(spec, gold.golden).values() for q in g if q not in answers
+        ]
+        if unasked:
+            logging.warning(
+                "%s: %d golden questions have no snippet in the test files: no answers",
+                spec.name,
+                len(unasked),
+            )
+        answers.update({q: [] for q in unasked})
         if predictions_path:
             predictions.write_bioasq(predictions_path, answers)
-        scores = score_bioasq(gold.golden, answers)
+        scores = score_bioasq(spec, gold.golden, answers, predictions_path or "predictions")
+        scores["answer_merge"] = answer_merge
+        scores["answer_merge_rule"] = predictions.MERGE_RULES[answer_merge]
     elif spec.task == datasets.NER:
         if predictions_path:
             predictions.write_ner(predictions_path,
@@ -245,6 +336,5 @@ def evaluate(gold: Gold, predict: Callable, predictions_path: str | None = None)
             predictions.write_id_predictions(
                 predictions_path, ((ex.id, v) for ex, v in zip(gold.rows, predicted, strict=True))
             )
-        allowed = datasets.declared_labels(spec, gold.files[0])
-        scores = score_examples(spec, gold.rows, predicted, None, allowed)
+        scores = score_examples(spec, gold.rows, predicted)
     return Evaluation(with_header(spec, scores), predictions_path, len(gold.rows), seconds)

@@ -1,9 +1,11 @@
 """Factoid QA (BioASQ 4b/5b/6b): span extraction over [CLS] question [SEP] snippet [SEP].
 
 Long snippets are cut into overlapping windows (stride half a window); every window proposes
-its best spans (top-10 starts x top-10 ends, at most 30 pieces long); spans from all windows of
-a question are merged, identical answers (case-insensitive) keep their best score, and the top 5
-come back with probabilities (softmax over the merged candidates), as BioASQ's factoid rules ask.
+its best spans (top-20 starts x top-20 ends, at most 30 pieces long); spans from all windows of
+a snippet are merged, identical answers (case-insensitive) keep their best score, and the 20
+best come back with probabilities (softmax over those 20), as BERT's SQuAD n-best list does
+(n_best_size 20). The evaluation core merges a question's answers over its snippets
+(`evaluation.predictions.merge_answers`, BioBERT's rule by default) and keeps 5.
 Answers are substrings of the normalised (lowercased) snippet; BioASQ matching is
 case-insensitive. Training answers are located in the normalised snippet by their first
 occurrence.
@@ -20,8 +22,8 @@ from bioalbert_tf.tasks.base import Task
 from bioalbert_tf.tokenization import preprocess_text
 
 MAX_ANSWER_PIECES = 30
-TOP_K = 10
-N_BEST = 5
+N_BEST = 20  # answers per snippet: BERT's / BioBERT's n_best_size
+TOP_K = N_BEST  # start and end candidates per window, as in BERT's run_squad
 
 
 def span_loss(y_true, y_pred):
@@ -205,16 +207,15 @@ class QATask(Task):
         scores = tf.RaggedTensor.from_value_rowids(
             best, tf.cast(u_ex, tf.int64), nrows=tf.cast(nrows, tf.int64)
         )
+        scores = scores[:, :N_BEST]
         probs = tf.nn.softmax(scores - tf.reduce_max(scores, axis=1, keepdims=True), axis=1)
         return {
             "answers": texts[:, :N_BEST].to_tensor(default_value="", shape=[None, N_BEST]),
-            "answer_probabilities": probs[:, :N_BEST].to_tensor(
-                default_value=0.0, shape=[None, N_BEST]
-            ),
+            "answer_probabilities": probs.to_tensor(default_value=0.0, shape=[None, N_BEST]),
         }
 
     def predict(self, examples, batch_size: int = 32):
-        """Top-5 answer strings per (question, snippet) example."""
+        """[(answer, probability)] of each (question, snippet) example: its N_BEST best."""
         if self._answers_graph is None:  # one graph for every batch (the serving signature's)
             string = tf.TensorSpec([None], tf.string)
             self._answers_graph = tf.function(self._answers, input_signature=[string, string])
