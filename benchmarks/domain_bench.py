@@ -2,10 +2,13 @@ r"""`make bench`, part 3: a small reproduction of "domain pretraining helps" (th
 
 Same small ALBERT and pretraining recipe as `make demo` (bioalbert_tf/demo_recipe.py), same
 pretraining steps, same fine-tuning budget,
-three starting points: (a) random initialisation, (b) pretrained on a general-domain Wikipedia
-sample (shipped in the gensim wheel), (c) pretrained on the MEDLINE corpus. Each is fine-tuned
-on NCBI-disease and BC5CDR-chem (../shared/data) with several seeds; the table reports test
-entity-level F1 mean +- sd per start, as text and PNG, with the total wall time.
+four starting points: (a) random initialisation, (b) pretrained on a general-domain Wikipedia
+sample (shipped in the gensim wheel), (c) pretrained on the MEDLINE corpus, (d) pretrained on
+MEDLINE cut to the Wikipedia sample's size (whole abstracts, in file order, until as many
+SentencePiece pieces as the sample has), so that (d) against (b) compares domains at one corpus
+size and (c) against (d) shows what size adds. Each is fine-tuned on NCBI-disease and
+BC5CDR-chem (../shared/data) with several seeds; the table reports test entity-level F1
+mean +- sd per start, as text and PNG, with the total wall time.
 
   python -m benchmarks.domain_bench --data_dir=../shared/data [--pretraining_steps=8000 \
       --finetuning_steps=600 --seeds=1,2,3]
@@ -110,6 +113,39 @@ def wiki_text(out_dir: str) -> str:
     return target
 
 
+def count_pieces(path: str, sp) -> int:
+    """SentencePiece pieces of a plain-text corpus file (sentence per line)."""
+    with open(path, encoding="utf-8") as f:
+        return sum(len(sp.encode(line.strip())) for line in f if line.strip())
+
+
+def medline_sample(out_dir: str, vocab_model: str, target_pieces: int) -> str:
+    """MEDLINE cut to target_pieces: whole abstracts of the embedded files, in file order, as
+    the builder reads them, until their pieces reach the target (the builder's plain format)."""
+    import sentencepiece as spm
+
+    from tfrecords_builder.corpus import ReadStats, iter_documents
+
+    target = os.path.join(out_dir, f"medline_sample_{target_pieces}.txt")
+    if os.path.exists(target):
+        return target
+    sp = spm.SentencePieceProcessor(model_file=vocab_model)
+    stats, pieces, docs = ReadStats(), 0, []
+    for path in MEDLINE:
+        for doc in iter_documents(path, stats):
+            docs.append(doc)
+            pieces += sum(len(sp.encode(line)) for line in doc)
+            if pieces >= target_pieces:
+                break
+        if pieces >= target_pieces:
+            break
+    with open(target + ".tmp", "w", encoding="utf-8") as f:
+        for doc in docs:
+            f.write("\n".join(doc) + "\n\n")
+    os.replace(target + ".tmp", target)
+    return target
+
+
 def _tag(*parts) -> str:
     """A short name for the settings that made a folder: changed settings get a new folder."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8]
@@ -148,8 +184,14 @@ def main(argv):
             ]
         )
     model_config = AlbertConfig.from_json_file(CONFIG).to_dict()  # read once, for every run
+    import sentencepiece as spm
+
+    wiki_pieces = count_pieces(wiki, spm.SentencePieceProcessor(model_file=vocab + ".model"))
+    small = medline_sample(out, vocab + ".model", wiki_pieces)
     starts = {"a_random": None}
-    for name, corpus in (("b_wikipedia", wiki), ("c_medline", ",".join(MEDLINE))):
+    corpus_stats: dict[str, dict] = {"wikipedia_pieces": {"pieces": wiki_pieces}}
+    corpora = (("b_wikipedia", wiki), ("c_medline", ",".join(MEDLINE)), ("d_medline_small", small))
+    for name, corpus in corpora:
         build = [f"--input_files={corpus}", f"--spm_model_file={vocab}.model", *recipe.builder_args(),
                  "--dupe_factor=2", "--num_shards=2"]  # fmt: skip
         records = os.path.join(out, "tfrecords", f"{name}-{_tag(build)}")
@@ -161,6 +203,8 @@ def main(argv):
         _run(["bioalbert_tf.run_pretraining", f"--input_file={records}/*.tfrecord", f"--output_dir={run_dir}",
               *recipe.pretraining_args(steps), f"--save_checkpoints_steps={steps}"])  # fmt: skip
         starts[name] = run_dir
+        with open(os.path.join(records, "stats.json")) as f:
+            corpus_stats[name] = {k: v for k, v in json.load(f).items() if isinstance(v, int)}
         print(f"pretrained {name}: {time.time() - start:.0f} s elapsed", flush=True)
     results = {}
     for spec in FLAGS.datasets:
@@ -204,7 +248,7 @@ def main(argv):
         f"\ntest entity-level F1 (mean +- sd over seeds {','.join(FLAGS.seeds)}), total {seconds / 60:.1f} min\n{table}"
     )
     with open(os.path.join(out, "domain_bench.json"), "w") as f:
-        json.dump({"results": results, "seconds": seconds, "flags": {k: str(FLAGS[k].value) for k in
+        json.dump({"results": results, "seconds": seconds, "corpora": corpus_stats, "flags": {k: str(FLAGS[k].value) for k in
                    ("pretraining_steps", "finetuning_steps", "finetuning_max_seq_length", "seeds", "datasets")}}, f, indent=2)  # fmt: skip
     import matplotlib
 
@@ -212,7 +256,7 @@ def main(argv):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    width = 0.25
+    width = 0.8 / len(starts)
     for i, name in enumerate(starts):
         means = [statistics.mean(results[d][name]) for d in results]
         sds = [
@@ -226,7 +270,7 @@ def main(argv):
             label=name,
             capsize=3,
         )
-    ax.set_xticks([j + width for j in range(len(results))], list(results))
+    ax.set_xticks([j + width * (len(starts) - 1) / 2 for j in range(len(results))], list(results))
     ax.set_ylabel("test entity-level F1")
     ax.set_title("Small ALBERT: starting point vs NER F1")
     ax.legend()
