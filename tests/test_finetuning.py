@@ -977,3 +977,20 @@ def test_an_undefined_dev_score_never_wins_the_selection():
     assert finetuning._better(0.1, None) and finetuning._better(0.2, 0.1)
     assert not finetuning._better(None, None) and not finetuning._better(None, -0.5)
     assert not finetuning._better(0.1, 0.1)
+
+
+def test_ner_predicts_sentences_whose_words_have_no_token(trained, setup, tiny_spm):
+    """A test split whose sentences are words without a SentencePiece token (U+200B, a lone
+    combining mark) is tagged O, alone or in a batch of its own, instead of failing at the end
+    of fine-tuning."""
+    _, out = trained("ncbi_disease")
+    task = _task("ncbi_disease", setup, tiny_spm, out)
+    odd = [
+        formats.NerSentence(("\u200b",), ("O",)),
+        formats.NerSentence(("\u0301", "\u200b"), ("O", "O")),
+    ]
+    assert task.predict(odd[:1]) == [["O"]]
+    assert task.predict(odd) == [["O"], ["O", "O"]]
+    real = formats.NerSentence(("BRCA1", "mutation"), ("O", "O"))
+    tags = task.predict([odd[0], real, odd[1]])
+    assert tags[0] == ["O"] and tags[2] == ["O", "O"] and len(tags[1]) == 2

@@ -7,7 +7,11 @@ libraries of the installed tensorflow wheel through ctypes and never imports Ten
 runtime, so nothing of `tf.saved_model.load` or of Python op registration can help it.
 
 stdin: JSON {"model_dir", "libraries": [.so paths], "runs": [{"signature", "inputs": {key: nested
-list}}]}; each input gets the dtype its SignatureDef declares.
+list}, ["shapes": {key: dims}], ["latin1": true]}], ["collect_errors": true]}; each input gets the
+dtype its SignatureDef declares; "shapes" gives a flat input its shape (an empty [0, 0] matrix);
+"latin1" sends each string's characters as bytes (invalid UTF-8 included). With
+"collect_errors", a run that fails gives {"error": {"code", "message"}} (TF_Code: 3 is
+INVALID_ARGUMENT) instead of ending the process.
 stdout (last line): JSON {"loaded": {library file: [op names]}, "tags": [...],
 "signatures": {name: {"inputs": {key: tensor}, "outputs": {key: tensor}}},
 "results": [{key: {"dtype", "shape", "value"}}], "python_runtime_imported": false}; strings
@@ -159,8 +163,8 @@ def reshape(flat: list, shape: list[int]):
     return [reshape(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
-def make_tensor(lib, code: int, value):
-    shape = nested_shape(value)
+def make_tensor(lib, code: int, value, shape=None, encoding: str = "utf-8"):
+    shape = nested_shape(value) if shape is None else list(shape)
     flat = flatten(value)
     dims = (ctypes.c_int64 * len(shape))(*shape)
     if code == TF_STRING:
@@ -168,7 +172,7 @@ def make_tensor(lib, code: int, value):
         tensor = lib.TF_AllocateTensor(code, dims, len(shape), TSTRING_SIZE * len(flat))
         base = lib.TF_TensorData(tensor)
         for i, text in enumerate(flat):
-            data = text.encode("utf-8")
+            data = text.encode(encoding)
             lib.TF_StringInit(base + i * TSTRING_SIZE)
             lib.TF_StringCopy(base + i * TSTRING_SIZE, data, len(data))
         return tensor
@@ -247,8 +251,14 @@ def main(request: dict) -> dict:
         inputs = (TF_Output * len(in_keys))(
             *[output(lib, graph, signature.inputs[k].name) for k in in_keys]
         )
+        shapes, encoding = run.get("shapes", {}), "latin-1" if run.get("latin1") else "utf-8"
         values = (P * len(in_keys))(
-            *[make_tensor(lib, signature.inputs[k].dtype, run["inputs"][k]) for k in in_keys]
+            *[
+                make_tensor(
+                    lib, signature.inputs[k].dtype, run["inputs"][k], shapes.get(k), encoding
+                )
+                for k in in_keys
+            ]
         )
         outputs = (TF_Output * len(out_keys))(
             *[output(lib, graph, signature.outputs[k].name) for k in out_keys]
@@ -256,6 +266,10 @@ def main(request: dict) -> dict:
         out_values = (P * len(out_keys))()
         lib.TF_SessionRun(session, None, inputs, values, len(in_keys), outputs, out_values,
                           len(out_keys), None, 0, None, status)  # fmt: skip
+        if request.get("collect_errors") and lib.TF_GetCode(status) != 0:
+            message = lib.TF_Message(status).decode("utf-8", "replace")
+            results.append({"error": {"code": lib.TF_GetCode(status), "message": message}})
+            continue
         check(lib, status, f"TF_SessionRun({run['signature']})")
         results.append({k: read_tensor(lib, out_values[i]) for i, k in enumerate(out_keys)})
         # Input tensors are left to the process's end (it exits after these few runs).

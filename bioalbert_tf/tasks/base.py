@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from bioalbert_tf.modeling import AlbertEncoder
 from bioalbert_tf.modeling.layers import initializer
-from bioalbert_tf.tasks.preprocessing import TextEncoder, pack
+from bioalbert_tf.tasks.preprocessing import TextEncoder, pack, same_batch
 
 CLASSIFIER_DROPOUT = 0.1  # ALBERT/BERT run_classifier: dropout 0.1 on the pooled output
 MODEL_INPUTS = ("input_ids", "input_mask", "segment_ids")
@@ -100,6 +100,8 @@ class Task(abc.ABC):
         )
 
     def encode_texts(self, text_a, text_b=None):
+        if text_b is not None:
+            text_a, text_b = same_batch(text_a=text_a, text_b=text_b)
         segments = [self.text_encoder.tokenize(text_a)]
         if text_b is not None:
             segments.append(self.text_encoder.tokenize(text_b))

@@ -98,10 +98,9 @@ class NERTask(Task):
         )
         probs = tf.nn.softmax(merged.flat_values, axis=-1)  # [all pieces, labels]
         starts = tf.cast(tf.gather(pieces.row_starts(), first.value_rowids()), tf.int32)
-        index = tf.maximum(starts + first.flat_values, 0)
-        word_probs = tf.gather(probs, index)
-        outside = tf.one_hot(tf.zeros_like(index), len(self.labels))  # a word without pieces is O
-        word_probs = tf.where((first.flat_values >= 0)[:, None], word_probs, outside)
+        has_piece = first.flat_values >= 0
+        outside = tf.one_hot(0, len(self.labels))  # a word without pieces is O
+        word_probs = pp.gather_or(probs, starts + first.flat_values, has_piece, outside)
         ids = tf.argmax(word_probs, axis=-1, output_type=tf.int32)
         return first.with_flat_values(ids), first.with_flat_values(word_probs)
 
@@ -145,6 +144,15 @@ class NERTask(Task):
 
     # --- serving -----------------------------------------------------------------------------
     def _tag_words(self, words, num_words):
+        words, num_words = pp.same_batch(words=words, num_words=num_words)
+        in_range = tf.debugging.assert_less_equal(
+            tf.reduce_max(tf.concat([num_words, [0]], 0)),
+            tf.shape(words, out_type=tf.int32)[1],
+            message="num_words must not exceed the number of word columns",
+        )
+        positive = tf.debugging.assert_non_negative(num_words, message="num_words must be >= 0")
+        with tf.control_dependencies([in_range, positive]):
+            num_words = tf.identity(num_words)
         ragged = tf.RaggedTensor.from_tensor(words, lengths=num_words)
         ids, probs = self.tag_words_ragged(ragged)
         tags = ids.with_flat_values(tf.gather(tf.constant(self.labels), ids.flat_values))
@@ -166,8 +174,9 @@ class NERTask(Task):
         first_in_row = tf.equal(
             tf.range(tf.size(rows, out_type=tf.int64)), tf.gather(ids.row_starts(), rows)
         )
-        prev_inside = tf.concat([[False], inside[:-1]], 0) & ~first_in_row
-        prev_kind = tf.concat([[""], kind[:-1]], 0)
+        # The previous word's values (shifted by one; as long as `inside`, even when empty).
+        prev_inside = tf.concat([[False], inside], 0)[:-1] & ~first_in_row
+        prev_kind = tf.concat([[""], kind], 0)[:-1]
         begins = inside & (is_b | ~prev_inside | tf.not_equal(prev_kind, kind))
         entity = tf.cumsum(tf.cast(begins, tf.int32)) - 1
         sel = inside

@@ -20,6 +20,32 @@ WORD_PATTERN = r"[\s\p{Z}]+|[^\p{L}\p{N}\s\p{Z}]"
 WORD_KEEP = r"[^\p{L}\p{N}\s\p{Z}]"
 
 
+def gather_or(values, index, valid, fill):
+    """tf.gather(values, index) where `valid`, else `fill`, with no index read where it is not
+    valid: values may be empty (a batch in which no text has a token), and a gather of any index
+    from an empty tensor fails even where tf.where would discard it."""
+    fill = tf.broadcast_to(tf.cast(fill, values.dtype), tf.shape(values)[1:])[None]
+    padded = tf.concat([values, fill], 0)
+    return tf.gather(padded, tf.where(valid, index, tf.cast(tf.shape(values)[0], index.dtype)))
+
+
+def same_batch(**inputs):
+    """The inputs, checked to have one batch size: an InvalidArgument naming both sizes before
+    any kernel sees them (tensorflow-text's trimmers crash the process on mismatched batches)."""
+    names = list(inputs)
+    first = names[0]
+    checks = [
+        tf.debugging.assert_equal(
+            tf.shape(inputs[name])[0],
+            tf.shape(inputs[first])[0],
+            message=f"{name} and {first} must have the same batch size",
+        )
+        for name in names[1:]
+    ]
+    with tf.control_dependencies(checks):
+        return [tf.identity(inputs[name]) for name in names]
+
+
 def without_nul(text):
     """NUL bytes as spaces (same length, so byte offsets hold): some of tensorflow-text's ops read
     strings as C strings and would silently drop everything after a NUL."""
@@ -90,11 +116,11 @@ def windows(pieces, max_len: int, stride: int, labels=None):
     flat_index = tf.cast(tf.gather(pieces.row_starts(), example), tf.int32)[:, None] + offsets
     flat_index = tf.where(valid, flat_index, 0)
     length = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
-    values = tf.where(valid, tf.gather(pieces.flat_values, flat_index), PAD_ID)
+    values = gather_or(pieces.flat_values, flat_index, valid, PAD_ID)
     inputs = pack([tf.RaggedTensor.from_tensor(values, lengths=length)], max_len)
     out = {"inputs": inputs, "example": example, "start": start, "length": length}
     if labels is not None:
-        body = tf.where(valid, tf.gather(labels.flat_values, flat_index), -1)
+        body = gather_or(labels.flat_values, flat_index, valid, -1)
         minus = -tf.ones_like(body[:, :1])
         padded = tf.concat([minus, body, minus], axis=1)  # [CLS] body [SEP]
         out["labels"] = padded

@@ -68,6 +68,7 @@ class QATask(Task):
 
     def _windows(self, question, context):
         """Pack every window; returns inputs, per-window example/start/length, context offsets."""
+        question, context = pp.same_batch(question=question, context=context)
         q = self.text_encoder.tokenize(question)[:, : self.max_query_length]
         norm = self.text_encoder.normalize(context)
         ids, starts, ends = self.text_encoder.tokenizer.tokenize_with_offsets(norm)
@@ -83,7 +84,7 @@ class QATask(Task):
         )
         length = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
         ctx = tf.RaggedTensor.from_tensor(
-            tf.where(valid, tf.gather(ids.flat_values, flat_index), 0), lengths=length
+            pp.gather_or(ids.flat_values, flat_index, valid, 0), lengths=length
         )
         inputs = pp.pack([tf.gather(q, example), ctx], self.max_seq_length)
         ctx_offset = tf.cast(tf.gather(q.row_lengths(), example), tf.int32) + 2  # [CLS] q [SEP]
