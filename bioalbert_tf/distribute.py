@@ -34,18 +34,73 @@ def _bounded(fn, timeout_s: float, what: str):
     return result.get("value")
 
 
+def _tpu_where(tpu: str, zone: str | None, project: str | None) -> str:
+    return (
+        f"--tpu={tpu!r} (--tpu_zone={zone or 'not given'}, --gcp_project={project or 'not given'})"
+    )
+
+
+def tpu_advice(error: BaseException, tpu: str, zone: str | None, project: str | None) -> str:
+    """What went wrong while finding a TPU by name, and what to check, in one sentence."""
+    import urllib.error
+
+    name, text = type(error).__name__, str(error)
+    local = "on the TPU VM itself, --tpu=local needs none of this"
+    if isinstance(error, RuntimeError) and "Google API client" in text:
+        return (
+            f"finding a TPU by name needs the Google API client, which is not installed: "
+            f"pip install -e '.[tpu]' (tpu_scripts/install.sh does); {local}"
+        )
+    if "DefaultCredentials" in name or "credentials" in text.lower():
+        return (
+            f"no Google Cloud credentials ({text[:160]}): run `gcloud auth application-default "
+            f"login` or set GOOGLE_APPLICATION_CREDENTIALS; {local}"
+        )
+    if isinstance(error, urllib.error.URLError | OSError) and not getattr(error, "resp", None):
+        return (
+            f"cannot reach Google Cloud's metadata server or API ({text[:160]}): off Google "
+            f"Cloud pass --tpu_zone and --gcp_project and check the network; {local}"
+        )
+    status = getattr(getattr(error, "resp", None), "status", None)
+    if status is not None and int(status) == 404:
+        return (
+            f"there is no TPU {tpu!r} in zone {zone or '(the default)'} of project "
+            f"{project or '(the default)'}: check `gcloud compute tpus tpu-vm list "
+            f"--zone={zone or 'ZONE'}`"
+        )
+    if status is not None and int(status) in (401, 403):
+        return (
+            f"the credentials may not read TPU {tpu!r} (HTTP {status}): check the account's "
+            f"TPU permissions in project {project or '(the default)'}"
+        )
+    return f"{name}: {text[:300]}"
+
+
 def tpu_strategy(
     tpu: str, zone: str | None = None, project: str | None = None, timeout_s: float = 120.0
 ):
+    """TPUStrategy on the TPU `tpu` (a TPU name, `local` on a TPU VM, or a grpc:// address).
+    Every failure to find, reach or start it is one TPUConnectionError naming the TPU, zone and
+    project and what to check."""
     import tensorflow as tf
 
-    try:
+    where = _tpu_where(tpu, zone, project)
+
+    def resolve():
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
             tpu=tpu, zone=zone, project=project
         )
-    except (ValueError, RuntimeError) as e:
-        raise TPUConnectionError(f"--tpu={tpu!r}: cannot resolve the TPU ({e})") from e
-    what = f"--tpu={tpu!r} ({resolver.master() or 'local'})"
+        return resolver, resolver.master()  # a TPU name is looked up here (Cloud TPU API)
+
+    try:
+        resolver, master = _bounded(resolve, timeout_s, where)
+    except TPUConnectionError as e:
+        raise TPUConnectionError(f"{e}: check the network and the TPU name") from None
+    except Exception as e:  # RuntimeError, URLError, credentials, HttpError, ValueError ...
+        raise TPUConnectionError(
+            f"{where}: cannot find the TPU: {tpu_advice(e, tpu, zone, project)}"
+        ) from e
+    what = f"{where} at {master or 'local'}"
     try:
         _bounded(lambda: tf.config.experimental_connect_to_cluster(resolver), timeout_s, what)
         _bounded(lambda: tf.tpu.experimental.initialize_tpu_system(resolver), timeout_s, what)
@@ -54,7 +109,15 @@ def tpu_strategy(
             f"{e}: check the TPU name, --tpu_zone/--gcp_project, and that the TPU is READY"
         ) from None
     except Exception as e:  # NotFoundError "TPUs not found in the cluster" and friends
-        raise TPUConnectionError(f"{what}: {type(e).__name__}: {e}") from e
+        check = (
+            "--tpu=local uses this machine's own TPU: run on the TPU VM, and check that no other "
+            "process holds its TPU"
+            if tpu == "local"
+            else "check that the TPU is READY and that nothing else holds it"
+        )
+        raise TPUConnectionError(
+            f"{what}: the TPU did not start ({type(e).__name__}: {str(e)[:200]}); {check}"
+        ) from e
     strategy = tf.distribute.TPUStrategy(resolver)
     logging.info("TPUStrategy on %s: %d replicas", what, strategy.num_replicas_in_sync)
     return strategy

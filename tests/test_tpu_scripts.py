@@ -159,8 +159,8 @@ def test_launch_accepts_every_variant(variant):
     assert cd == ["cd", str(ROOT)]
     assert train[:3] == [sys.executable, "-m", "bioalbert_tf.run_pretraining"]
     assert f"--flagfile=configs/pretraining/{variant}.flags" in train
-    assert "--tpu=my-tpu" in train
-    assert "--tpu_zone=europe-west4-a" in train
+    # The run is on the TPU VM itself: its own TPU, found without the Cloud TPU API.
+    assert "--tpu=local" in train and not any(a.startswith("--tpu_zone") for a in train)
     corpora = CORPORA[variant.split("_", 1)[1]]
     globs = [f"{BUCKET}/tfrecords/{c}/*.tfrecord" for c in corpora]
     assert option(train, "--input_file") == ",".join(globs)
@@ -190,8 +190,7 @@ def test_launch_all_three_corpora_and_optional_flags():
         f"{BUCKET}/tfrecords/pmc/*.tfrecord",
         f"{BUCKET}/tfrecords/mimic/*.tfrecord",
     ]
-    assert "--tpu=my-tpu" in train
-    assert "--gcp_project=my-project" in train
+    assert "--tpu=local" in train and not any(a.startswith("--gcp_project") for a in train)
     assert "--init_checkpoint=gs://my-bucket/albert_large/model.ckpt-best" in train
 
 
@@ -207,6 +206,7 @@ def test_launch_remote_starts_it_in_the_background_over_ssh():
     inner = shlex.split(remote.split("&&", 1)[1].split(">", 1)[0])
     assert "--flagfile=configs/pretraining/base_pubmed.flags" in inner
     assert f"--input_file={BUCKET}/tfrecords/pubmed/*.tfrecord" in inner
+    assert "--tpu=local" in inner  # on the VM: its own TPU, no Cloud TPU API lookup
 
 
 @pytest.mark.parametrize("variant", ["base_wikipedia", "../albert_base", "xlarge_pubmed"])
@@ -266,7 +266,7 @@ def test_install_copies_the_project_and_pip_installs_it():
     assert "tar -xzf ~/bioalbert-tf-src.tar.gz -C ~/bioalbert-tf" in remote
     assert "cd ~/bioalbert-tf" in remote
     assert "python3.11 -m venv .venv" in remote
-    assert ".venv/bin/python -m pip install -e '.[beam]'" in remote
+    assert ".venv/bin/python -m pip install -e '.[beam,tpu]'" in remote
     assert_bash_syntax(remote)
 
 

@@ -16,7 +16,7 @@ Usage: $SCRIPT_NAME --name=NAME --zone=ZONE [--repo-dir=~/bioalbert-tf] [--proje
                   [--python=python3.11] [--dry-run]
 
 Copies the project (without .git, .venv, .cache, output) to the TPU VM NAME, then creates
-REPO_DIR/.venv there and runs pip install -e '.[beam]' in it. Rerunning updates the copy and
+REPO_DIR/.venv there and runs pip install -e '.[beam,tpu]' in it. Rerunning updates the copy and
 reuses the virtualenv.
 
   --name      TPU VM name (required)
@@ -79,5 +79,5 @@ remote_cmd="mkdir -p $remote_dir && tar -xzf ~/$remote_archive -C $remote_dir"
 remote_cmd+=" && rm -f ~/$remote_archive && cd $remote_dir"
 remote_cmd+=" && { test -x .venv/bin/python || $(printf '%q' "$python") -m venv .venv; }"
 remote_cmd+=" && .venv/bin/python -m pip install --upgrade pip"
-remote_cmd+=" && .venv/bin/python -m pip install -e '.[beam]'"
+remote_cmd+=" && .venv/bin/python -m pip install -e '.[beam,tpu]'"
 run gcloud compute tpus tpu-vm ssh "$name" "${gcloud_opts[@]}" --command="$remote_cmd"

@@ -25,18 +25,18 @@ Usage: $SCRIPT_NAME --variant=VARIANT --tpu=NAME --zone=ZONE --bucket=gs://BUCKE
                              [--init-checkpoint=gs://...] [--project=PROJECT] [--remote]
                              [--repo-dir=~/bioalbert-tf] [--dry-run]
 
-Runs python -m bioalbert_tf.run_pretraining --flagfile=$FLAGS_DIR/VARIANT.flags on the TPU
-NAME, reading gs://BUCKET/tfrecords/<corpus>/*.tfrecord for the variant's corpora and writing
+Runs python -m bioalbert_tf.run_pretraining --flagfile=$FLAGS_DIR/VARIANT.flags --tpu=local
+on the TPU VM NAME (its own TPU: no Cloud TPU API lookup, no credentials needed), reading gs://BUCKET/tfrecords/<corpus>/*.tfrecord for the variant's corpora and writing
 checkpoints and summaries to gs://BUCKET/bioalbert/VARIANT. Rerunning resumes from the newest
 checkpoint there.
 
   --variant          a flagfile name in $FLAGS_DIR/ (required), one of:
                      $(valid_variants)
-  --tpu              TPU (VM) name (required)
-  --zone             GCE zone of the TPU (required)
+  --tpu              TPU VM name (required; --remote connects to it)
+  --zone             GCE zone of the TPU VM (required)
   --bucket           gs://BUCKET holding tfrecords/ and, after the run, bioalbert/ (required)
   --init-checkpoint  checkpoint to start from (e.g. Google's ALBERT), prefix or folder
-  --project          GCP project
+  --project          GCP project of the TPU VM (for --remote's ssh)
   --remote           start it in the background on the TPU VM over gcloud ssh (log in
                      REPO_DIR/pretrain.log); without it, run here (i.e. on the TPU VM)
   --repo-dir         project folder on the VM, as given to install.sh (default: ~/bioalbert-tf)
@@ -91,13 +91,9 @@ done
 
 train_args=(-m bioalbert_tf.run_pretraining
 	--flagfile="$flagfile"
-	--tpu="$tpu"
-	--tpu_zone="$zone"
+	--tpu=local
 	--input_file="$input_file"
 	--output_dir="$bucket/bioalbert/$variant")
-if [[ -n $project ]]; then
-	train_args+=(--gcp_project="$project")
-fi
 if [[ -n $init_checkpoint ]]; then
 	train_args+=(--init_checkpoint="$init_checkpoint")
 fi
