@@ -25,7 +25,7 @@ import time
 
 from absl import logging
 
-from bioalbert_tf import checkpoints, features, fileio, run_settings
+from bioalbert_tf import checkpoints, features, fileio, record_check, run_settings
 
 AUTOTUNE = -1
 
@@ -186,10 +186,14 @@ class Trainer:
         self.files = expand_files(config.input_file)
         run_settings.check_inputs(self.files, config, self.albert_config, _compression(self.files[0]),
                                   spm_model_file=config.spm_model_file)  # fmt: skip
+        # Every record whole and matching its CRCs before step 1: a damaged shard is named now,
+        # not met by the reader mid-run (and again at every resume).
+        record_check.check_files(self.files, _compression(self.files[0]))
         if config.do_eval and config.eval_input_file:
             eval_files = expand_files(config.eval_input_file)
             run_settings.check_inputs(eval_files, config, self.albert_config, _compression(eval_files[0]),
                                       flag="--eval_input_file")  # fmt: skip
+            record_check.check_files(eval_files, _compression(eval_files[0]), "--eval_input_file")
         keras.utils.set_random_seed(config.random_seed)
         if config.use_bfloat16:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")

@@ -592,3 +592,22 @@ def test_eval_over_two_replicas_gives_the_one_device_metrics(tmp_path):
     for k in ("mlm_loss", "sop_loss", "mlm_accuracy", "sop_accuracy"):
         assert got["two"][k] == pytest.approx(got["one"][k], rel=1e-6), k
     assert got["one"]["mlm_loss"] > 1.0
+
+
+def test_a_truncated_shard_is_refused_before_step_1(data, tmp_path):
+    """A shard cut short (a copy that did not finish) is named, with the offset, before training
+    starts and before anything is written, instead of failing at the record mid-run."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for shard in sorted((data / "tfrecords").glob("*.tfrecord")):
+        (shards / shard.name).write_bytes(shard.read_bytes())
+    cut = sorted(shards.glob("*.tfrecord"))[-1]
+    cut.write_bytes(cut.read_bytes()[:-100])
+    out = tmp_path / "out"
+    cmd = _cmd(data, out, "--num_train_steps=4")
+    cmd[3] = f"--input_file={shards}/*.tfrecord"
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 1
+    assert re.search(rf"error: {cut}: the file ends inside record \d+ \(at byte \d+", proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() or not list(out.glob("ckpt-*"))
