@@ -276,6 +276,13 @@ def load_splits(spec, config: FinetuningConfig, labels: tuple[str, ...]):
     if spec.task == datasets.NER:
         for gold in (dev, test):
             datasets.check_known_tags(gold.rows, labels, gold.files[0] if gold.files else "")
+        window = (config.max_seq_length or spec.max_seq_length) - 2  # [CLS] and [SEP]
+        train_file = formats.split_file(config.data_dir, train_split)
+        for rows, path in (
+            (train, train_file),
+            *((g.rows, g.files[0]) for g in (dev, test) if g.files),
+        ):
+            datasets.warn_long_sentences(rows, window, path)
     for split, rows in (("train", train), ("test", test.rows)):
         if not rows:  # an empty test split would end with no test scores and exit code 0
             where = (

@@ -639,3 +639,35 @@ def test_a_model_is_scored_on_the_dataset_it_was_trained_for(models, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     written = json.loads((out / "euadr" / "metrics.json").read_text())
     assert written["dataset"] == "euadr" and written["convention"] == "BioBERT re_eval (binary)"
+
+
+def test_a_suite_is_checked_whole_before_its_first_run(models, tmp_path):
+    """A broken suite file is named (file, line or entry); an entry whose SavedModel or data is
+    missing stops the suite before its first run, not after two runs and without a report."""
+    paths, _ = models
+    _need(SHARED_DATA / "sts" / "BIOSSES" / "test.tsv")
+    suite = tmp_path / "suite.json"
+    out = tmp_path / "out"
+    suite.write_text('[{"dataset": "biosses",\n "saved_model": }]')
+    with pytest.raises(formats.FormatError, match=rf"^{suite}:2: expected valid JSON"):
+        runner.read_suite(str(suite), str(out))
+    good = {"dataset": "biosses", "saved_model": paths["sts"],
+            "data_dir": str(SHARED_DATA / "sts" / "BIOSSES")}  # fmt: skip
+    for bad, message in (
+        ({**good, "seed": "one"}, r"run 1: seed as a JSON int; got '\"one\"'"),
+        ({**good, "batch_size": True}, r"run 1: batch_size as a JSON int; got 'true'"),
+        ({**good, "dataset": "biosses2"}, r"run 1: a dataset among .*; got 'biosses2'"),
+        ({**good, "answer_merge": "sum"}, r"run 1: answer_merge among \['biobert', 'max'\]"),
+    ):
+        suite.write_text(json.dumps([bad]))
+        with pytest.raises(formats.FormatError, match=rf"^{suite}: expected {message}"):
+            runner.read_suite(str(suite), str(out))
+    runs = [{**good, "seed": 1}, {**good, "seed": 2},
+            {**good, "seed": 3, "saved_model": str(tmp_path / "gone")}]  # fmt: skip
+    suite.write_text(json.dumps(runs))
+    cmd = [sys.executable, "-m", "bioalbert_tf.benchmark", f"--suite={suite}",
+           f"--output_dir={out}"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert f"error: {tmp_path / 'gone'} is not a SavedModel folder" in proc.stderr
+    assert not out.exists()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bioalbert_tf.evaluation import formats
+from bioalbert_tf.evaluation import datasets, formats
 from bioalbert_tf.evaluation.formats import FormatError
 from tests.conftest import SHARED_DATA
 
@@ -132,3 +132,21 @@ def test_bioasq_test_and_golden(tmp_path):
     (tmp_path / "x.json").write_text('{"data": [{"paragraphs": [{"qas": [{"id": "q_000"}]}]}]}')
     with pytest.raises(FormatError, match="SQuAD format"):
         formats.read_squad(str(tmp_path / "x.json"))
+
+
+def test_ner_file_without_blank_lines_is_warned_about(tmp_path, caplog):
+    """A file whose sentences are not separated reads as one long sentence: the warning names
+    the file, the count, the longest and where it starts."""
+    rows = [f"w{k}\t{'B' if k % 7 == 0 else 'O'}" for k in range(300)]
+    flat = tmp_path / "train.tsv"
+    flat.write_text("-DOCSTART-\tO\n\n" + "\n".join(rows) + "\n")
+    sentences = formats.read_ner(str(flat))
+    message = datasets.warn_long_sentences(sentences, 126, str(flat))
+    assert message.startswith(
+        f"{flat}: 1 sentence(s) have more words than a window of 126 "
+        "pieces (the longest, 300 words, starts at line 3)"
+    )
+    assert message in caplog.text
+    split = tmp_path / "split.tsv"
+    split.write_text("\n\n".join("\n".join(rows[k : k + 20]) for k in range(0, 300, 20)) + "\n")
+    assert datasets.warn_long_sentences(formats.read_ner(str(split)), 126, str(split)) is None

@@ -1,6 +1,7 @@
 """Vocabulary training and adoption with ALBERT's special ids."""
 
 import io
+import json
 import pathlib
 
 import pytest
@@ -135,3 +136,30 @@ def test_cli_refuses_to_replace_a_vocabulary_without_overwrite(tiny_spm, tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "vocab" / "bio.model").read_bytes() == pathlib.Path(tiny_spm).read_bytes()
     assert (tmp_path / "vocab" / "bio.vocab").read_text().startswith("<pad>\t")
+
+
+def test_a_damaged_input_file_stops_the_vocabulary_or_is_skipped_as_advised(
+    small_text_corpus, tmp_path
+):
+    """The error's advice is a flag build_vocab has: --skip_bad_files keeps the sentences read
+    before the damage and lists the file in the summary."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, medline_path
+
+    data = medline_path("pubmed20n0014.xml.gz").read_bytes()
+    bad = tmp_path / "pubmed_cut.xml.gz"
+    bad.write_bytes(data[: len(data) // 50])
+    cmd = [sys.executable, "-m", "tfrecords_builder.build_vocab",
+           f"--input_files={small_text_corpus},{bad}", f"--model_prefix={tmp_path}/v",
+           "--vocab_size=300", "--input_sentence_size=5000"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"error: {bad}: unreadable after" in proc.stderr and "--skip_bad_files" in proc.stderr
+    proc = subprocess.run(cmd + ["--skip_bad_files"], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert len(summary["bad_files"]) == 1 and str(bad) in summary["bad_files"][0]
+    assert (tmp_path / "v.model").exists()

@@ -39,6 +39,12 @@ flags.DEFINE_string(
     "Instead of training: check this model's ids (e.g. ALBERT's 30k-clean.model) and copy it to model_prefix.",
 )
 flags.DEFINE_bool(
+    "skip_bad_files",
+    False,
+    "Keep what was read before the damage of a damaged input file and list it in the summary, "
+    "instead of stopping (as the TFRecord builder's flag).",
+)
+flags.DEFINE_bool(
     "overwrite",
     False,
     "Replace an existing <model_prefix>.model / .vocab (by default such a run is refused).",
@@ -74,6 +80,7 @@ def main(argv):
                 input_format=FLAGS.input_format,
                 hard_vocab_limit=FLAGS.hard_vocab_limit,
                 random_seed=FLAGS.random_seed,
+                skip_bad_files=FLAGS.skip_bad_files,
             )
             summary = vocab.train(config)
     except (corpus.CorpusError, FileNotFoundError, FileExistsError, ValueError) as e:

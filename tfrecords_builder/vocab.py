@@ -34,14 +34,20 @@ class VocabConfig:
     input_format: str = "auto"
     hard_vocab_limit: bool = True
     random_seed: int = 12345
+    # A damaged input file: keep what was read before the damage and list it (as the builder).
+    skip_bad_files: bool = False
     num_threads: int = os.cpu_count() or 1
 
 
 def iter_sentences(
-    files: Iterable[str], stats: corpus.ReadStats, input_format: str, lower: bool
+    files: Iterable[str],
+    stats: corpus.ReadStats,
+    input_format: str,
+    lower: bool,
+    skip_bad_files: bool = False,
 ) -> Iterator[str]:
     for path in files:
-        for doc in corpus.iter_documents(path, stats, input_format):
+        for doc in corpus.iter_documents(path, stats, input_format, skip_bad_files=skip_bad_files):
             for sentence in doc:
                 yield preprocess_text(sentence, lower)
 
@@ -56,15 +62,24 @@ def train(config: VocabConfig) -> dict:
         )
     stats = corpus.ReadStats()
     counted = {"sentences": 0}
+    failed: list[corpus.CorpusError] = []  # SentencePiece wraps it in a RuntimeError
 
     def sentences():
-        for s in iter_sentences(
-            config.input_files, stats, config.input_format, config.do_lower_case
-        ):
-            counted["sentences"] += 1
-            if counted["sentences"] % 100_000 == 0:
-                logging.info("vocab: read %d sentences", counted["sentences"])
-            yield s
+        try:
+            for s in iter_sentences(
+                config.input_files,
+                stats,
+                config.input_format,
+                config.do_lower_case,
+                config.skip_bad_files,
+            ):
+                counted["sentences"] += 1
+                if counted["sentences"] % 100_000 == 0:
+                    logging.info("vocab: read %d sentences", counted["sentences"])
+                yield s
+        except corpus.CorpusError as e:
+            failed.append(e)
+            raise  # stops the trainer at once; re-raised below as itself
 
     spm.set_random_generator_seed(config.random_seed)
     model = io.BytesIO()
@@ -88,6 +103,8 @@ def train(config: VocabConfig) -> dict:
             minloglevel=2,
         )
     except RuntimeError as e:
+        if failed:
+            raise failed[0] from None
         if counted["sentences"] == 0:  # SentencePiece says only "[!sentences_.empty()]"
             raise ValueError(_no_sentences(config, stats)) from None
         msg = str(e)
@@ -97,6 +114,8 @@ def train(config: VocabConfig) -> dict:
                 f"vocab_size={config.vocab_size}; lower --vocab_size or pass --nohard_vocab_limit"
             ) from e
         raise
+    if failed:
+        raise failed[0]
     if counted["sentences"] == 0:
         raise ValueError(_no_sentences(config, stats))
     return _write_model(

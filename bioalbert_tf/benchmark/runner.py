@@ -181,6 +181,7 @@ def expand_folds(config: RunConfig) -> list[RunConfig]:
                 f"{config.data_dir} holds cross-validation folds; expected a SavedModel for fold "
                 f"{k} at {config.saved_model}/fold-{k}/saved_model (run_finetuning's layout)"
             )
+        formats.split_file(fold_dir, config.split)  # every fold's split, before any fold runs
         out.append(dataclasses.replace(config, saved_model=model, data_dir=fold_dir, fold=k))
     return out
 
@@ -408,29 +409,81 @@ def run(config: RunConfig, model=None, overwrite: bool = False) -> dict:
     return result
 
 
+# The type each suite key takes (int keys: not bool, which JSON's true would pass as).
+_SUITE_TYPES = {
+    "dataset": str,
+    "saved_model": str,
+    "data_dir": str,
+    "split": str,
+    "batch_size": int,
+    "seed": int,
+    "fold": int,
+    "answer_merge": str,
+    "allow_other_dataset": bool,
+}
+
+
 def read_suite(path: str, output_dir: str, defaults: dict | None = None) -> list[RunConfig]:
     """A suite file: a JSON list (or {"runs": [...]}) of {dataset, saved_model, data_dir,
-    seed, [split], [batch_size]}."""
-    obj = json.loads(formats.read_text(path))
+    seed, [split], [batch_size], [answer_merge], [allow_other_dataset]}. Every entry is checked
+    (keys, types, dataset, answer merge rule) before any runs; errors name the file and entry."""
+    try:
+        obj = json.loads(formats.read_text(path))
+    except json.JSONDecodeError as e:
+        raise formats.FormatError(path, e.lineno, f"valid JSON ({e.msg})") from None
     runs = obj.get("runs") if isinstance(obj, dict) else obj
     if not isinstance(runs, list):
         raise formats.FormatError(path, None, 'a list of runs or {"runs": [...]}')
     defaults = defaults or {}
-    fields = {f.name for f in dataclasses.fields(RunConfig)} - {"output_dir"}
     out = []
     for i, item in enumerate(runs):
+        where = f"run {i + 1}"
         if not isinstance(item, dict) or not {"dataset", "saved_model", "data_dir"} <= set(item):
             raise formats.FormatError(
-                path, None, f"run {i}: an object with dataset, saved_model, data_dir", str(item)
+                path, None, f"{where}: an object with dataset, saved_model, data_dir", str(item)
             )
-        unknown = set(item) - fields
+        unknown = set(item) - set(_SUITE_TYPES)
         if unknown:
             raise formats.FormatError(
-                path, None, f"run {i}: keys among {sorted(fields)}", str(unknown)
+                path, None, f"{where}: keys among {sorted(_SUITE_TYPES)}", str(sorted(unknown))
             )
-        datasets.get(item["dataset"])
+        for key, value in item.items():
+            kind = _SUITE_TYPES[key]
+            ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+            if not ok and not (value is None and key in ("seed", "fold")):
+                raise formats.FormatError(
+                    path, None, f"{where}: {key} as a JSON {kind.__name__}", json.dumps(value)
+                )
+        if item["dataset"] not in datasets.REGISTRY:
+            raise formats.FormatError(
+                path,
+                None,
+                f"{where}: a dataset among {', '.join(datasets.REGISTRY)}",
+                item["dataset"],
+            )
+        merge = item.get("answer_merge", defaults.get("answer_merge", predictions.MERGE_BIOBERT))
+        if merge not in predictions.MERGE_RULES:
+            raise formats.FormatError(
+                path, None, f"{where}: answer_merge among {list(predictions.MERGE_RULES)}", merge
+            )
         out.append(RunConfig(output_dir=output_dir, **{**defaults, **item}))
     return out
+
+
+def check_inputs(config: RunConfig) -> None:
+    """The SavedModel and the data folder exist: checked for every run of a suite before the
+    first one starts, so that a suite does not stop at its third run after two."""
+    if not fileio.isdir(config.data_dir):
+        raise FileNotFoundError(f"{config.dataset}: data folder not found: {config.data_dir}")
+    qa = datasets.get(config.dataset).task == datasets.QA
+    if config.fold is None and not qa and datasets.find_folds(config.data_dir):
+        return  # cross-validation: expand_folds checks each fold's SavedModel and split
+    if not qa:
+        formats.split_file(config.data_dir, config.split)  # names the files it looked for
+    if not _is_saved_model(config.saved_model):
+        raise FileNotFoundError(
+            f"{config.saved_model} is not a SavedModel folder (no saved_model.pb)"
+        )
 
 
 def run_suite(
@@ -442,6 +495,8 @@ def run_suite(
     a folder holding another run's metrics."""
     from tqdm import tqdm
 
+    for config in configs:
+        check_inputs(config)
     configs = [c for config in configs for c in expand_folds(config)]
     seen = {}
     for config in configs:

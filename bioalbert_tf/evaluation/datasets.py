@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from absl import logging
+
 from bioalbert_tf import fileio
 from bioalbert_tf.evaluation import formats, metrics
 
@@ -299,6 +301,23 @@ def check_known_tags(sentences, labels, path: str) -> None:
                     f"a tag of the training file ({', '.join(labels)})",
                     tag,
                 )
+
+
+def warn_long_sentences(sentences, window: int, path: str) -> str | None:
+    """Warns (and returns the warning) when NER sentences have more words than a window holds
+    pieces: they are split into overlapping windows, which is right for long sentences but
+    usually means a file without blank lines between its sentences (all one 'sentence')."""
+    long = [s for s in sentences if len(s.words) > window]
+    if not long:
+        return None
+    worst = max(long, key=lambda s: len(s.words))
+    message = (
+        f"{path}: {len(long)} sentence(s) have more words than a window of {window} pieces "
+        f"(the longest, {len(worst.words)} words, starts at line {worst.line}); they are tagged "
+        "in overlapping windows. If the file has no blank lines between sentences, add them."
+    )
+    logging.warning("%s", message)
+    return message
 
 
 def read_qa_training(data_dir: str) -> list[formats.QaPair]:
