@@ -145,6 +145,12 @@ def make_dataset(
     return ds.prefetch(AUTOTUNE)
 
 
+def worker_dir(output_dir: str, strategy) -> str:
+    """Where a non-chief worker writes what the chief writes to output_dir (then removes it)."""
+    resolver = strategy.cluster_resolver
+    return fileio.join(output_dir, f".worker-{resolver.task_type}-{resolver.task_id}")
+
+
 def _distributed(strategy, files, global_batch, config, is_training):
     import tensorflow as tf
 
@@ -222,9 +228,13 @@ class Trainer:
                 strategy.num_replicas_in_sync,
             )
         self.checkpoint = tf.train.Checkpoint(**state)
+        # Several workers (TF_CONFIG): every worker takes part in a save, only the chief's goes
+        # to output_dir; the others write to a folder of their own, removed after each save.
+        self.chief = strategy.extended.should_checkpoint
+        self.save_dir = config.output_dir if self.chief else worker_dir(config.output_dir, strategy)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint,
-            config.output_dir,
+            self.save_dir,
             max_to_keep=config.keep_checkpoint_max,
             checkpoint_name="ckpt",
         )
@@ -248,7 +258,9 @@ class Trainer:
 
     def restore_or_initialize(self) -> str:
         """Resumes from output_dir's latest checkpoint, else loads --init_checkpoint, else random."""
-        latest = self.manager.latest_checkpoint
+        import tensorflow as tf
+
+        latest = tf.train.latest_checkpoint(self.config.output_dir)  # the chief's, on every worker
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             return f"resumed from {latest} at step {self.step}"
@@ -256,6 +268,14 @@ class Trainer:
             kind = checkpoints.load_init_checkpoint(self.model, self.config.init_checkpoint)
             return f"initialised from {self.config.init_checkpoint} ({kind})"
         return "initialised at random"
+
+    def save(self) -> str:
+        """A checkpoint of model, optimizer and input position at this step (every worker calls
+        it; a non-chief worker's copy is removed at once)."""
+        path = self.manager.save(checkpoint_number=self.step)
+        if not self.chief:
+            fileio.rmtree(self.save_dir)
+        return path
 
     def _clipped_gradients(self, batch):
         """One replica's losses and gradients, clipped to global norm 1.0 (as the reference)."""
@@ -379,28 +399,39 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
     run_settings.check_resume(config, settings)
     fileio.makedirs(config.output_dir)
     trainer = Trainer(config, strategy)
-    run_settings.record(config.output_dir, settings)
-    trainer.albert_config.to_json_file(fileio.join(config.output_dir, checkpoints.CONFIG_NAME))
+    chief = trainer.chief  # only the chief writes output_dir (several workers: TF_CONFIG)
+    if chief:
+        run_settings.record(config.output_dir, settings)
+        trainer.albert_config.to_json_file(fileio.join(config.output_dir, checkpoints.CONFIG_NAME))
     logging.info("%s", trainer.restore_or_initialize())
-    run_settings.trim_metrics(config.output_dir, trainer.step)
-    writer = tf.summary.create_file_writer(fileio.join(config.output_dir, "train"))
-    eval_writer = tf.summary.create_file_writer(fileio.join(config.output_dir, "eval"))
+    if chief:
+        run_settings.trim_metrics(config.output_dir, trainer.step)
+        writer = tf.summary.create_file_writer(fileio.join(config.output_dir, "train"))
+        eval_writer = tf.summary.create_file_writer(fileio.join(config.output_dir, "eval"))
+    else:
+        writer = eval_writer = tf.summary.create_noop_writer()
     best_path = fileio.join(config.output_dir, "best_eval.json")
     result: dict = {"train": None, "eval": None}
 
     def evaluate_and_keep_best():
+        # Read before the evaluation's collectives, so that every worker sees the same best.
+        best = fileio.read_json(best_path) if fileio.exists(best_path) else None
         metrics = trainer.evaluate()
         with eval_writer.as_default(step=trainer.step):
             for k in METRICS:
                 tf.summary.scalar(k, metrics[k])
-        fileio.write_json_atomic(
-            fileio.join(config.output_dir, f"eval_results-{trainer.step}.json"), metrics
-        )
-        best = fileio.read_json(best_path) if fileio.exists(best_path) else None
+        if chief:
+            fileio.write_json_atomic(
+                fileio.join(config.output_dir, f"eval_results-{trainer.step}.json"), metrics
+            )
         if best is None or metrics["mlm_accuracy"] > best["mlm_accuracy"]:
             tf.train.Checkpoint(model=trainer.model).write(
-                fileio.join(config.output_dir, BEST_PREFIX)
+                fileio.join(trainer.save_dir, BEST_PREFIX)
             )
+            if not chief:
+                fileio.rmtree(trainer.save_dir)
+                result["eval"] = metrics
+                return
             if config.export_tf1:
                 checkpoints.save_tf1_checkpoint(
                     trainer.model, fileio.join(config.output_dir, "tf1", BEST_PREFIX), trainer.step
@@ -443,18 +474,22 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
                 lr, metrics["examples_per_second"],
             )  # fmt: skip
             # One JSON line per loop: the curve survives restarts (appended) and needs no TensorBoard.
-            with fileio.open_file(fileio.join(config.output_dir, "train_metrics.jsonl"), "a") as f:
-                f.write(json.dumps(metrics) + "\n")
+            if chief:
+                with fileio.open_file(
+                    fileio.join(config.output_dir, "train_metrics.jsonl"), "a"
+                ) as f:
+                    f.write(json.dumps(metrics) + "\n")
             if on_log:
                 on_log(metrics)
             result["train"] = metrics
             if trainer.step % config.save_checkpoints_steps == 0 or trainer.step == total:
-                path = trainer.manager.save(checkpoint_number=trainer.step)
-                logging.info("saved %s", path)
+                path = trainer.save()
+                if chief:
+                    logging.info("saved %s", path)
                 if config.do_eval:
                     evaluate_and_keep_best()
         writer.flush()
-        if config.export_tf1:
+        if config.export_tf1 and chief:
             prefix = fileio.join(config.output_dir, "tf1", f"model.ckpt-{trainer.step}")
             checkpoints.save_tf1_checkpoint(trainer.model, prefix, trainer.step)
             logging.info("TF1-layout checkpoint: %s", prefix)

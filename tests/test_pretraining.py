@@ -611,3 +611,54 @@ def test_a_truncated_shard_is_refused_before_step_1(data, tmp_path):
     assert re.search(rf"error: {cut}: the file ends inside record \d+ \(at byte \d+", proc.stderr)
     assert "Traceback" not in proc.stderr
     assert not out.exists() or not list(out.glob("ckpt-*"))
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _two_workers(data, out, *extra) -> list[str]:
+    """run_pretraining as the two workers of a TF_CONFIG cluster on this machine
+    (MultiWorkerMirroredStrategy); returns their stderr."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}})}  # fmt: skip
+        cmd = _cmd(data, out, "--save_checkpoints_steps=2", "--iterations_per_loop=2", *extra)
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, cwd=ROOT))  # fmt: skip
+    logs = []
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-4000:]
+        logs.append(err)
+    return logs
+
+
+def test_two_workers_train_checkpoint_once_and_resume(data, tmp_path):
+    """Two processes as a TF_CONFIG cluster: both train (2 replicas), only the chief writes
+    output_dir (one checkpoint per save, one metrics line per loop, one event file); resumed,
+    both restart from the chief's last checkpoint, and evaluation keeps one best."""
+    out = tmp_path / "out"
+    logs = _two_workers(data, out, "--num_train_steps=4")
+    assert all("2 replicas" in log for log in logs)
+    assert sorted(p.name for p in out.glob("ckpt-*.index")) == ["ckpt-2.index", "ckpt-4.index"]
+    lines = [json.loads(x) for x in (out / "train_metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == [2, 4]
+    assert len(list((out / "train").iterdir())) == 1
+    assert not list(out.glob(".worker-*"))
+    logs = _two_workers(data, out, "--num_train_steps=6", "--do_eval", "--max_eval_steps=2")
+    assert all(f"resumed from {out}/ckpt-4 at step 4" in log for log in logs)
+    lines = [json.loads(x) for x in (out / "train_metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == [2, 4, 6]
+    assert (out / "best_eval.json").exists() and (out / "eval_results-6.json").exists()
+    assert (out / "model.ckpt-best.index").exists() and not list(out.glob(".worker-*"))
+    # One event file per run and folder: the chief's (two workers would write two per run).
+    assert len(list((out / "train").iterdir())) == len(list((out / "eval").iterdir())) == 2
