@@ -14,7 +14,7 @@ setup: $(STAMP) $(MEDLINE)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q -e '.[beam,test,tpu]'
+	$(BIN)/python -m pip install -q -e '.[beam,dask,test,tpu]'
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 

@@ -521,3 +521,23 @@ def test_pieces_that_do_not_parse_alone_send_their_file_to_be_read_whole(
     assert stats["bad_files"] == reference["read"].bad_files and len(stats["bad_files"]) == 2
     assert stats["read"] == dict(sorted(reference["read"].counts.items()))
     assert stats["documents"] == reference["stats"].c["documents"]
+
+
+def test_dask_runner_writes_the_directrunners_bytes(built, two_files, tiny_spm, tmp_path):
+    """Beam's Dask runner (pip install -e '.[dask]'): on a local cluster it starts itself, and on
+    one named by --dask_client_address, the shards are byte-identical to the DirectRunner's."""
+    distributed = pytest.importorskip("distributed", reason="the [dask] extra is not installed")
+    out, _ = built
+    runner = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
+    own = tmp_path / "dask_own_cluster"
+    pipeline.run(_config(two_files, own, tiny_spm), [runner])
+    assert _shard_bytes(own) == _shard_bytes(out)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        named = tmp_path / "dask_named_cluster"
+        pipeline.run(
+            _config(two_files, named, tiny_spm),
+            [runner, f"--dask_client_address={cluster.scheduler_address}"],
+        )
+    assert _shard_bytes(named) == _shard_bytes(out)
