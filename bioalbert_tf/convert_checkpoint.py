@@ -138,8 +138,9 @@ def main(argv):
         FileExistsError,
         ConfigError,
         ValueError,
+        *fileio.fault_types(),
     ) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {fileio.describe_fault(e)}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))
     return 0

@@ -75,8 +75,9 @@ def main(argv):
         FileNotFoundError,
         FileExistsError,
         ConfigError,
+        *fileio.fault_types(),
     ) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {fileio.describe_fault(e)}", file=sys.stderr)
         return 1
     print(
         json.dumps(

@@ -6,6 +6,7 @@ Local paths use the standard library, so builder workers do not pay for importin
 
 from __future__ import annotations
 
+import errno
 import glob as _glob
 import io
 import json
@@ -215,3 +216,71 @@ def join(*parts: str) -> str:
 
 def basename(path: str) -> str:
     return str(path).rstrip("/").rsplit("/", 1)[-1]
+
+
+# ------------------------------------------------------------------------- faults, in one line
+
+_CAUSES = {
+    errno.EACCES: "permission denied (check the owner and mode of the folder)",
+    errno.EPERM: "permission denied (check the owner and mode of the folder)",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on the device (free some, then rerun: finished work is kept)",
+    errno.EDQUOT: "disk quota exceeded (free some, then rerun: finished work is kept)",
+    errno.ENOTDIR: "a file is in the way where a folder is needed",
+    errno.EISDIR: "a folder is in the way where a file is needed",
+    errno.ENOENT: "no such file or folder",
+}
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes text to path; an OSError names the path even when the OS does not (a full disk
+    fails the write, not the open)."""
+    try:
+        with open_file(path, "w") as f:
+            f.write(text)
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(path)
+        raise
+
+
+def fault_types() -> tuple[type[BaseException], ...]:
+    """What a command line turns into one line with `describe_fault`: OSError, and TensorFlow's
+    errors (gs:// and other remote paths) once TensorFlow is imported."""
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    errors = getattr(tf, "errors", None)
+    return (OSError,) + ((errors.OpError,) if errors is not None else ())
+
+
+def describe_fault(error: BaseException) -> str:
+    """One line for an I/O fault: the path and the cause (permission, not a folder, no space,
+    network or credentials); other errors as their message."""
+    if not isinstance(error, fault_types()):
+        return str(error)
+    code, path = getattr(error, "errno", None), getattr(error, "filename", None)
+    if isinstance(error, OSError) and code is None:
+        return str(error)  # raised by this project with its own message
+    if isinstance(error, OSError):
+        cause = _CAUSES.get(code, os.strerror(code))
+        if code == errno.EEXIST and path and os.path.isfile(path):
+            cause = "a file is in the way where a folder is needed"
+        elif code == errno.EEXIST:
+            cause = "already exists"
+        return f"{path}: {cause}" if path else f"{cause} ({error})"
+    name, message = type(error).__name__, str(getattr(error, "message", None) or error)
+    lowered = message.lower()
+    if name == "PermissionDeniedError" or "permission denied" in lowered:
+        cause = "permission denied"
+    elif "no space" in lowered or name == "ResourceExhaustedError":
+        cause = "no space left (free some, then rerun: finished work is kept)"
+    elif "not a directory" in lowered:
+        cause = "a file is in the way where a folder is needed"
+    elif name in ("UnauthenticatedError",) or "credential" in lowered or "401" in message:
+        cause = "no or wrong credentials for the remote store"
+    elif name in ("UnavailableError", "DeadlineExceededError") or "resolve" in lowered:
+        cause = "the remote store cannot be reached (network)"
+    else:
+        return f"{name}: {message.splitlines()[0] if message else name}"
+    return f"{message.splitlines()[0]} ({cause})"

@@ -19,6 +19,7 @@ import sys
 
 from absl import app, flags
 
+from bioalbert_tf import fileio
 from bioalbert_tf.evaluation import datasets
 
 FLAGS = flags.FLAGS
@@ -95,8 +96,9 @@ def main(argv):
         ValueError,
         ConfigError,
         CheckpointMismatchError,
+        *fileio.fault_types(),
     ) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {fileio.describe_fault(e)}", file=sys.stderr)
         return 1
     print(json.dumps(summary(result), indent=2, default=float))
     print(f"predictions, metrics.json and saved_model/ in {FLAGS.output_dir}")

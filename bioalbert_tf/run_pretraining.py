@@ -79,7 +79,7 @@ flags.DEFINE_bool(
 
 def main(argv):
     del argv
-    from bioalbert_tf import distribute, pretraining
+    from bioalbert_tf import distribute, fileio, pretraining
     from bioalbert_tf.checkpoints import CheckpointMismatchError
     from bioalbert_tf.config import ConfigError
 
@@ -128,9 +128,10 @@ def main(argv):
         ValueError,
         ConfigError,
         CheckpointMismatchError,
+        *fileio.fault_types(),
     ) as e:
         logging.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {fileio.describe_fault(e)}", file=sys.stderr)
         sys.stderr.flush()
         import os
 

@@ -662,3 +662,17 @@ def test_two_workers_train_checkpoint_once_and_resume(data, tmp_path):
     assert (out / "model.ckpt-best.index").exists() and not list(out.glob(".worker-*"))
     # One event file per run and folder: the chief's (two workers would write two per run).
     assert len(list((out / "train").iterdir())) == len(list((out / "eval").iterdir())) == 2
+
+
+def test_an_output_dir_under_a_file_is_one_line(data, tmp_path):
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("not a folder\n")
+    proc = subprocess.run(
+        _cmd(data, in_the_way / "out", "--num_train_steps=4"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"error: {in_the_way}" in proc.stderr and "a file is in the way" in proc.stderr

@@ -17,6 +17,7 @@ import sys
 
 from absl import app, flags, logging
 
+from bioalbert_tf import fileio
 from tfrecords_builder import corpus
 from tfrecords_builder.pipeline import BuildConfig, run, unknown_pipeline_args
 
@@ -120,9 +121,10 @@ def main(argv):
         FileExistsError,
         ValueError,
         IsADirectoryError,
+        *fileio.fault_types(),
     ) as e:
         logging.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {fileio.describe_fault(e)}", file=sys.stderr)
         return 1
     except (
         Exception

@@ -83,8 +83,14 @@ def main(argv):
                 skip_bad_files=FLAGS.skip_bad_files,
             )
             summary = vocab.train(config)
-    except (corpus.CorpusError, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (
+        corpus.CorpusError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+        *fileio.fault_types(),
+    ) as e:
+        print(f"error: {fileio.describe_fault(e)}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))
     return 0

@@ -18,6 +18,7 @@ import sys
 
 from absl import app, flags
 
+from bioalbert_tf import fileio
 from bioalbert_tf.benchmark import report, runner
 from bioalbert_tf.evaluation import datasets, formats, predictions
 
@@ -97,8 +98,14 @@ def main(argv):
         results = runner.run_suite(configs, overwrite=FLAGS.overwrite)
         if FLAGS.report:
             report.build_report(FLAGS.output_dir, FLAGS.references)
-    except (formats.FormatError, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (
+        formats.FormatError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+        *fileio.fault_types(),
+    ) as e:
+        print(f"error: {fileio.describe_fault(e)}", file=sys.stderr)
         return 1
     print(
         f"{'dataset':<16} {'seed':>4} {'fold':>4} {'metric':<18} {'score':>8} {'examples':>9} "

@@ -345,8 +345,8 @@ def main(argv):
         raise app.UsageError("--output_dir is required")
     try:
         report = build_report(FLAGS.output_dir, FLAGS.references)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (FileNotFoundError, ValueError, *fileio.fault_types()) as e:
+        print(f"error: {fileio.describe_fault(e)}", file=sys.stderr)
         return 1
     print(render_markdown(report))
     return 0

@@ -32,13 +32,11 @@ def main(argv):
         raise app.UsageError("--dataset, --gold and --predictions are required")
     try:
         result = score_files(FLAGS.dataset, FLAGS.gold, FLAGS.predictions, FLAGS.tokens)
-    except (FormatError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        if FLAGS.output:
+            fileio.write_text(FLAGS.output, json.dumps(result, indent=2, allow_nan=False) + "\n")
+    except (FormatError, FileNotFoundError, ValueError, *fileio.fault_types()) as e:
+        print(f"error: {fileio.describe_fault(e)}", file=sys.stderr)
         return 1
-    if FLAGS.output:
-        with fileio.open_file(FLAGS.output, "w") as f:
-            json.dump(result, f, indent=2, allow_nan=False)
-            f.write("\n")
     print(json.dumps(result, indent=2, allow_nan=False))
     return 0
 

@@ -1,0 +1,89 @@
+"""Ordinary faults end a command with one line naming the path and the cause, not a traceback:
+a file where a folder is needed, a read-only file system (/sys, even for root), a full disk
+(/dev/full); and describe_fault's wording of TensorFlow's remote-store errors."""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+
+import pytest
+
+from bioalbert_tf import fileio
+from tests.conftest import ROOT, SHARED_DATA
+
+NCBI_TEST = SHARED_DATA / "ner" / "NCBI-disease" / "test.tsv"
+
+
+def _fails_in_one_line(cmd: list[str], expected: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert f"error: {expected}" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.fixture()
+def in_the_way(tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("not a folder\n")
+    return path
+
+
+def test_scorer_output_faults(in_the_way):
+    if not NCBI_TEST.exists():
+        pytest.skip(f"shared benchmark data missing ({NCBI_TEST}); CI provides ../shared/data")
+    base = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.benchmark.score",
+        "--dataset=ncbi_disease",
+        f"--gold={NCBI_TEST}",
+        f"--predictions={NCBI_TEST}",
+    ]
+    _fails_in_one_line(
+        base + [f"--output={in_the_way}/m.json"],
+        f"{in_the_way}: a file is in the way where a folder is needed",
+    )
+    _fails_in_one_line(
+        base + ["--output=/sys/bioalbert_metrics.json"],
+        "/sys/bioalbert_metrics.json: permission denied",
+    )
+    _fails_in_one_line(base + ["--output=/dev/full"], "/dev/full: no space left on the device")
+
+
+def test_vocabulary_output_faults(small_text_corpus, in_the_way):
+    base = [
+        sys.executable,
+        "-m",
+        "tfrecords_builder.build_vocab",
+        f"--input_files={small_text_corpus}",
+        "--vocab_size=300",
+    ]
+    _fails_in_one_line(
+        base + [f"--model_prefix={in_the_way}/v"],
+        f"{in_the_way}: a file is in the way where a folder is needed",
+    )
+    _fails_in_one_line(
+        base + ["--model_prefix=/sys/bioalbert_vocab"],
+        "/sys/bioalbert_vocab.model.tmp: permission denied",
+    )
+
+
+def test_describe_fault_wording():
+    tf = pytest.importorskip("tensorflow")
+    full = OSError(errno.ENOSPC, "No space left on device", "/data/ckpt-5.index")
+    assert fileio.describe_fault(full).startswith("/data/ckpt-5.index: no space left")
+    assert fileio.describe_fault(FileExistsError("2 output file(s) already exist")) == (
+        "2 output file(s) already exist"
+    )
+    assert fileio.describe_fault(ValueError("could not resolve x")) == "could not resolve x"
+    denied = tf.errors.PermissionDeniedError(None, None, "gs://b/out/ckpt-1.index: 403 Forbidden")
+    assert (
+        fileio.describe_fault(denied)
+        == "gs://b/out/ckpt-1.index: 403 Forbidden (permission denied)"
+    )
+    down = tf.errors.UnavailableError(
+        None, None, "Error executing an HTTP request: Couldn't resolve host name"
+    )
+    assert fileio.describe_fault(down).endswith("(the remote store cannot be reached (network))")
