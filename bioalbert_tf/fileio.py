@@ -67,7 +67,14 @@ def exists(path: str) -> bool:
 
 
 def isdir(path: str) -> bool:
-    return _gfile().isdir(path) if is_remote(path) else os.path.isdir(_local(path))
+    """Whether path is a folder. Remote: TensorFlow's isdir answers False when the store cannot
+    be reached at all; `exists` then raises the reason (network, credentials), which is raised."""
+    if not is_remote(path):
+        return os.path.isdir(_local(path))
+    if _gfile().isdir(path):
+        return True
+    _gfile().exists(path)
+    return False
 
 
 def makedirs(path: str) -> None:
@@ -270,6 +277,8 @@ def describe_fault(error: BaseException) -> str:
             cause = "already exists"
         return f"{path}: {cause}" if path else f"{cause} ({error})"
     name, message = type(error).__name__, str(getattr(error, "message", None) or error)
+    # TensorFlow puts the path on a line of its own ("\n\t when reading metadata of gs://...").
+    message = " ".join(line.strip() for line in message.splitlines() if line.strip())
     lowered = message.lower()
     if name == "PermissionDeniedError" or "permission denied" in lowered:
         cause = "permission denied"
@@ -282,5 +291,5 @@ def describe_fault(error: BaseException) -> str:
     elif name in ("UnavailableError", "DeadlineExceededError") or "resolve" in lowered:
         cause = "the remote store cannot be reached (network)"
     else:
-        return f"{name}: {message.splitlines()[0] if message else name}"
-    return f"{message.splitlines()[0]} ({cause})"
+        return f"{name}: {message or name}"
+    return f"{message} ({cause})"

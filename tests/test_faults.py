@@ -87,3 +87,40 @@ def test_describe_fault_wording():
         None, None, "Error executing an HTTP request: Couldn't resolve host name"
     )
     assert fileio.describe_fault(down).endswith("(the remote store cannot be reached (network))")
+
+
+def test_an_unreachable_remote_folder_is_not_called_missing():
+    """gs:// with no network: TensorFlow's isdir says False; the runner and fine-tuning said
+    "data folder not found". fileio.isdir raises the reason instead."""
+    tf = pytest.importorskip("tensorflow")
+    from bioalbert_tf.evaluation import datasets
+
+    try:
+        datasets.find_folds("gs://bioalbert-tf-no-such-bucket/data")
+    except tf.errors.OpError as e:
+        message = fileio.describe_fault(e)
+        assert "the remote store cannot be reached" in message or "credentials" in message, message
+    except FileNotFoundError:
+        pytest.skip("this machine reaches the Google Cloud Storage API (the bucket is missing)")
+    else:
+        raise AssertionError("a missing or unreachable bucket was read as a folder")
+
+
+def test_builder_names_the_unreachable_gs_path(tiny_spm, tmp_path):
+    """The builder's error for an unreachable gs:// input keeps the path TensorFlow names on its
+    second line ("when reading metadata of gs://...") and the cause."""
+    url = "gs://bioalbert-tf-no-such-bucket/pubmed/a.txt"
+    cmd = [
+        sys.executable,
+        "-m",
+        "tfrecords_builder.build_pretraining_data",
+        f"--input_files={url}",
+        f"--output_dir={tmp_path}/out",
+        f"--spm_model_file={tiny_spm}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("error: "))
+    if "cannot be reached" not in line and "credentials" not in line:
+        pytest.skip(f"this machine reaches the Google Cloud Storage API: {line}")
+    assert url in line, line
