@@ -11,6 +11,7 @@ import glob as _glob
 import io
 import json
 import os
+import re
 import shutil
 
 
@@ -55,11 +56,49 @@ def open_file(path: str, mode: str = "rb"):
     if is_remote(path):
         f = _gfile().GFile(path, mode)
         return io.BufferedReader(_RawGFile(f), buffer_size=1 << 20) if mode == "rb" else f
-    if "w" in mode or "a" in mode:
+    writing = "w" in mode or "a" in mode
+    if writing:
         os.makedirs(os.path.dirname(os.path.abspath(_local(path))), exist_ok=True)
-    if "b" in mode:
-        return open(_local(path), mode)
-    return open(_local(path), mode, encoding="utf-8")
+    f = open(_local(path), mode) if "b" in mode else open(_local(path), mode, encoding="utf-8")  # noqa: SIM115 (returned open)
+    return _Named(f, str(path)) if writing else f
+
+
+class _Named:
+    """A local file being written whose OSErrors name it: a full disk fails a write or the
+    close, and the OS names no file then."""
+
+    def __init__(self, f, path: str):
+        self._f, self._path = f, path
+
+    def _call(self, name, *args):
+        try:
+            return getattr(self._f, name)(*args)
+        except OSError as e:
+            if e.filename is None:
+                e.filename = self._path
+            raise
+
+    def write(self, data):
+        return self._call("write", data)
+
+    def writelines(self, lines):
+        return self._call("writelines", lines)
+
+    def flush(self):
+        return self._call("flush")
+
+    def close(self):
+        return self._call("close")
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
 
 def exists(path: str) -> bool:
@@ -277,8 +316,10 @@ def describe_fault(error: BaseException) -> str:
             cause = "already exists"
         return f"{path}: {cause}" if path else f"{cause} ({error})"
     name, message = type(error).__name__, str(getattr(error, "message", None) or error)
-    # TensorFlow puts the path on a line of its own ("\n\t when reading metadata of gs://...").
+    # TensorFlow puts the path on a line of its own ("\n\t when reading metadata of gs://..."),
+    # and wraps an op's error in "{{function_node ...}} ... [Op:SaveV2]".
     message = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    message = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]$", "", message)
     lowered = message.lower()
     if name == "PermissionDeniedError" or "permission denied" in lowered:
         cause = "permission denied"

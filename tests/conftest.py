@@ -75,3 +75,29 @@ def tiny_spm(tmp_path_factory, small_text_corpus) -> str:
         )
     )
     return str(prefix) + ".model"
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """small_disk(kib) -> a folder on a tmpfs of that size (a disk that fills up); skipped where
+    this machine cannot mount one."""
+    import subprocess
+
+    mounts = []
+
+    def make(kib: int) -> pathlib.Path:
+        folder = tmp_path / f"disk{len(mounts)}"
+        folder.mkdir()
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode:
+            pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.strip()}")
+        mounts.append(folder)
+        return folder
+
+    yield make
+    for folder in mounts:
+        subprocess.run(["umount", str(folder)], capture_output=True)

@@ -671,3 +671,29 @@ def test_a_suite_is_checked_whole_before_its_first_run(models, tmp_path):
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert f"error: {tmp_path / 'gone'} is not a SavedModel folder" in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["under a file", "read-only"])
+def test_runner_output_faults_are_one_line(models, tmp_path, where):
+    paths, _ = models
+    _need(SHARED_DATA / "re" / "GAD" / "test.tsv")
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("not a folder\n")
+    out, expected = {
+        "under a file": (in_the_way / "out", (in_the_way, "a file is in the way")),
+        "read-only": ("/sys/bioalbert_bench", ("/sys/bioalbert_bench", "permission denied")),
+    }[where]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.benchmark",
+        f"--saved_model={paths['gad']}",
+        "--dataset=gad",
+        f"--data_dir={SHARED_DATA / 're' / 'GAD'}",
+        f"--output_dir={out}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert re.search(f"error: {re.escape(str(expected[0]))}(/out)?: {expected[1]}", proc.stderr), (
+        proc.stderr[-2000:]
+    )

@@ -213,3 +213,19 @@ def test_a_crash_while_replacing_a_folder_leaves_the_earlier_one_whole(tmp_path)
     fileio.replace_folder(f"{folder}/", lambda path: pathlib.Path(path, "new.pb").write_text("new"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model"]
     assert [p.name for p in folder.iterdir()] == ["new.pb"]
+
+
+def test_export_into_a_read_only_folder_is_one_line(exported):
+    tmp, _ = exported
+    cmd = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.export_saved_model",
+        "--model=pretrainer",
+        f"--checkpoint={tmp}/tf1/model.ckpt-best",
+        "--output_dir=/sys/bioalbert_export",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("error: "))
+    assert line.startswith("error: /sys/bioalbert_export") and "permission denied" in line, line

@@ -124,3 +124,24 @@ def test_builder_names_the_unreachable_gs_path(tiny_spm, tmp_path):
     if "cannot be reached" not in line and "credentials" not in line:
         pytest.skip(f"this machine reaches the Google Cloud Storage API: {line}")
     assert url in line, line
+
+
+def test_builder_on_a_full_disk_is_one_line(small_text_corpus, tiny_spm, small_disk):
+    out = small_disk(96) / "tfrecords"
+    cmd = [
+        sys.executable,
+        "-m",
+        "tfrecords_builder.build_pretraining_data",
+        f"--input_files={small_text_corpus}",
+        f"--output_dir={out}",
+        f"--spm_model_file={tiny_spm}",
+        "--max_seq_length=128",
+        "--dupe_factor=2",
+        "--direct_num_workers=1",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    # Beam logs its worker's traceback itself; the command's own last word is one line.
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "No space left on device" in line, line
+    assert str(out) in line, line

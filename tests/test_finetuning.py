@@ -994,3 +994,38 @@ def test_ner_predicts_sentences_whose_words_have_no_token(trained, setup, tiny_s
     real = formats.NerSentence(("BRCA1", "mutation"), ("O", "O"))
     tags = task.predict([odd[0], real, odd[1]])
     assert tags[0] == ["O"] and tags[2] == ["O", "O"] and len(tags[1]) == 2
+
+
+@pytest.mark.parametrize("where", ["under a file", "read-only"])
+def test_run_finetuning_output_faults_are_one_line(setup, tiny_spm, tmp_path, where):
+    data = _data("i2b2", tmp_path)
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("not a folder\n")
+    out, expected = {
+        "under a file": (in_the_way / "out", (in_the_way, "a file is in the way")),
+        "read-only": (
+            "/sys/bioalbert_finetuning",
+            ("/sys/bioalbert_finetuning", "permission denied"),
+        ),
+    }[where]
+    flags = [
+        "--dataset=i2b2",
+        f"--data_dir={data}",
+        f"--output_dir={out}",
+        f"--albert_config_file={setup}/albert_config.json",
+        f"--spm_model_file={tiny_spm}",
+        "--num_train_steps=2",
+        "--num_warmup_steps=1",
+        "--max_seq_length=32",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bioalbert_tf.run_finetuning", *flags],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert re.search(f"error: {re.escape(str(expected[0]))}(/out)?: {expected[1]}", proc.stderr), (
+        proc.stderr[-2000:]
+    )

@@ -676,3 +676,15 @@ def test_an_output_dir_under_a_file_is_one_line(data, tmp_path):
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert f"error: {in_the_way}" in proc.stderr and "a file is in the way" in proc.stderr
+
+
+def test_a_full_disk_at_a_checkpoint_save_is_one_line(data, small_disk):
+    """A checkpoint that does not fit ends the run with one line naming the file and the cause;
+    what was saved before stays, so the rerun (with space) resumes."""
+    out = small_disk(64) / "out"
+    proc = subprocess.run(_cmd(data, out, "--num_train_steps=4", "--save_checkpoints_steps=2"),
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("error: "))
+    assert f"{out}/ckpt-2" in line and "No space left on device (no space left" in line, line
+    assert "function_node" not in line and "[Op:" not in line
