@@ -18,6 +18,18 @@ tf = pytest.importorskip("tensorflow")
 SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
 
 
+def _export_cmd(tmp, output_dir) -> list[str]:
+    """export_saved_model of the pretrainer from the random TF1 checkpoint under tmp/tf1."""
+    return [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.export_saved_model",
+        "--model=pretrainer",
+        f"--checkpoint={tmp}/tf1/model.ckpt-best",
+        f"--output_dir={output_dir}",
+    ]
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A random TF1 checkpoint exported through the command line, and our Keras model's outputs."""
@@ -27,15 +39,9 @@ def exported(tmp_path_factory):
     config = AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json"))
     write_random_tf1_checkpoint(config, str(tmp / "tf1" / "model.ckpt-best"))
     (tmp / "tf1" / "albert_config.json").write_text(config.to_json_string())
-    cmd = [
-        sys.executable,
-        "-m",
-        "bioalbert_tf.export_saved_model",
-        "--model=pretrainer",
-        f"--checkpoint={tmp}/tf1/model.ckpt-best",
-        f"--output_dir={tmp}/saved_model",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        _export_cmd(tmp, tmp / "saved_model"), capture_output=True, text=True, cwd=ROOT
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     model = AlbertPretrainer(config)
     checkpoints.load_init_checkpoint(model, str(tmp / "tf1"))
@@ -172,8 +178,7 @@ def test_export_refuses_a_non_empty_output_dir_without_overwrite(exported):
     folder = tmp / "saved_model"
     (folder / "variables" / "stale.txt").write_text("from an earlier export")
     before = {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    cmd = [sys.executable, "-m", "bioalbert_tf.export_saved_model", "--model=pretrainer",
-           f"--checkpoint={tmp}/tf1/model.ckpt-best", f"--output_dir={folder}"]  # fmt: skip
+    cmd = _export_cmd(tmp, folder)
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert (f"error: 1 output file(s) already exist and would be replaced: {folder} (a non-empty "
@@ -217,15 +222,13 @@ def test_a_crash_while_replacing_a_folder_leaves_the_earlier_one_whole(tmp_path)
 
 def test_export_into_a_read_only_folder_is_one_line(exported):
     tmp, _ = exported
-    cmd = [
-        sys.executable,
-        "-m",
-        "bioalbert_tf.export_saved_model",
-        "--model=pretrainer",
-        f"--checkpoint={tmp}/tf1/model.ckpt-best",
-        "--output_dir=/sys/bioalbert_export",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        _export_cmd(tmp, "/sys/bioalbert_export"),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     line = next(x for x in proc.stderr.splitlines() if x.startswith("error: "))
     assert line.startswith("error: /sys/bioalbert_export") and "permission denied" in line, line
