@@ -14,10 +14,10 @@ import gzip
 import shutil
 import struct
 
-import crc32c
 import numpy as np
 
 from bioalbert_tf import features, fileio
+from bioalbert_tf.record_check import masked_crc
 
 COPY_BLOCK = 8 << 20  # bytes per read when a whole file of frames is appended
 
@@ -143,18 +143,13 @@ class PretrainingExampleEncoder:
         return _len_delimited(_TAG1, b"".join(entries))
 
 
-def _masked_crc(data: bytes) -> int:
-    crc = crc32c.crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
 def tfrecord_frame(record: bytes) -> bytes:
     header = struct.pack("<Q", len(record))
     return (
         header
-        + struct.pack("<I", _masked_crc(header))
+        + struct.pack("<I", masked_crc(header))
         + record
-        + struct.pack("<I", _masked_crc(record))
+        + struct.pack("<I", masked_crc(record))
     )
 
 

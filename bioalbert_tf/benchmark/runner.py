@@ -116,10 +116,7 @@ def model_task(saved_model: str) -> dict | None:
     path = fileio.join(saved_model, *TASK_FILE)
     if not fileio.exists(path):
         return None
-    try:
-        meta = json.loads(formats.read_text(path))
-    except json.JSONDecodeError as e:
-        raise formats.FormatError(path, e.lineno, f"valid JSON ({e.msg})") from None
+    meta = formats.load_json(path)
     if not isinstance(meta, dict) or not isinstance(meta.get("dataset"), str):
         raise formats.FormatError(path, None, '{"dataset": ..., "task": ..., "labels": [...]}')
     return meta
@@ -427,10 +424,7 @@ def read_suite(path: str, output_dir: str, defaults: dict | None = None) -> list
     """A suite file: a JSON list (or {"runs": [...]}) of {dataset, saved_model, data_dir,
     seed, [split], [batch_size], [answer_merge], [allow_other_dataset]}. Every entry is checked
     (keys, types, dataset, answer merge rule) before any runs; errors name the file and entry."""
-    try:
-        obj = json.loads(formats.read_text(path))
-    except json.JSONDecodeError as e:
-        raise formats.FormatError(path, e.lineno, f"valid JSON ({e.msg})") from None
+    obj = formats.load_json(path)
     runs = obj.get("runs") if isinstance(obj, dict) else obj
     if not isinstance(runs, list):
         raise formats.FormatError(path, None, 'a list of runs or {"runs": [...]}')

@@ -352,7 +352,7 @@ def question_id(pair_id: str) -> str:
     return m.group(1) if m else pair_id
 
 
-def _load_json(path: str):
+def load_json(path: str):
     try:
         return json.loads(read_text(path))
     except json.JSONDecodeError as e:
@@ -362,7 +362,7 @@ def _load_json(path: str):
 def read_squad(path: str) -> list[QaPair]:
     """(question, snippet) pairs of a SQuAD-format BioASQ file {"data": [{"paragraphs": ...}]}:
     BioBERT's test batches, and its training files (with answers)."""
-    obj = _load_json(path)
+    obj = load_json(path)
     out = []
     try:
         for article in obj["data"]:
@@ -384,7 +384,7 @@ def read_squad(path: str) -> list[QaPair]:
 
 def read_bioasq_golden(path: str) -> dict[str, list[str]]:
     """{question id: accepted answers} for the factoid questions of a golden file."""
-    obj = _load_json(path)
+    obj = load_json(path)
     try:
         return {
             str(q["id"]): metrics.golden_synonyms(q["exact_answer"])

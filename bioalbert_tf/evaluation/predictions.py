@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from absl import logging
 
 from bioalbert_tf import fileio
-from bioalbert_tf.evaluation.formats import Example, FormatError, NerSentence, lines_of, read_text
+from bioalbert_tf.evaluation.formats import Example, FormatError, NerSentence, lines_of, load_json
 
 _SPECIAL_TOKENS = {"[CLS]", "[SEP]", "[PAD]"}
 # BioBERT's label vocabulary has these besides B/I/O; on a word's first piece they mean O.
@@ -239,10 +239,7 @@ def write_bioasq(path: str, answers: Mapping[str, Sequence[str]]) -> None:
 
 def read_bioasq(path: str) -> dict[str, list[str]]:
     """{question id: its answers, best first} of a prediction file; at most NUM_ANSWERS each."""
-    try:
-        obj = json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise FormatError(path, e.lineno, f"valid JSON ({e.msg})") from None
+    obj = load_json(path)
     if not isinstance(obj, dict):
         raise FormatError(path, 1, '{"question_id": ["answer 1", ..., "answer 5"]}')
     for qid, answers in obj.items():
