@@ -190,16 +190,18 @@ class Trainer:
                 f"{self.albert_config.max_position_embeddings} of {config.albert_config_file}"
             )
         self.files = expand_files(config.input_file)
-        run_settings.check_inputs(self.files, config, self.albert_config, _compression(self.files[0]),
+        compression = _compression(self.files[0])
+        run_settings.check_inputs(self.files, config, self.albert_config, compression,
                                   spm_model_file=config.spm_model_file)  # fmt: skip
         # Every record whole and matching its CRCs before step 1: a damaged shard is named now,
         # not met by the reader mid-run (and again at every resume).
-        record_check.check_files(self.files, _compression(self.files[0]))
+        record_check.check_files(self.files, compression)
         if config.do_eval and config.eval_input_file:
             eval_files = expand_files(config.eval_input_file)
-            run_settings.check_inputs(eval_files, config, self.albert_config, _compression(eval_files[0]),
+            compression = _compression(eval_files[0])
+            run_settings.check_inputs(eval_files, config, self.albert_config, compression,
                                       flag="--eval_input_file")  # fmt: skip
-            record_check.check_files(eval_files, _compression(eval_files[0]), "--eval_input_file")
+            record_check.check_files(eval_files, compression, "--eval_input_file")
         keras.utils.set_random_seed(config.random_seed)
         if config.use_bfloat16:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")

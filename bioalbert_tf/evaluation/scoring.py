@@ -160,15 +160,15 @@ def read_goldens(spec: DatasetSpec, golden_paths: Sequence[str]) -> dict[str, di
 
 
 def score_bioasq(
-    spec: DatasetSpec,
-    golden_paths: Sequence[str],
+    goldens: dict[str, dict],
     answers: dict[str, Sequence[str]],
     where: str = "predictions",
+    sources: str = "the golden files",
 ) -> dict:
-    """Per-batch and mean scores of {question id: answers} against the golden files. Every
-    factoid question of the golden files needs an entry (`[]`: no answer), and no other
-    question id may appear: a file for another batch or year is refused, not scored 0."""
-    goldens = read_goldens(spec, golden_paths)
+    """Per-batch and mean scores of {question id: answers} against `read_goldens`' batches
+    (`sources` names their files in errors). Every factoid question needs an entry (`[]`: no
+    answer), and no other question id may appear: a file for another batch or year is refused,
+    not scored 0."""
     known = {q for golden in goldens.values() for q in golden}
     missing = [q for golden in goldens.values() for q in golden if q not in answers]
     if missing:
@@ -176,7 +176,7 @@ def score_bioasq(
             where,
             None,
             f"answers for every factoid question of "
-            f"{', '.join(golden_paths)} ({len(missing)} of {len(known)} missing, "
+            f"{sources} ({len(missing)} of {len(known)} missing, "
             f"e.g. {missing[:3]}; write [] for a question without answers)",
         )
     unknown = [q for q in answers if q not in known]
@@ -184,7 +184,7 @@ def score_bioasq(
         raise FormatError(
             where,
             None,
-            f"only question ids of {', '.join(golden_paths)} ({len(unknown)} others)",
+            f"only question ids of {sources} ({len(unknown)} others)",
             unknown[0],
         )
     batches = {
@@ -203,7 +203,11 @@ def score_files(
         raise ValueError("--tokens is for NER prediction pairs only")
     if spec.task == datasets.QA:
         answers = predictions.read_bioasq(predictions_path)
-        return with_header(spec, score_bioasq(spec, expand_paths(gold), answers, predictions_path))
+        paths = expand_paths(gold)
+        scores = score_bioasq(
+            read_goldens(spec, paths), answers, predictions_path, ", ".join(paths)
+        )
+        return with_header(spec, scores)
     if not isinstance(gold, str):
         raise ValueError(f"{dataset}: one gold file expected, got {gold}")
     spec = datasets.for_file(spec, gold)
@@ -231,13 +235,13 @@ def score_files(
 @dataclasses.dataclass(frozen=True)
 class Gold:
     """The gold rows of one split and the files they came from (QA: every batch's test and
-    golden file; `golden` lists the golden files to score against)."""
+    golden file; `goldens` holds the golden files' questions, as `read_goldens` gives them)."""
 
     spec: DatasetSpec
     split: str
     rows: list
     files: list[str]
-    golden: list[str] = dataclasses.field(default_factory=list)
+    goldens: dict = dataclasses.field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -250,9 +254,10 @@ def load_gold(spec: DatasetSpec, data_dir: str, split: str, optional: bool = Fal
             raise ValueError(f"{spec.name}: only the test batches exist, not {split!r}")
         batches = formats.bioasq_batches(data_dir, spec.bioasq_year)
         pairs = []
+        goldens = read_goldens(spec, [golden for _, _, golden in batches])
         for _, test, golden in batches:
             batch_pairs = formats.read_squad(test)
-            factoid = read_goldens(spec, [golden])[batch_name(golden)]
+            factoid = goldens[batch_name(golden)]
             foreign = sorted({p.question_id for p in batch_pairs} - set(factoid))
             if foreign:
                 raise FormatError(
@@ -263,7 +268,7 @@ def load_gold(spec: DatasetSpec, data_dir: str, split: str, optional: bool = Fal
                 )
             pairs += batch_pairs
         files = [f for _, test, golden in batches for f in (test, golden)]
-        return Gold(spec, split, pairs, files, [golden for _, _, golden in batches])
+        return Gold(spec, split, pairs, files, goldens)
     rows = datasets.read_split(spec, data_dir, split, optional=optional)
     files = [formats.split_file(data_dir, split)] if rows else []
     return Gold(datasets.for_file(spec, files[0]) if files else spec, split, rows, files)
@@ -311,9 +316,7 @@ def evaluate(
         )
     if spec.task == datasets.QA:
         answers = merge_pair_answers(gold.rows, predicted, answer_merge)
-        unasked = [
-            q for g in read_goldens(spec, gold.golden).values() for q in g if q not in answers
-        ]
+        unasked = [q for g in gold.goldens.values() for q in g if q not in answers]
         if unasked:
             logging.warning(
                 "%s: %d golden questions have no snippet in the test files: no answers",
@@ -323,7 +326,10 @@ def evaluate(
         answers.update({q: [] for q in unasked})
         if predictions_path:
             predictions.write_bioasq(predictions_path, answers)
-        scores = score_bioasq(spec, gold.golden, answers, predictions_path or "predictions")
+        golden_files = gold.files[1::2]  # each batch's test file, then its golden file
+        scores = score_bioasq(
+            gold.goldens, answers, predictions_path or "predictions", ", ".join(golden_files)
+        )
         scores["answer_merge"] = answer_merge
         scores["answer_merge_rule"] = predictions.MERGE_RULES[answer_merge]
     elif spec.task == datasets.NER:
