@@ -11,14 +11,16 @@ real MEDLINE sentences from the other file, pubmed21n1298, kept only where both 
 most max_seq_length - 2 pieces: our NER cuts longer texts into overlapping windows while the
 pipeline truncates, and with sentences that fit both do the same work.
 
-  python -m benchmarks.serving_bench [--max_seq_length=128 --threads=2 --requests=200 \
-      --batches=20 --batch_size=32 --aggregation_strategy=first]
+  python -m benchmarks.serving_bench [--max_seq_length=128 --threads=2 --requests=400 \
+      --batches=20 --batch_size=32 --aggregation_strategy=first --sides=ours,ours_c_api,hf]
 
-Each side runs in its own process, loaded once before timing: `--requests` calls at batch 1 after
-`--warmup` calls (p50 / p99 latency and sentences/s), then `--batches` batches of `--batch_size`
-after two warm-up batches (sentences/s). Sides alternate `--rounds` times (ours, theirs, ours,
-...) and each figure is the best round's, as the machine may be shared. Results also go to
-output/bench/serving/serving_bench.json.
+Three sides, each in its own process and loaded once before timing: our SavedModel through
+TensorFlow's Python loader (`tf.saved_model.load`), the same SavedModel through TensorFlow's C API
+(`TF_LoadSessionFromSavedModel` and `TF_SessionRun`, the model server's path; tests/tf_c_api.py),
+and the pipeline. `--warmup` calls at batch 1 and two batches are untimed; then `--requests`
+calls at batch 1 (p50 / p99 latency and sentences/s) and `--batches` batches of `--batch_size`
+(sentences/s). The sides are called in turn, request by request, so that a busy spell of a shared
+machine falls on all of them alike. Results also go to output/bench/serving/serving_bench.json.
 """
 
 from __future__ import annotations
@@ -42,14 +44,15 @@ flags.DEFINE_integer("max_seq_length", 128, "Pieces per window (ours) / truncati
 flags.DEFINE_integer(
     "threads", os.cpu_count() or 1, "TF intra- and inter-op threads = torch threads."
 )
-flags.DEFINE_integer("requests", 200, "Timed calls at batch 1.")
+flags.DEFINE_integer("requests", 400, "Timed calls at batch 1.")
 flags.DEFINE_integer("warmup", 10, "Untimed calls at batch 1 before timing.")
 flags.DEFINE_integer("batches", 20, "Timed batches at --batch_size.")
 flags.DEFINE_integer("batch_size", 32, "The large batch.")
-flags.DEFINE_integer("rounds", 2, "Alternating runs of each side; the best is reported.")
 flags.DEFINE_enum("aggregation_strategy", "first", ["simple", "first"], "The HF pipeline's.")
 flags.DEFINE_integer("vocab_size", 8000, "SentencePiece pieces (trained once, cached).")
-flags.DEFINE_enum("measure", None, ["ours", "hf"], "Internal: run one side's timing, print JSON.")
+flags.DEFINE_enum(
+    "measure", None, ["ours", "ours_c_api", "hf"], "Internal: serve one side's calls on stdin."
+)
 
 LABELS = ("O", "B-Disease", "I-Disease")  # typed so that both sides group entities by type
 INPUT_CORPUS = common.INPUT_CORPUS
@@ -208,8 +211,17 @@ def setup(out: str) -> dict:
     return {"saved_model": saved_model, "hf_dir": hf_dir, "sentences": path, **stats}
 
 
-# --- one side's timing, in its own process -------------------------------------------------
+# --- one side, in its own process ------------------------------------------------------------
+def _entity_rows(out: dict, count: int, text) -> list[list[dict]]:
+    """Our signature's outputs (numpy arrays, or nested lists) as the pipeline's entity dicts."""
+    return [[{"entity_group": text(out["entity_types"][r][k]), "word": text(out["entity_texts"][r][k]),
+              "start": int(out["entity_starts"][r][k]), "end": int(out["entity_ends"][r][k]),
+              "score": float(out["entity_scores"][r][k])} for k in range(out["num_entities"][r])]
+            for r in range(count)]  # fmt: skip
+
+
 def _ours(paths: dict, threads: int):
+    """Our SavedModel through TensorFlow's Python loader (`tf.saved_model.load`)."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -220,13 +232,26 @@ def _ours(paths: dict, threads: int):
 
     def call(texts: list[str]) -> list[list[dict]]:
         out = {k: v.numpy() for k, v in serve(text=tf.constant(texts)).items()}
-        return [[{"entity_group": out["entity_types"][r][k].decode(), "word": out["entity_texts"][r][k].decode(),
-                  "start": int(out["entity_starts"][r][k]), "end": int(out["entity_ends"][r][k]),
-                  "score": float(out["entity_scores"][r][k])} for k in range(out["num_entities"][r])]
-                for r in range(len(texts))]  # fmt: skip
+        return _entity_rows(out, len(texts), bytes.decode)
 
     return call, {"tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                   "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}  # fmt: skip
+
+
+def _ours_c_api(paths: dict, threads: int):
+    """Our SavedModel through TensorFlow's C API (`TF_LoadSessionFromSavedModel`, then
+    `TF_SessionRun` on the SignatureDef's tensors), the model server's loader path, with the
+    TF.Text op libraries loaded as the server links them; TensorFlow's Python runtime is never
+    imported in this process."""
+    from tests import tf_c_api
+
+    session = tf_c_api.Session(paths["saved_model"], tf_c_api.text_op_libraries(), threads)
+
+    def call(texts: list[str]) -> list[list[dict]]:
+        out = {k: v["value"] for k, v in session.run("serving_default", {"text": texts}).items()}
+        return _entity_rows(out, len(texts), lambda s: s.encode("latin-1").decode("utf-8"))
+
+    return call, {"session_threads": threads}
 
 
 def _theirs(paths: dict, threads: int):
@@ -248,90 +273,150 @@ def _theirs(paths: dict, threads: int):
                   "attention": model.config._attn_implementation}  # fmt: skip
 
 
-def measure(side: str, paths: dict, threads: int) -> dict:
+SIDES = {"ours": _ours, "ours_c_api": _ours_c_api, "hf": _theirs}
+NAMES = {"ours": "ours, Python loader", "ours_c_api": "ours, C API loader", "hf": "HF pipeline"}
+
+
+def serve_requests(side: str, paths: dict, threads: int) -> None:
+    """A worker: loads one side, says so on stdout, then answers each stdin line (a JSON list of
+    texts) with one line: the call's time in ms (taken here, so the pipe is not timed) and the
+    number of entities found."""
+    t = time.perf_counter()
+    call, info = SIDES[side](paths, threads)
+    info["load_s"] = time.perf_counter() - t
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        texts = json.loads(line)
+        t = time.perf_counter()
+        found = call(texts)
+        ms = (time.perf_counter() - t) * 1000
+        print(json.dumps({"ms": ms, "entities": sum(len(e) for e in found)}), flush=True)
+
+
+class Worker:
+    def __init__(self, side: str, paths: dict):
+        import subprocess
+
+        env = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        argv = [sys.executable, "-m", "benchmarks.serving_bench", f"--measure={side}",
+                f"--paths={json.dumps(paths)}"] + [a for a in sys.argv[1:] if not a.startswith("--measure")]  # fmt: skip
+        self.side = side
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True, env=env)  # fmt: skip
+        self.info = self._reply()
+
+    def _reply(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(
+                f"the {NAMES[self.side]} worker ended (exit {self.proc.wait()}); run it alone: "
+                f"python -m benchmarks.serving_bench --measure={self.side} --paths=..."
+            )
+        return json.loads(line)
+
+    def call(self, texts: list[str]) -> dict:
+        self.proc.stdin.write(json.dumps(texts) + "\n")
+        self.proc.stdin.flush()
+        return self._reply()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def measure(sides: list[str], paths: dict) -> dict:
+    """All sides loaded at once, each in its own process, and called in turn, request by
+    request and batch by batch (the order rotating), with --gap_ms of idle time between calls:
+    a busy spell of a shared machine slows every side alike, and no side's spinning threads
+    run into the next side's call."""
     import numpy as np
 
     with open(paths["sentences"], encoding="utf-8") as f:
         sentences = json.load(f)
-    t = time.perf_counter()
-    call, info = (_ours if side == "ours" else _theirs)(paths, threads)
-    info["load_s"] = time.perf_counter() - t
+    workers = [Worker(side, paths) for side in sides]
     w, n, b = FLAGS.warmup, FLAGS.requests, FLAGS.batch_size
-    for s in sentences[:w]:
-        call([s])
-    latencies, entities = [], 0
-    for s in sentences[w : w + n]:
-        t = time.perf_counter()
-        entities += len(call([s])[0])
-        latencies.append(time.perf_counter() - t)
     rest = sentences[w + n :]
-    batches = [rest[i * b : (i + 1) * b] for i in range(FLAGS.batches + 2)]
-    for batch in batches[:2]:
-        call(batch)
-    t = time.perf_counter()
-    for batch in batches[2:]:
-        entities += sum(len(e) for e in call(batch))
-    batch_s = time.perf_counter() - t
-    ms = np.array(latencies) * 1000
-    return {**info, "b1_sentences_per_s": n / sum(latencies), "b1_p50_ms": float(np.percentile(ms, 50)),
-            "b1_p99_ms": float(np.percentile(ms, 99)), f"b{b}_sentences_per_s": FLAGS.batches * b / batch_s,
-            "entities": entities, "load_avg": os.getloadavg()}  # fmt: skip
+    jobs = [[s] for s in sentences[:w]] + [rest[i * b : (i + 1) * b] for i in range(2)]
+    timed = [[s] for s in sentences[w : w + n]]
+    timed += [rest[i * b : (i + 1) * b] for i in range(2, FLAGS.batches + 2)]
+    times = {side: [] for side in sides}
+    entities = dict.fromkeys(sides, 0)
+    for i, texts in enumerate(jobs + timed):
+        for k in range(len(workers)):
+            worker = workers[(i + k) % len(workers)]
+            time.sleep(FLAGS.gap_ms / 1000)
+            reply = worker.call(texts)
+            if i >= len(jobs):
+                times[worker.side].append(reply["ms"])
+                entities[worker.side] += reply["entities"]
+    for worker in workers:
+        worker.close()
+    results = {}
+    for worker in workers:
+        ms = np.array(times[worker.side])
+        single, batched = ms[:n], ms[n:]
+        results[worker.side] = {**worker.info, "b1_sentences_per_s": n / single.sum() * 1000,
+                                "b1_p50_ms": float(np.percentile(single, 50)),
+                                "b1_p99_ms": float(np.percentile(single, 99)),
+                                f"b{b}_sentences_per_s": len(batched) * b / batched.sum() * 1000,
+                                "entities": entities[worker.side]}  # fmt: skip
+    return results
 
 
 # --- the table -------------------------------------------------------------------------------
-def _run_side(side: str, paths: dict) -> dict:
-    argv = [sys.executable, "-m", "benchmarks.serving_bench", f"--measure={side}",
-            f"--paths={json.dumps(paths)}"] + [a for a in sys.argv[1:] if not a.startswith("--measure")]  # fmt: skip
-    return common.run_json(argv)
-
-
 flags.DEFINE_string("paths", None, "Internal: the setup's paths, JSON.")
+flags.DEFINE_list("sides", list(SIDES), f"What to time, of {', '.join(SIDES)}.")
+flags.DEFINE_integer("gap_ms", 10, "Idle milliseconds before each call.")
 
 
 def main(argv: list[str]) -> None:
     del argv
     if FLAGS.measure:
-        print(json.dumps(measure(FLAGS.measure, json.loads(FLAGS.paths), FLAGS.threads)))
+        serve_requests(FLAGS.measure, json.loads(FLAGS.paths), FLAGS.threads)
         return
+    unknown = sorted(set(FLAGS.sides) - set(SIDES))
+    if unknown or "hf" not in FLAGS.sides:
+        raise app.UsageError(
+            f"--sides: {unknown or 'hf is the baseline and'} must be among {list(SIDES)}"
+        )
     t = time.time()
     paths = setup(FLAGS.output_dir)
     setup_s = time.time() - t
-    runs = {"ours": [], "hf": []}
-    for _ in range(FLAGS.rounds):
-        for side in ("ours", "hf"):
-            runs[side].append(_run_side(side, paths))
-    b = FLAGS.batch_size
-    keys = ["b1_sentences_per_s", f"b{b}_sentences_per_s"]
-    best = {side: {k: max(r[k] for r in rs) for k in keys} for side, rs in runs.items()}
-    for side, rs in runs.items():
-        best[side]["b1_p50_ms"] = min(r["b1_p50_ms"] for r in rs)
-        best[side]["b1_p99_ms"] = min(r["b1_p99_ms"] for r in rs)
-    ours, hf = runs["ours"][0], runs["hf"][0]
-    loads = ", ".join(
-        f"{r['load_avg'][0]:.2f}" for pair in zip(*runs.values(), strict=True) for r in pair
-    )
-    print(f"CPU: {common.cpu()}; 1-minute load average at the end of "
-          f"each run (ours, HF, ...): {loads}")  # fmt: skip
-    print(f"threads: TF intra-op {ours['tf_intra_op_threads']}, inter-op {ours['tf_inter_op_threads']}; "
-          f"torch {hf['torch_threads']} (attention: {hf['attention']})")  # fmt: skip
+    load_before = os.getloadavg()[0]
+    results = measure(FLAGS.sides, paths)
+    b, hf = FLAGS.batch_size, results["hf"]
+    print(f"CPU: {common.cpu()}; 1-minute load average {load_before:.2f} before timing, "
+          f"{os.getloadavg()[0]:.2f} after")  # fmt: skip
+    threads = [f"{NAMES[s]}: " + ", ".join(f"{k} {v}" for k, v in r.items() if "thread" in k)
+               for s, r in results.items()]  # fmt: skip
+    print(f"threads ({'; '.join(threads)}); HF attention: {hf['attention']}")
     print(f"ALBERT-base, vocabulary {FLAGS.vocab_size}, max_seq_length {FLAGS.max_seq_length}; "
           f"{paths['sentence_count']} MEDLINE sentences fitting one window: "
           f"pieces mean {paths['ours_pieces_mean']:.1f} (ours) / {paths['hf_pieces_mean']:.1f} (HF), "
           f"max {paths['ours_pieces_max']} / {paths['hf_pieces_max']}")  # fmt: skip
     print(f"same weights: max |logit difference| {paths['max_logit_difference']:.1e}; "
-          f"HF aggregation_strategy={FLAGS.aggregation_strategy}; {FLAGS.rounds} round(s), best shown\n")  # fmt: skip
+          f"HF aggregation_strategy={FLAGS.aggregation_strategy}; {FLAGS.requests} requests at "
+          f"batch 1, {FLAGS.batches} batches of {b}, sides called in turn\n")  # fmt: skip
     rows = [("sentences/s, batch 1", "b1_sentences_per_s", True),
             (f"sentences/s, batch {b}", f"b{b}_sentences_per_s", True),
             ("p50 latency ms, batch 1", "b1_p50_ms", False),
             ("p99 latency ms, batch 1", "b1_p99_ms", False)]  # fmt: skip
-    print(f"{'':<26} {'ours (SavedModel)':>18} {'HF pipeline':>12} {'ours/HF':>8}")
+    ours = [s for s in FLAGS.sides if s != "hf"]
+    header = "".join(f"{NAMES[s]:>22}" for s in ours)
+    ratios = "".join(f"{'/'.join(NAMES[s].split(', ')[1:] or ['ours'])[:18] + ' /HF':>22}"
+                     for s in ours)  # fmt: skip
+    print(f"{'':<26}{header}{NAMES['hf']:>14}{ratios}")
     for name, key, higher in rows:
-        o, h = best["ours"][key], best["hf"][key]
-        ratio = o / h if higher else h / o  # > 1: ours is better
-        print(f"{name:<26} {o:>18.2f} {h:>12.2f} {ratio:>7.2f}x")
-    print(f"\n(ratios > 1 favour ours; latency ratio is HF/ours; setup {setup_s:.0f} s)")
+        line = "".join(f"{results[s][key]:>22.2f}" for s in ours) + f"{hf[key]:>14.2f}"
+        for s in ours:
+            ratio = results[s][key] / hf[key] if higher else hf[key] / results[s][key]
+            line += f"{ratio:>21.2f}x"
+        print(f"{name:<26}{line}")
+    found = ", ".join(f"{NAMES[s]} {r['entities']}" for s, r in results.items())
+    print(f"\nentities found: {found}")
+    print(f"(ratios > 1 favour ours; latency ratio is HF/ours; setup {setup_s:.0f} s)")
     with open(os.path.join(FLAGS.output_dir, "serving_bench.json"), "w") as f:
-        json.dump({"paths": paths, "runs": runs, "best": best, "cpu": common.cpu(),
+        json.dump({"paths": paths, "results": results, "cpu": common.cpu(),
                    "max_seq_length": FLAGS.max_seq_length, "threads": FLAGS.threads}, f, indent=2)  # fmt: skip
 
 

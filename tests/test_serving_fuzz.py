@@ -12,9 +12,8 @@ import sys
 
 import pytest
 
-from tests import serving_examples
+from tests import serving_examples, tf_c_api
 from tests.conftest import ROOT
-from tests.test_serving_loader import TEXT_OP_LIBRARIES, TEXT_OPS_DIR
 
 tf = pytest.importorskip("tensorflow")
 
@@ -151,7 +150,7 @@ def test_no_request_crashes_either_loader(models):
         mine = [c for c in all_cases if c["task"] == task]
         request = {
             "model_dir": path,
-            "libraries": [str(TEXT_OPS_DIR / n) for n in TEXT_OP_LIBRARIES],
+            "libraries": tf_c_api.text_op_libraries(),
             "runs": [_request(c) for c in mine],
             "collect_errors": True,
         }

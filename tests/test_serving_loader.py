@@ -5,7 +5,6 @@ tensors with `TF_SessionRun` (tests/tf_c_api.py, in its own process); the output
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 import re
@@ -16,22 +15,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from tests import serving_examples
+from tests import serving_examples, tf_c_api
 from tests.conftest import ROOT
 
 tf = pytest.importorskip("tensorflow")
 
-TEXT_OPS_DIR = pathlib.Path(
-    importlib.util.find_spec("tensorflow_text").submodule_search_locations[0], "python", "ops"
-)
-# The TF.Text op libraries the task graphs need (SentencePiece, NFKD normalisation, the NER
-# word split, the segment trimmer); the model server built with TF.Text links all of them.
-TEXT_OP_LIBRARIES = (
-    "_sentencepiece_tokenizer.so",
-    "_normalize_ops.so",
-    "_regex_split_ops.so",
-    "_trimmer_ops.so",
-)
 
 # Inputs beyond the README's: empty strings, non-ASCII text, texts and word lists longer than a
 # window (MAX_SEQ_LENGTH 48), a batch of mixed lengths.
@@ -70,8 +58,8 @@ def models(tiny_spm, tmp_path_factory):
     return serving_examples.build_models(tiny_spm, str(tmp_path_factory.mktemp("serving")))
 
 
-def run_c_api(model_dir: str, runs: list[dict], libraries=TEXT_OP_LIBRARIES) -> dict:
-    request = {"model_dir": model_dir, "libraries": [str(TEXT_OPS_DIR / n) for n in libraries],
+def run_c_api(model_dir: str, runs: list[dict], libraries=tf_c_api.TEXT_OP_LIBRARIES) -> dict:
+    request = {"model_dir": model_dir, "libraries": tf_c_api.text_op_libraries(libraries),
                "runs": runs}  # fmt: skip
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "tf_c_api.py")],
                           input=json.dumps(request), capture_output=True, text=True, cwd=ROOT,
@@ -200,7 +188,7 @@ def test_every_graph_op_is_core_tensorflow_or_tf_text(models, graph_ops):
     assert "SentencepieceTokenizeOp" in text_used and "RegexSplitWithOffsets" in used["ner"]
     served = run_c_api(models["re"], [])
     assert text_used <= {op for ops in served["loaded"].values() for op in ops}
-    assert sorted(served["loaded"]) == sorted(TEXT_OP_LIBRARIES)
+    assert sorted(served["loaded"]) == sorted(tf_c_api.TEXT_OP_LIBRARIES)
 
 
 # --- the README's REST examples -------------------------------------------------------------

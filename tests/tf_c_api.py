@@ -47,8 +47,23 @@ class TF_Output(ctypes.Structure):
     _fields_ = [("oper", P), ("index", ctypes.c_int)]
 
 
-# The installed wheel's folder, found without importing the package.
+# The installed wheels' folders, found without importing the packages.
 TENSORFLOW_DIR = importlib.util.find_spec("tensorflow").submodule_search_locations[0]
+TEXT_OPS_DIR = os.path.join(
+    importlib.util.find_spec("tensorflow_text").submodule_search_locations[0], "python", "ops"
+)
+# The TF.Text op libraries the task graphs need (SentencePiece, NFKD normalisation, the NER
+# word split, the segment trimmer); the model server built with TF.Text links all of them.
+TEXT_OP_LIBRARIES = (
+    "_sentencepiece_tokenizer.so",
+    "_normalize_ops.so",
+    "_regex_split_ops.so",
+    "_trimmer_ops.so",
+)
+
+
+def text_op_libraries(names=TEXT_OP_LIBRARIES) -> list[str]:
+    return [os.path.join(TEXT_OPS_DIR, name) for name in names]
 
 
 def protobuf_modules():
@@ -59,9 +74,9 @@ def protobuf_modules():
     package.__path__ = [TENSORFLOW_DIR]
     sys.modules["tensorflow"] = package
     from tensorflow.core.framework import op_def_pb2
-    from tensorflow.core.protobuf import meta_graph_pb2
+    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 
-    return op_def_pb2, meta_graph_pb2
+    return op_def_pb2, meta_graph_pb2, config_pb2
 
 
 def c_api():
@@ -82,6 +97,7 @@ def c_api():
         "TF_GetOpList": (TF_Buffer, [P]),
         "TF_NewGraph": (P, []),
         "TF_NewSessionOptions": (P, []),
+        "TF_SetConfig": (None, [P, ctypes.c_char_p, ctypes.c_size_t, P]),
         "TF_NewBuffer": (ctypes.POINTER(TF_Buffer), []),
         "TF_LoadSessionFromSavedModel": (
             P,
@@ -211,74 +227,110 @@ def output(lib, graph, tensor_name: str) -> TF_Output:
     return TF_Output(op, int(index or 0))
 
 
-def main(request: dict) -> dict:
-    op_def_pb2, meta_graph_pb2 = protobuf_modules()
-    lib = c_api()
-    status = lib.TF_NewStatus()
-    loaded = {}
-    for path in request["libraries"]:
-        handle = lib.TF_LoadLibrary(path.encode("utf-8"), status)
-        check(lib, status, f"TF_LoadLibrary({path})")
-        ops = op_def_pb2.OpList()
-        buffer = lib.TF_GetOpList(handle)
-        ops.ParseFromString(ctypes.string_at(buffer.data, buffer.length))
-        loaded[os.path.basename(path)] = sorted(op.name for op in ops.op)
+class Session:
+    """One SavedModel loaded through the C API, its signatures run as often as wanted: what the
+    model server does per request. `threads` sets the session's intra- and inter-op pools
+    (ConfigProto); 0 keeps TensorFlow's default (all cores)."""
 
-    graph, meta = lib.TF_NewGraph(), lib.TF_NewBuffer()
-    tags = (ctypes.c_char_p * 1)(b"serve")
-    session = lib.TF_LoadSessionFromSavedModel(lib.TF_NewSessionOptions(), None,
-                                               request["model_dir"].encode("utf-8"), tags, 1,
-                                               graph, meta, status)  # fmt: skip
-    check(lib, status, f"TF_LoadSessionFromSavedModel({request['model_dir']}, tags=serve)")
-    meta_graph = meta_graph_pb2.MetaGraphDef()
-    meta_graph.ParseFromString(ctypes.string_at(meta.contents.data, meta.contents.length))
-    signatures = {
-        name: {
-            "inputs": {k: v.name for k, v in sig.inputs.items()},
-            "outputs": {k: v.name for k, v in sig.outputs.items()},
+    def __init__(self, model_dir: str, libraries: list[str], threads: int = 0):
+        op_def_pb2, meta_graph_pb2, config_pb2 = protobuf_modules()
+        self.lib = lib = c_api()
+        self.status = status = lib.TF_NewStatus()
+        self.loaded = {}
+        for path in libraries:
+            handle = lib.TF_LoadLibrary(path.encode("utf-8"), status)
+            check(lib, status, f"TF_LoadLibrary({path})")
+            ops = op_def_pb2.OpList()
+            buffer = lib.TF_GetOpList(handle)
+            ops.ParseFromString(ctypes.string_at(buffer.data, buffer.length))
+            self.loaded[os.path.basename(path)] = sorted(op.name for op in ops.op)
+        options = lib.TF_NewSessionOptions()
+        if threads:
+            config = config_pb2.ConfigProto(
+                intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads
+            ).SerializeToString()
+            lib.TF_SetConfig(options, config, len(config), status)
+            check(lib, status, "TF_SetConfig")
+        self.graph, meta = lib.TF_NewGraph(), lib.TF_NewBuffer()
+        tags = (ctypes.c_char_p * 1)(b"serve")
+        self.session = lib.TF_LoadSessionFromSavedModel(
+            options, None, model_dir.encode("utf-8"), tags, 1, self.graph, meta, status
+        )
+        check(lib, status, f"TF_LoadSessionFromSavedModel({model_dir}, tags=serve)")
+        self.meta_graph = meta_graph_pb2.MetaGraphDef()
+        self.meta_graph.ParseFromString(ctypes.string_at(meta.contents.data, meta.contents.length))
+
+    @property
+    def signatures(self) -> dict:
+        return {
+            name: {
+                "inputs": {k: v.name for k, v in sig.inputs.items()},
+                "outputs": {k: v.name for k, v in sig.outputs.items()},
+            }
+            for name, sig in self.meta_graph.signature_def.items()
         }
-        for name, sig in meta_graph.signature_def.items()
-    }
 
-    results = []
-    for run in request["runs"]:
-        signature = meta_graph.signature_def[run["signature"]]
+    def run(self, signature_name: str, inputs: dict, shapes=None, encoding="utf-8") -> dict:
+        """{output key: {"dtype", "shape", "value"}}; a failed run raises `RunError`."""
+        lib, status = self.lib, self.status
+        signature = self.meta_graph.signature_def[signature_name]
         in_keys, out_keys = sorted(signature.inputs), sorted(signature.outputs)
-        if sorted(run["inputs"]) != in_keys:
-            raise KeyError(
-                f"signature {run['signature']} takes {in_keys}, got {sorted(run['inputs'])}"
-            )
-        inputs = (TF_Output * len(in_keys))(
-            *[output(lib, graph, signature.inputs[k].name) for k in in_keys]
+        if sorted(inputs) != in_keys:
+            raise KeyError(f"signature {signature_name} takes {in_keys}, got {sorted(inputs)}")
+        shapes = shapes or {}
+        feeds = (TF_Output * len(in_keys))(
+            *[output(lib, self.graph, signature.inputs[k].name) for k in in_keys]
         )
-        shapes, encoding = run.get("shapes", {}), "latin-1" if run.get("latin1") else "utf-8"
-        values = (P * len(in_keys))(
-            *[
-                make_tensor(
-                    lib, signature.inputs[k].dtype, run["inputs"][k], shapes.get(k), encoding
-                )
-                for k in in_keys
-            ]
-        )
-        outputs = (TF_Output * len(out_keys))(
-            *[output(lib, graph, signature.outputs[k].name) for k in out_keys]
+        values = [
+            make_tensor(lib, signature.inputs[k].dtype, inputs[k], shapes.get(k), encoding)
+            for k in in_keys
+        ]
+        fetches = (TF_Output * len(out_keys))(
+            *[output(lib, self.graph, signature.outputs[k].name) for k in out_keys]
         )
         out_values = (P * len(out_keys))()
-        lib.TF_SessionRun(session, None, inputs, values, len(in_keys), outputs, out_values,
-                          len(out_keys), None, 0, None, status)  # fmt: skip
-        if request.get("collect_errors") and lib.TF_GetCode(status) != 0:
+        lib.TF_SessionRun(self.session, None, feeds, (P * len(values))(*values), len(in_keys),
+                          fetches, out_values, len(out_keys), None, 0, None, status)  # fmt: skip
+        for value in values:
+            lib.TF_DeleteTensor(value)
+        if lib.TF_GetCode(status) != 0:
             message = lib.TF_Message(status).decode("utf-8", "replace")
-            results.append({"error": {"code": lib.TF_GetCode(status), "message": message}})
-            continue
-        check(lib, status, f"TF_SessionRun({run['signature']})")
-        results.append({k: read_tensor(lib, out_values[i]) for i, k in enumerate(out_keys)})
-        # Input tensors are left to the process's end (it exits after these few runs).
-        for i in range(len(out_keys)):
-            lib.TF_DeleteTensor(out_values[i])
-    lib.TF_CloseSession(session, status)
-    lib.TF_DeleteSession(session, status)
-    return {"loaded": loaded, "tags": list(meta_graph.meta_info_def.tags),
-            "signatures": signatures, "results": results,
+            raise RunError(signature_name, lib.TF_GetCode(status), message)
+        try:
+            return {k: read_tensor(lib, out_values[i]) for i, k in enumerate(out_keys)}
+        finally:
+            for i in range(len(out_keys)):
+                lib.TF_DeleteTensor(out_values[i])
+
+    def close(self):
+        self.lib.TF_CloseSession(self.session, self.status)
+        self.lib.TF_DeleteSession(self.session, self.status)
+
+
+class RunError(RuntimeError):
+    """A failed `TF_SessionRun`: `code` is its TF_Code (3 is INVALID_ARGUMENT)."""
+
+    def __init__(self, signature_name: str, code: int, message: str):
+        super().__init__(f"TF_SessionRun({signature_name}): {message}")
+        self.code, self.message = code, message
+
+
+def main(request: dict) -> dict:
+    session = Session(request["model_dir"], request["libraries"])
+    results = []
+    for run in request["runs"]:
+        encoding = "latin-1" if run.get("latin1") else "utf-8"
+        try:
+            results.append(
+                session.run(run["signature"], run["inputs"], run.get("shapes"), encoding)
+            )
+        except RunError as e:
+            if not request.get("collect_errors"):
+                raise
+            results.append({"error": {"code": e.code, "message": e.message}})
+    session.close()
+    return {"loaded": session.loaded, "tags": list(session.meta_graph.meta_info_def.tags),
+            "signatures": session.signatures, "results": results,
             "python_runtime_imported": "tensorflow.python" in sys.modules}  # fmt: skip
 
 
