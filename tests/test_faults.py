@@ -140,8 +140,30 @@ def test_builder_on_a_full_disk_is_one_line(small_text_corpus, tiny_spm, small_d
         "--direct_num_workers=1",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    # Beam logs its worker's traceback itself; the command's own last word is one line.
     assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]  # not even Beam's own log of it
     line = proc.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: ") and "No space left on device" in line, line
-    assert str(out) in line, line
+    assert line.startswith(f"error: {out}/") and "no space left on the device" in line, line
+
+
+def test_checkpoint_conversion_output_faults(tmp_path, in_the_way, small_disk):
+    from bioalbert_tf.config import AlbertConfig
+    from tests.tf1_names import write_random_tf1_checkpoint
+
+    tiny = ROOT / "configs" / "albert_tiny.json"
+    src = tmp_path / "google" / "model.ckpt-best"
+    write_random_tf1_checkpoint(AlbertConfig.from_json_file(str(tiny)), str(src))
+    base = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.convert_checkpoint",
+        f"--tf1_checkpoint={src}",
+        f"--albert_config_file={tiny}",
+    ]
+    _fails_in_one_line(
+        base + [f"--output_dir={in_the_way}/converted"],
+        f"{in_the_way}/converted: a file is in the way where a folder is needed",
+    )
+    _fails_in_one_line(base + ["--output_dir=/sys/bioalbert_converted"], "/sys/bioalbert_converted")
+    full = small_disk(4) / "converted"  # smaller than the tiny checkpoint
+    _fails_in_one_line(base + [f"--output_dir={full}"], str(full))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging as py_logging
 import sys
 
 from absl import app, flags, logging
@@ -112,6 +113,8 @@ def main(argv):
         if not getattr(FLAGS, name):
             raise app.UsageError(f"--{name} is required")
     beam_args = [f"--runner={FLAGS.runner}", *argv[1:]]
+    # Beam logs a failing step's traceback before re-raising; an I/O fault is told in one line.
+    py_logging.getLogger("apache_beam.runners.common").addFilter(_not_a_fault)
     try:
         _refuse_unknown(argv[1:])
         stats = run(config_from_flags(), beam_args, overwrite=FLAGS.overwrite)
@@ -129,7 +132,8 @@ def main(argv):
     except (
         Exception
     ) as e:  # Beam wraps worker errors; show the cause, not 200 lines of runner internals
-        cause = _root_message(e)
+        fault = _fault_in(e)
+        cause = fileio.describe_fault(fault) if fault else _root_message(e)
         print(f"error: {cause}", file=sys.stderr)
         return 1
     brief = {
@@ -169,6 +173,22 @@ def _refuse_unknown(args: list[str]) -> None:
         "unknown argument(s), neither a flag of this program nor a Beam pipeline option:\n"
         + "\n".join(lines)
     )
+
+
+def _not_a_fault(record: py_logging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, fileio.fault_types())
+
+
+def _fault_in(e: BaseException) -> BaseException | None:
+    """The I/O fault (OSError, TensorFlow's errors) that a runner's wrapped error came from."""
+    seen = set()
+    while e is not None and id(e) not in seen and not isinstance(e, corpus.CorpusError):
+        if isinstance(e, fileio.fault_types()):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _root_message(e: BaseException) -> str:
