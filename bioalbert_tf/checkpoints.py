@@ -281,9 +281,47 @@ def save_keras_checkpoint(pretrainer, output_dir: str, step: int | None = None) 
     return path
 
 
+def shape_mismatches(root, prefix: str) -> list[str]:
+    """Variables of the object graph `root` whose shape in the checkpoint `prefix` differs, as
+    "name: (checkpoint shape) in the checkpoint, (shape) in the model" lines. Keys are found as
+    the checkpoint's object graph names them: the first path from the root, breadth first."""
+    import tensorflow as tf
+
+    saved = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    view = tf.train.TrackableView(root)
+    queue, seen, rows = [(root, "")], {id(root)}, []
+    while queue:
+        obj, path = queue.pop(0)
+        for name, child in view.children(obj).items():
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            key = f"{path}/{name}" if path else name
+            shape = getattr(child, "shape", None)
+            value = f"{key}/.ATTRIBUTES/VARIABLE_VALUE"
+            if shape is not None and value in saved and list(saved[value]) != list(shape):
+                rows.append(
+                    f"{key}: {tuple(saved[value])} in the checkpoint, {tuple(shape)} in the model"
+                )
+            queue.append((child, key))
+    return rows
+
+
 def load_keras_checkpoint(model, prefix: str) -> None:
-    """Restores one of our object checkpoints (conversion or pretraining output) into `model`."""
-    status = object_checkpoint(model).read(prefix)
+    """Restores one of our object checkpoints (conversion or pretraining output) into `model`;
+    a checkpoint of another model size is refused, listing the variables that differ."""
+    root = object_checkpoint(model)
+    mismatched = shape_mismatches(root, prefix)
+    if mismatched:
+        shown = "\n  ".join(mismatched[:12])
+        more = f"\n  and {len(mismatched) - 12} more" if len(mismatched) > 12 else ""
+        beside = fileio.join(prefix.rsplit("/", 1)[0] if "/" in prefix else ".", CONFIG_NAME)
+        raise CheckpointMismatchError(
+            f"{prefix} is of another model size than the albert_config given: "
+            f"{len(mismatched)} variable(s) differ in shape:\n  {shown}{more}\n"
+            f"(the checkpoint's own config, if kept, is {beside})"
+        )
+    status = root.read(prefix)
     status.expect_partial()  # optimizer state and step are for pretraining, not for the weights
     try:
         status.assert_existing_objects_matched()

@@ -6,7 +6,8 @@ r"""Exports a SavedModel for TF Serving.
 `serving_default` of the pretrainer takes int32 input_ids, input_mask, segment_ids [batch, seq]
 and returns sequence_output [batch, seq, hidden], pooled_output [batch, hidden],
 mlm_logits [batch, seq, vocab] (every position) and sop_logits [batch, 2].
-A non-empty --output_dir is left alone unless --overwrite, which replaces it whole: the export is
+A folder holding another kind of run (checkpoints, a run's settings, TFRecords) is never
+replaced. Another non-empty --output_dir is left alone unless --overwrite, which replaces it whole: the export is
 written beside it (<output_dir>.writing) and takes its place once complete, so nothing of an
 earlier export is left in it, and a crash while exporting leaves the earlier one as it was.
 """
@@ -18,7 +19,7 @@ import sys
 
 from absl import app, flags
 
-from bioalbert_tf import checkpoints, fileio
+from bioalbert_tf import checkpoints, fileio, run_folder
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "pretrainer", ["pretrainer"], "What to export.")
@@ -66,6 +67,7 @@ def main(argv):
     if not (FLAGS.checkpoint and FLAGS.output_dir):
         raise app.UsageError("--checkpoint and --output_dir are required")
     try:
+        run_folder.refuse_foreign(FLAGS.output_dir, "export_saved_model")
         fileio.refuse_overwrite([FLAGS.output_dir], FLAGS.overwrite, "Choose another --output_dir")
         model = AlbertPretrainer(checkpoints.config_for(FLAGS.checkpoint, FLAGS.albert_config_file))
         kind = checkpoints.load_init_checkpoint(model, FLAGS.checkpoint)

@@ -127,6 +127,13 @@ def size(path: str) -> int:
     return _gfile().stat(path).length if is_remote(path) else os.path.getsize(_local(path))
 
 
+def mtime(path: str) -> float:
+    """Seconds since the epoch of the last change."""
+    if is_remote(path):
+        return _gfile().stat(path).mtime_nsec / 1e9
+    return os.path.getmtime(_local(path))
+
+
 def walk_files(path: str) -> list[str]:
     """Relative paths ('/'-separated) of every file under a folder, sorted."""
     out = []

@@ -84,6 +84,13 @@ def run(config: FinetuningConfig, overwrite: bool = False) -> dict:
     own outputs, and skips finished folds). `overwrite` first removes what fine-tuning wrote in
     output_dir (OUTPUTS, saved_model/, fold-<k>/), leaving other files, and starts afresh.
     """
+    from bioalbert_tf import run_folder
+
+    with run_folder.hold(config.output_dir, COMMAND):
+        return _run(config, overwrite)
+
+
+def _run(config: FinetuningConfig, overwrite: bool) -> dict:
     spec = datasets.get(config.dataset)
     folds = [] if spec.task == datasets.QA else datasets.find_folds(config.data_dir)
     if config.folds and not folds:
@@ -103,20 +110,33 @@ def run(config: FinetuningConfig, overwrite: bool = False) -> dict:
         clear_outputs(config.output_dir)
     if fold_runs:
         return run_cross_validation(config, settings, fold_runs)
-    # A folder from before run_settings.json: its finished run's metrics.json is compared.
-    finished_run(config)
+    done = finished_run(config)
+    if done:
+        logging.info(
+            "%s: finished earlier with the same settings; not run again (--overwrite "
+            "runs it afresh)",
+            config.output_dir,
+        )
+        return done
     return run_one(config, {config.output_dir: settings})
 
 
-# run_settings.json of fine-tuning: every flag but output_dir (a finished run's folder may have
-# been moved or copied since), folds (as CROSS_VALIDATION) and jit_compile (float round-off
-# only, not what is trained), the model config, and what the flags' paths held when the run
-# started.
-SETTINGS = tuple(
-    f.name
-    for f in dataclasses.fields(FinetuningConfig)
-    if f.name not in ("output_dir", "folds", "jit_compile")
+# run_settings.json of fine-tuning: every flag that changes what is trained, the model config,
+# and what the flags' paths held when the run started (DATA_FILES, SPM_MODEL, INIT_WEIGHTS,
+# the model config): a path spelled another way, or a folder moved or copied since, is the same
+# run. Not compared either: folds (as CROSS_VALIDATION), eval_batch_size (prediction only) and
+# jit_compile (float round-off, not what is trained).
+NOT_COMPARED = (
+    "output_dir",
+    "data_dir",
+    "albert_config_file",
+    "spm_model_file",
+    "init_checkpoint",
+    "folds",
+    "eval_batch_size",
+    "jit_compile",
 )
+SETTINGS = tuple(f.name for f in dataclasses.fields(FinetuningConfig) if f.name not in NOT_COMPARED)
 COMMAND = "run_finetuning"  # run_settings.json's "command": another command's file is not ours
 DATA_FILES = "data_files"  # name and size of each file in --data_dir (not in its subfolders)
 SPM_MODEL = "spm_model"  # name and size of --spm_model_file
@@ -141,7 +161,9 @@ def settings_of(config: FinetuningConfig, folds: list[int] | None = None) -> dic
     # Fine-tuning's own outputs are not data (should --output_dir be --data_dir).
     names = [n.rstrip("/") for n in fileio.listdir(config.data_dir)]
     paths = [
-        fileio.join(config.data_dir, n) for n in names if n.removesuffix(".tmp") not in OUTPUTS
+        fileio.join(config.data_dir, n)
+        for n in names
+        if n.removesuffix(".tmp") not in OUTPUTS and n != ".lock"  # run_folder.LOCK_NAME
     ]
     values[DATA_FILES] = run_settings.files_of(p for p in paths if not fileio.isdir(p))
     values[SPM_MODEL] = run_settings.files_of([config.spm_model_file])
@@ -202,7 +224,7 @@ def clear_outputs(output_dir: str) -> None:
         path = fileio.join(output_dir, name)
         if name.removesuffix(".tmp") in OUTPUTS:
             fileio.remove(path)
-        elif name == SAVED_MODEL:
+        elif name in (SAVED_MODEL, RESUME_DIR):
             fileio.rmtree(path)
         elif re.fullmatch(r"fold-\d+", name) and fileio.isdir(path):
             clear_outputs(path)
@@ -224,11 +246,15 @@ def run_one(config: FinetuningConfig, records: dict[str, dict]) -> dict:
     labels = datasets.labels_for(spec, config.data_dir)
     train, dev, test = load_splits(spec, config, labels)
     task = build_task(spec, config, labels)
-    init = (
-        checkpoints.load_init_checkpoint(task.encoder, config.init_checkpoint)
-        if config.init_checkpoint
-        else "random"
-    )
+    init = "random"
+    if config.init_checkpoint:
+        try:
+            init = checkpoints.load_init_checkpoint(task.encoder, config.init_checkpoint)
+        except checkpoints.CheckpointMismatchError as e:
+            raise checkpoints.CheckpointMismatchError(
+                f"--init_checkpoint={config.init_checkpoint} does not fit the model of "
+                f"--albert_config_file={config.albert_config_file}: {e}"
+            ) from None
     logging.info("%s: %d train rows, %d dev, %d test; labels %s; init %s",
                  spec.name, len(train), len(dev), len(test), task.labels, init)  # fmt: skip
     if not dev:
@@ -239,10 +265,18 @@ def run_one(config: FinetuningConfig, records: dict[str, dict]) -> dict:
         run_settings.record(folder, settings)
     compile_task(task, config)
     dev_eval = DevEvaluation(task, dev, config)
+    done = dev_eval.resume.restore()  # rounds finished by an interrupted run, or 0
+    # The batches those rounds took are skipped: the same order as an uninterrupted run.
+    batches = task.train_dataset(train, config.train_batch_size, config.random_seed)
     start = time.time()
-    task.model.fit(task.train_dataset(train, config.train_batch_size, config.random_seed),
-                   steps_per_epoch=dev_eval.per_round, epochs=dev_eval.rounds,
-                   callbacks=[dev_eval], verbose=0)  # fmt: skip
+    task.model.fit(
+        batches.skip(done * dev_eval.per_round),
+        steps_per_epoch=dev_eval.per_round,
+        epochs=dev_eval.rounds,
+        initial_epoch=done,
+        callbacks=[dev_eval],
+        verbose=0,
+    )
     train_seconds = time.time() - start
     task.model.load_weights(dev_eval.weights_path)
     after = task.after_training(dev.rows, dev_eval.main_score, config.eval_batch_size)
@@ -257,9 +291,14 @@ def run_one(config: FinetuningConfig, records: dict[str, dict]) -> dict:
     }  # fmt: skip
     from bioalbert_tf import export
 
-    export.export_task(task, fileio.join(config.output_dir, SAVED_MODEL),
-                       {"best_dev_step": dev_eval.best.get("step"), **after})  # fmt: skip
-    write_json(fileio.join(config.output_dir, METRICS_FILE), result)
+    # Written beside and renamed into place: never half of one export and half of another.
+    metadata = {"best_dev_step": dev_eval.best.get("step"), **after}
+    fileio.replace_folder(
+        fileio.join(config.output_dir, SAVED_MODEL),
+        lambda folder: export.export_task(task, folder, metadata),
+    )
+    write_json(fileio.join(config.output_dir, METRICS_FILE), result)  # last: the run is finished
+    dev_eval.resume.remove()
     return result
 
 
@@ -342,6 +381,7 @@ class DevEvaluation(keras.callbacks.Callback):
         self.best: dict = {}
         self.history: list[dict] = []
         self.steps = 0
+        self.resume = Resume(self)
 
     def main_score(self, predictions) -> float:
         """The dev main metric of predictions on the dev rows."""
@@ -351,6 +391,10 @@ class DevEvaluation(keras.callbacks.Callback):
         self.steps = (epoch + 1) * self.per_round
         entry = {"step": self.steps, "loss": float((logs or {}).get("loss", float("nan")))}
         self.history.append(entry)
+        self._evaluate()
+        self.resume.save(epoch + 1)
+
+    def _evaluate(self):
         if not self.dev:
             self.best = {"step": self.steps}
             self.task.model.save_weights(self.weights_path)
@@ -358,6 +402,7 @@ class DevEvaluation(keras.callbacks.Callback):
         scores = scoring.evaluate(
             self.dev, lambda rows: self.task.predict(rows, self.config.eval_batch_size)
         ).scores
+        entry = self.history[-1]
         entry["dev"] = scores["main_score"]
         logging.info("step %d/%d: loss %.4f, dev %s %s", self.steps, self.rounds * self.per_round,
                      entry["loss"], scores["main_key"], entry["dev"])  # fmt: skip
@@ -368,6 +413,59 @@ class DevEvaluation(keras.callbacks.Callback):
                 **{k: v for k, v in scores.items() if not isinstance(v, dict)},
             }
             self.task.model.save_weights(self.weights_path)
+
+
+RESUME_DIR = "resume"
+
+
+class Resume:
+    """`<output_dir>/resume/ckpt-<step>`, written after every dev evaluation: the model, the
+    optimizer (slots and step), the dropout seed state and the evaluation's record (best,
+    history, rounds done). An interrupted run continues from it, with the training batches it
+    had taken skipped, and ends with the same weights as an uninterrupted run; it is removed
+    once metrics.json is written."""
+
+    def __init__(self, dev_eval: DevEvaluation):
+        import tensorflow as tf
+
+        self.dev_eval = dev_eval
+        model = dev_eval.task.model
+        self.record = tf.Variable("", dtype=tf.string, trainable=False)
+        state = {
+            "model": model,
+            "record": self.record,
+            "non_trainable": list(model.non_trainable_variables),
+        }
+        if model.optimizer is not None:
+            model.optimizer.build(model.trainable_variables)
+            state["optimizer"] = model.optimizer
+        self.folder = fileio.join(dev_eval.config.output_dir, RESUME_DIR)
+        self.checkpoint = tf.train.Checkpoint(**state)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.folder, max_to_keep=1, checkpoint_name="ckpt"
+        )
+
+    def restore(self) -> int:
+        """Restores the latest checkpoint, if any; returns the rounds it had finished."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return 0
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        done = json.loads(self.record.numpy().decode("utf-8"))
+        ev = self.dev_eval
+        ev.best, ev.history, ev.steps = done["best"], done["history"], done["steps"]
+        logging.info("resumed from %s at step %d of %d", latest, ev.steps, ev.rounds * ev.per_round)
+        return done["rounds"]
+
+    def save(self, rounds: int) -> None:
+        ev = self.dev_eval
+        record = {"rounds": rounds, "steps": ev.steps, "best": ev.best, "history": ev.history}
+        self.record.assign(json.dumps(record, default=float))
+        self.manager.save(checkpoint_number=ev.steps)
+
+    def remove(self) -> None:
+        if fileio.exists(self.folder):
+            fileio.rmtree(self.folder)
 
 
 def _better(score: float | None, best: float | None) -> bool:
@@ -415,25 +513,19 @@ def run_cross_validation(
 
 
 def finished_run(config: FinetuningConfig) -> dict | None:
-    """The metrics.json of a run finished with these settings, else None; a finished run with
-    other settings is refused rather than overwritten."""
+    """The metrics.json of a finished run in output_dir, else None. Called after check_settings
+    has found run_settings.json to record these settings; metrics.json is written last, so it
+    marks a run whose outputs are all there."""
     path = fileio.join(config.output_dir, METRICS_FILE)
+    settings = fileio.join(config.output_dir, run_settings.SETTINGS_NAME)
     if not fileio.exists(path):
         return None
-    with fileio.open_file(path, "r") as f:
-        earlier = json.load(f)
-    # Not output_dir: a finished run's folder may have been moved or copied since.
-    wanted = {k: v for k, v in dataclasses.asdict(config).items() if k != "output_dir"}
-    diff = {
-        k: (earlier.get("config", {}).get(k), v)
-        for k, v in wanted.items()
-        if earlier.get("config", {}).get(k) != v
-    }
-    if diff:
-        raise ValueError(f"{path} holds a finished run with other settings "
-                         f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items())}); "
-                         "use another --output_dir, or pass --overwrite to start it afresh")  # fmt: skip
-    return earlier
+    if not fileio.exists(settings):
+        raise ValueError(
+            f"{path} is not a fine-tuning run's (no {run_settings.SETTINGS_NAME} beside it); "
+            "choose another --output_dir"
+        )
+    return fileio.read_json(path)
 
 
 def write_json(path: str, obj: dict) -> None:

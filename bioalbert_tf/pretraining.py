@@ -399,13 +399,15 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
         expand_files(config.eval_input_file) if config.eval_input_file else [],
     )
     run_settings.check_resume(config, settings)
-    fileio.makedirs(config.output_dir)
     trainer = Trainer(config, strategy)
+    # Read before anything is written: an init checkpoint that does not fit is refused first.
+    started = trainer.restore_or_initialize()
     chief = trainer.chief  # only the chief writes output_dir (several workers: TF_CONFIG)
+    fileio.makedirs(config.output_dir)
     if chief:
         run_settings.record(config.output_dir, settings)
         trainer.albert_config.to_json_file(fileio.join(config.output_dir, checkpoints.CONFIG_NAME))
-    logging.info("%s", trainer.restore_or_initialize())
+    logging.info("%s", started)
     if chief:
         run_settings.trim_metrics(config.output_dir, trainer.step)
         writer = tf.summary.create_file_writer(fileio.join(config.output_dir, "train"))

@@ -61,7 +61,7 @@ flags.DEFINE_bool(
 
 def main(argv):
     del argv
-    from bioalbert_tf import finetuning
+    from bioalbert_tf import finetuning, run_folder
     from bioalbert_tf.checkpoints import CheckpointMismatchError
     from bioalbert_tf.config import ConfigError
 
@@ -90,7 +90,16 @@ def main(argv):
             jit_compile=FLAGS.jit_compile,
         )
         result = finetuning.run(config, overwrite=FLAGS.overwrite)
+    except KeyboardInterrupt as e:
+        print(
+            f"interrupted ({str(e) or 'SIGINT'}): rerun the same command to resume from the last "
+            f"checkpoint in {FLAGS.output_dir} (fine-tuning saves one at every dev "
+            "evaluation, --eval_every_steps)",
+            file=sys.stderr,
+        )
+        return 130
     except (
+        run_folder.FolderBusyError,
         datasets.DatasetError,
         FileNotFoundError,
         ValueError,

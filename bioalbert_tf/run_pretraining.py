@@ -79,7 +79,7 @@ flags.DEFINE_bool(
 
 def main(argv):
     del argv
-    from bioalbert_tf import distribute, fileio, pretraining
+    from bioalbert_tf import distribute, fileio, pretraining, run_folder
     from bioalbert_tf.checkpoints import CheckpointMismatchError
     from bioalbert_tf.config import ConfigError
 
@@ -121,8 +121,22 @@ def main(argv):
             import tensorflow as tf
 
             tf.config.experimental.enable_op_determinism()  # CPU: resumed runs give identical weights
-        result = pretraining.run(config, strategy)
+        with run_folder.hold(
+            config.output_dir, "run_pretraining", lock=strategy.extended.should_checkpoint
+        ):
+            result = pretraining.run(config, strategy)
+    except KeyboardInterrupt as e:
+        print(
+            f"interrupted ({str(e) or 'SIGINT'}): rerun the same command to resume from the last "
+            f"checkpoint in {config.output_dir} (one every --save_checkpoints_steps)",
+            file=sys.stderr,
+        )
+        sys.stderr.flush()
+        import os
+
+        os._exit(130)
     except (
+        run_folder.FolderBusyError,
         distribute.TPUConnectionError,
         FileNotFoundError,
         ValueError,

@@ -601,8 +601,8 @@ def test_a_vocabulary_larger_than_the_model_is_refused_before_training(setup, ti
 
 def test_a_finished_run_with_other_settings_is_refused_not_replaced(trained, tmp_path):
     """A single run into a folder holding a finished run: other settings are refused before
-    anything is written (the folder may have been moved: output_dir is not compared). A folder
-    from before run_settings.json is compared with its metrics.json."""
+    anything is written (the folder may have been moved: output_dir is not compared). A
+    metrics.json without run_settings.json beside it is not taken for a fine-tuning run's."""
     import shutil
 
     from bioalbert_tf import finetuning
@@ -622,10 +622,8 @@ def test_a_finished_run_with_other_settings_is_refused_not_replaced(trained, tmp
         finetuning.run(other)
     assert _files(folder) == before
     assert finetuning.finished_run(config) == json.loads((folder / "metrics.json").read_text())
-    (folder / "run_settings.json").unlink()  # as in a folder from before run_settings.json
-    message = (rf"{folder}/metrics.json holds a finished run with other settings \(learning_rate: 0.001 there, "
-               r"0.0005 now\); use another --output_dir, or pass --overwrite")  # fmt: skip
-    with pytest.raises(ValueError, match=message):
+    (folder / "run_settings.json").unlink()  # metrics.json alone: not a fine-tuning run's folder
+    with pytest.raises(ValueError, match=rf"{folder}/metrics.json is not a fine-tuning run's"):
         finetuning.run(other)
 
 
@@ -763,7 +761,7 @@ def test_a_cross_validation_and_a_single_run_do_not_share_a_folder(
     with pytest.raises(SettingsMismatchError) as e:
         finetuning.run(cv)
     source = tmp_path / "single" / "run_settings.json"
-    assert f"  --data_dir: '{tmp_path}/i2b2' in {source}, '{fold_data}' now\n" in str(e.value)
+    assert f"  --data_dir: 3 file(s) in {source}, 0 now; recorded but not given" in str(e.value)
     assert f"  a single run in {source}, cross-validation on folds [1, 2] now\n" in str(e.value)
     assert _files(tmp_path / "single") == before
     # The reverse: a cross-validation killed in its first fold, then a single run there.
