@@ -287,14 +287,9 @@ _CAUSES = {
 
 def write_text(path: str, text: str) -> None:
     """Writes text to path; an OSError names the path even when the OS does not (a full disk
-    fails the write, not the open)."""
-    try:
-        with open_file(path, "w") as f:
-            f.write(text)
-    except OSError as e:
-        if e.filename is None:
-            e.filename = str(path)
-        raise
+    fails the write or the close, not the open: open_file's writer names it)."""
+    with open_file(path, "w") as f:
+        f.write(text)
 
 
 def fault_types() -> tuple[type[BaseException], ...]:

@@ -28,7 +28,7 @@ import time
 import keras
 from absl import logging
 
-from bioalbert_tf import checkpoints, fileio, run_settings
+from bioalbert_tf import checkpoints, fileio, run_folder, run_settings
 from bioalbert_tf.evaluation import datasets, formats, metrics, scoring
 
 METRICS_FILE = "metrics.json"
@@ -84,8 +84,6 @@ def run(config: FinetuningConfig, overwrite: bool = False) -> dict:
     own outputs, and skips finished folds). `overwrite` first removes what fine-tuning wrote in
     output_dir (OUTPUTS, saved_model/, fold-<k>/), leaving other files, and starts afresh.
     """
-    from bioalbert_tf import run_folder
-
     with run_folder.hold(config.output_dir, COMMAND):
         return _run(config, overwrite)
 
@@ -163,7 +161,7 @@ def settings_of(config: FinetuningConfig, folds: list[int] | None = None) -> dic
     paths = [
         fileio.join(config.data_dir, n)
         for n in names
-        if n.removesuffix(".tmp") not in OUTPUTS and n != ".lock"  # run_folder.LOCK_NAME
+        if n.removesuffix(".tmp") not in OUTPUTS and n != run_folder.LOCK_NAME
     ]
     values[DATA_FILES] = run_settings.files_of(p for p in paths if not fileio.isdir(p))
     values[SPM_MODEL] = run_settings.files_of([config.spm_model_file])
@@ -431,16 +429,15 @@ class Resume:
         self.dev_eval = dev_eval
         model = dev_eval.task.model
         self.record = tf.Variable("", dtype=tf.string, trainable=False)
-        state = {
-            "model": model,
-            "record": self.record,
-            "non_trainable": list(model.non_trainable_variables),
-        }
-        if model.optimizer is not None:
-            model.optimizer.build(model.trainable_variables)
-            state["optimizer"] = model.optimizer
+        model.optimizer.build(model.trainable_variables)  # its slots exist before a restore
         self.folder = fileio.join(dev_eval.config.output_dir, RESUME_DIR)
-        self.checkpoint = tf.train.Checkpoint(**state)
+        # The seed generators' state is among the model's variables but not in its object graph.
+        self.checkpoint = tf.train.Checkpoint(
+            model=model,
+            optimizer=model.optimizer,
+            record=self.record,
+            non_trainable=list(model.non_trainable_variables),
+        )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self.folder, max_to_keep=1, checkpoint_name="ckpt"
         )

@@ -29,7 +29,7 @@ import uuid
 
 from absl import logging
 
-from bioalbert_tf import fileio
+from bioalbert_tf import fileio, run_settings
 
 LOCK_NAME = ".lock"
 LEASE_S = 600.0  # a lock not renewed for this long is stale, whoever holds it
@@ -91,9 +91,10 @@ class Lock:
 
     def _stale(self, holder: dict) -> str | None:
         """Why the lock `holder` read is abandoned, or None while it is held."""
-        renewed = holder.get("renewed", holder.get("started"))
-        age = time.time() - renewed if renewed else None
-        if not holder:  # unreadable: stale once its file is older than a lease
+        if holder:
+            renewed = holder.get("renewed", holder.get("started"))
+            age = time.time() - renewed if renewed else None
+        else:  # unreadable: stale once its file is older than a lease
             age = time.time() - fileio.mtime(self.path)
         if age is not None and age > LEASE_S:
             return f"not renewed for {age:.0f} s"
@@ -181,11 +182,18 @@ class Lock:
 # What marks a folder as another kind of run's (file names at its top level).
 RUN_MARKERS = {
     "checkpoint": "a checkpoint state file (pretraining or conversion)",
-    "run_settings.json": "a pretraining or fine-tuning run's settings",
-    "stats.json": "a TFRecords build's statistics",
-    "train_metrics.jsonl": "a pretraining run's metrics",
+    run_settings.SETTINGS_NAME: "a pretraining or fine-tuning run's settings",
+    run_settings.STATS_NAME: "a TFRecords build's statistics",
+    run_settings.METRICS_NAME: "a pretraining run's metrics",
 }
 RUN_SUFFIXES = {".index": "checkpoint files", ".tfrecord": "TFRecord shards"}
+
+
+def _run_kind(name: str) -> str | None:
+    """What the file name `name` marks (RUN_MARKERS, RUN_SUFFIXES), or None."""
+    return RUN_MARKERS.get(name) or next(
+        (kind for suffix, kind in RUN_SUFFIXES.items() if name.endswith(suffix)), None
+    )
 
 
 def foreign_contents(folder: str) -> list[str]:
@@ -199,14 +207,12 @@ def foreign_contents(folder: str) -> list[str]:
     found = []
     for name in names:
         path = fileio.join(folder, name)
-        kind = RUN_MARKERS.get(name) or next(
-            (v for k, v in RUN_SUFFIXES.items() if name.endswith(k)), None
-        )
+        kind = _run_kind(name)
         if kind:
             found.append(f"{path} ({kind})")
         elif fileio.isdir(path) and not name.startswith("."):
             for sub in (n.rstrip("/") for n in fileio.listdir(path)):
-                if sub in RUN_MARKERS or any(sub.endswith(k) for k in RUN_SUFFIXES):
+                if _run_kind(sub):
                     found.append(f"{fileio.join(path, sub)} (another run's)")
                     break
     return found
@@ -237,18 +243,17 @@ def hold(folder: str, command: str, lock: bool = True):
     held = None
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
+    failed = False
     try:
         if lock:
             held = Lock(folder, command)
             held.acquire()
         yield held
     except BaseException:
-        if held:
-            held.release()
-            held = None
-        if created and fileio.isdir(folder) and not fileio.listdir(folder):
-            fileio.rmtree(folder)
+        failed = True
         raise
     finally:
         if held:
-            held.release()
+            held.release()  # first: the lock file must not keep an empty folder from going
+        if failed and created and fileio.isdir(folder) and not fileio.listdir(folder):
+            fileio.rmtree(folder)
