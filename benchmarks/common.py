@@ -50,10 +50,14 @@ def medline_sentences(count: int, min_words: int = 5, path: str = INPUT_CORPUS) 
     raise RuntimeError(f"{path}: only {len(chosen)} sentences of >= {min_words} words")
 
 
+def child_env(extra: dict | None = None) -> dict:
+    """The environment of a measuring process: this one's, the repository importable, quiet TF."""
+    return {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "2", **(extra or {})}
+
+
 def run_json(args: list[str], env: dict | None = None) -> dict:
     """Runs a measurement in its own process; returns the JSON object on its last stdout line."""
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    proc = subprocess.run(args, capture_output=True, text=True, env=env)
+    proc = subprocess.run(args, capture_output=True, text=True, env=child_env(env))
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])

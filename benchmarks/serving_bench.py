@@ -297,12 +297,11 @@ class Worker:
     def __init__(self, side: str, paths: dict):
         import subprocess
 
-        env = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "2"}
         argv = [sys.executable, "-m", "benchmarks.serving_bench", f"--measure={side}",
                 f"--paths={json.dumps(paths)}"] + [a for a in sys.argv[1:] if not a.startswith("--measure")]  # fmt: skip
         self.side = side
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, env=env)  # fmt: skip
+                                     stderr=subprocess.DEVNULL, text=True, env=common.child_env())  # fmt: skip
         self.info = self._reply()
 
     def _reply(self) -> dict:
