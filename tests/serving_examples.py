@@ -1,9 +1,9 @@
-"""One tiny task SavedModel per task (random weights), the README's serving examples, and TF
-Serving's REST row format, shared by tests/test_serving_loader.py and by the README.
+"""One tiny task SavedModel per task (random weights), the serving examples of docs/serving.md, and TF
+Serving's REST row format, shared by tests/test_serving_loader.py and by docs/serving.md.
 
 `python -m tests.serving_examples SPM_MODEL` builds the tiny models, runs every example through
 its signature with `tf.saved_model.load` and prints each REST request and the response that
-TF Serving's `:predict` would write for those outputs (the README's "Serving" section).
+TF Serving's `:predict` would write for those outputs (docs/serving.md).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ TASK_MODELS = {
     "sts": ("biosses", ()),
     "qa": ("bioasq4b", ()),
 }
-# task -> the model name of the README's TF Serving URLs
+# task -> the model name of docs/serving.md's TF Serving URLs
 MODEL_NAMES = {"ner": "ner", "re": "gad", "hoc": "hoc", "nli": "mednli", "sts": "biosses",
                "qa": "bioasq"}  # fmt: skip
 MAX_SEQ_LENGTH = 48  # short, so that the tests' long texts are cut into windows

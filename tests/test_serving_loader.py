@@ -21,7 +21,7 @@ from tests.conftest import ROOT
 tf = pytest.importorskip("tensorflow")
 
 
-# Inputs beyond the README's: empty strings, non-ASCII text, texts and word lists longer than a
+# Inputs beyond docs/serving.md's: empty strings, non-ASCII text, texts and word lists longer than a
 # window (MAX_SEQ_LENGTH 48), a batch of mixed lengths.
 LONG = "Tumour of the βcell in Müller's glia — 5 µm, with BRCA1 loss. " * 6
 EDGE_CASES = {
@@ -39,7 +39,7 @@ EDGE_CASES = {
 
 
 def batches():
-    """(task, signature) -> the README's examples followed by the edge cases, one batch."""
+    """(task, signature) -> docs/serving.md's examples followed by the edge cases, one batch."""
     out = {}
     for key, columns in serving_examples.EXAMPLES.items():
         extra = EDGE_CASES[key]
@@ -191,21 +191,21 @@ def test_every_graph_op_is_core_tensorflow_or_tf_text(models, graph_ops):
     assert sorted(served["loaded"]) == sorted(tf_c_api.TEXT_OP_LIBRARIES)
 
 
-# --- the README's REST examples -------------------------------------------------------------
+# --- docs/serving.md's REST examples----------------------------------------------------------
 
-README_EXAMPLE = re.compile(
+DOCS_EXAMPLE = re.compile(
     r"curl -s localhost:8501/v1/models/(\w+):predict -d '(.+?)'\n```\n\n```json\n(.*?)\n```",
     re.DOTALL,
 )
 
 
-def test_readme_rest_examples_are_the_signatures_requests_and_outputs(models):
-    """Each (task, signature) has its request in the README, identical to EXAMPLES, and a
+def test_docs_rest_examples_are_the_signatures_requests_and_outputs(models):
+    """Each (task, signature) has its request in docs/serving.md, identical to EXAMPLES, and a
     response with one prediction per instance holding exactly the signature's outputs."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "serving.md").read_text(encoding="utf-8")
     tasks = {name: task for task, name in serving_examples.MODEL_NAMES.items()}
     seen = set()
-    for model_name, request, response in README_EXAMPLE.findall(readme):
+    for model_name, request, response in DOCS_EXAMPLE.findall(readme):
         request, response = json.loads(request), json.loads(response)
         key = (tasks[model_name], request["signature_name"])
         seen.add(key)
