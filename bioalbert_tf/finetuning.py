@@ -57,6 +57,9 @@ class FinetuningConfig:
     num_warmup_steps: int = 320
     max_seq_length: int | None = None
     eval_every_steps: int = 1000
+    # A resume checkpoint (model, optimizer, data position) this often, and at every dev
+    # evaluation; None: at the evaluations only.
+    save_checkpoints_steps: int | None = None
     use_train_dev: bool = False
     do_lower_case: bool = True
     random_seed: int = 12345
@@ -71,6 +74,10 @@ class FinetuningConfig:
                      "eval_every_steps"):  # fmt: skip
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.save_checkpoints_steps is not None and not self.save_checkpoints_steps > 0:
+            raise ValueError(
+                f"save_checkpoints_steps must be > 0, got {self.save_checkpoints_steps}"
+            )
         if not 0 <= self.num_warmup_steps <= self.num_train_steps:
             raise ValueError(f"num_warmup_steps must be in [0, num_train_steps="
                              f"{self.num_train_steps}], got {self.num_warmup_steps}")  # fmt: skip
@@ -133,6 +140,7 @@ NOT_COMPARED = (
     "folds",
     "eval_batch_size",
     "jit_compile",
+    "save_checkpoints_steps",
 )
 SETTINGS = tuple(f.name for f in dataclasses.fields(FinetuningConfig) if f.name not in NOT_COMPARED)
 COMMAND = "run_finetuning"  # run_settings.json's "command": another command's file is not ours
@@ -263,18 +271,33 @@ def run_one(config: FinetuningConfig, records: dict[str, dict]) -> dict:
         run_settings.record(folder, settings)
     compile_task(task, config)
     dev_eval = DevEvaluation(task, dev, config)
-    done = dev_eval.resume.restore()  # rounds finished by an interrupted run, or 0
-    # The batches those rounds took are skipped: the same order as an uninterrupted run.
-    batches = task.train_dataset(train, config.train_batch_size, config.random_seed)
+    done = dev_eval.resume.restore()  # steps taken by an interrupted run, or 0
+
+    def batches_from(step: int):
+        # The batches of the steps taken are skipped: the same order as an uninterrupted run. A
+        # new dataset for each fit(): a second iterator of one would be shuffled otherwise.
+        return task.train_dataset(train, config.train_batch_size, config.random_seed).skip(step)
+
     start = time.time()
-    task.model.fit(
-        batches.skip(done * dev_eval.per_round),
-        steps_per_epoch=dev_eval.per_round,
-        epochs=dev_eval.rounds,
-        initial_epoch=done,
-        callbacks=[dev_eval],
-        verbose=0,
-    )
+    rounds_done, into_round = divmod(done, dev_eval.per_round)
+    if into_round:  # resumed within a round: the rest of it first
+        task.model.fit(
+            batches_from(done),
+            steps_per_epoch=dev_eval.per_round - into_round,
+            epochs=1,
+            callbacks=[dev_eval],
+            verbose=0,
+        )
+        rounds_done += 1
+    if rounds_done < dev_eval.rounds:
+        task.model.fit(
+            batches_from(rounds_done * dev_eval.per_round),
+            steps_per_epoch=dev_eval.per_round,
+            epochs=dev_eval.rounds,
+            initial_epoch=rounds_done,
+            callbacks=[dev_eval],
+            verbose=0,
+        )
     train_seconds = time.time() - start
     task.model.load_weights(dev_eval.weights_path)
     after = task.after_training(dev.rows, dev_eval.main_score, config.eval_batch_size)
@@ -385,12 +408,18 @@ class DevEvaluation(keras.callbacks.Callback):
         """The dev main metric of predictions on the dev rows."""
         return scoring.evaluate(self.dev, lambda rows: predictions).scores["main_score"]
 
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        every = self.config.save_checkpoints_steps
+        if every and self.steps % every == 0 and self.steps % self.per_round:
+            self.resume.save()  # a round's end saves after its evaluation
+
     def on_epoch_end(self, epoch, logs=None):
-        self.steps = (epoch + 1) * self.per_round
+        # The loss of a round that a resume cut is the mean over its steps after the resume.
         entry = {"step": self.steps, "loss": float((logs or {}).get("loss", float("nan")))}
         self.history.append(entry)
         self._evaluate()
-        self.resume.save(epoch + 1)
+        self.resume.save()
 
     def _evaluate(self):
         if not self.dev:
@@ -417,11 +446,11 @@ RESUME_DIR = "resume"
 
 
 class Resume:
-    """`<output_dir>/resume/ckpt-<step>`, written after every dev evaluation: the model, the
-    optimizer (slots and step), the dropout seed state and the evaluation's record (best,
-    history, rounds done). An interrupted run continues from it, with the training batches it
-    had taken skipped, and ends with the same weights as an uninterrupted run; it is removed
-    once metrics.json is written."""
+    """`<output_dir>/resume/ckpt-<step>`, written after every dev evaluation and every
+    `save_checkpoints_steps`: the model, the optimizer (slots and step), the dropout seed state
+    and the evaluation's record (best, history, steps done). An interrupted run continues from
+    it, with the training batches it had taken skipped, and ends with the same weights as an
+    uninterrupted run; it is removed once metrics.json is written."""
 
     def __init__(self, dev_eval: DevEvaluation):
         import tensorflow as tf
@@ -443,7 +472,7 @@ class Resume:
         )
 
     def restore(self) -> int:
-        """Restores the latest checkpoint, if any; returns the rounds it had finished."""
+        """Restores the latest checkpoint, if any; returns the steps it had taken."""
         latest = self.manager.latest_checkpoint
         if latest is None:
             return 0
@@ -452,11 +481,11 @@ class Resume:
         ev = self.dev_eval
         ev.best, ev.history, ev.steps = done["best"], done["history"], done["steps"]
         logging.info("resumed from %s at step %d of %d", latest, ev.steps, ev.rounds * ev.per_round)
-        return done["rounds"]
+        return ev.steps
 
-    def save(self, rounds: int) -> None:
+    def save(self) -> None:
         ev = self.dev_eval
-        record = {"rounds": rounds, "steps": ev.steps, "best": ev.best, "history": ev.history}
+        record = {"steps": ev.steps, "best": ev.best, "history": ev.history}
         self.record.assign(json.dumps(record, default=float))
         self.manager.save(checkpoint_number=ev.steps)
 

@@ -398,7 +398,7 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
         strategy.num_replicas_in_sync,
         expand_files(config.eval_input_file) if config.eval_input_file else [],
     )
-    run_settings.check_resume(config, settings)
+    resumed = run_settings.check_resume(config, settings)
     trainer = Trainer(config, strategy)
     # Read before anything is written: an init checkpoint that does not fit is refused first.
     started = trainer.restore_or_initialize()
@@ -454,6 +454,12 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
 
     if config.do_train:
         total = config.num_train_steps
+        # The checkpoint resumed from, saved just before an interrupt (or by a run without
+        # --do_eval), is evaluated first: it may be the best, and no other run will score it.
+        evaluated = fileio.join(config.output_dir, f"eval_results-{trainer.step}.json")
+        if config.do_eval and resumed and trainer.step < total and not fileio.exists(evaluated):
+            logging.info("evaluating %s, saved but not yet evaluated", fileio.basename(resumed))
+            evaluate_and_keep_best()
         while trainer.step < total:
             step = trainer.step
             next_save = (step // config.save_checkpoints_steps + 1) * config.save_checkpoints_steps

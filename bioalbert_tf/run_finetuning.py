@@ -40,6 +40,12 @@ flags.DEFINE_integer("num_train_steps", 10000, "Training steps (paper: 10000).")
 flags.DEFINE_integer("num_warmup_steps", 320, "Warm-up steps (paper: 320).")
 flags.DEFINE_integer("max_seq_length", None, "Default: 512 for NER, 128 otherwise (paper).")
 flags.DEFINE_integer("eval_every_steps", 1000, "Evaluate on dev (and keep the best) this often.")
+flags.DEFINE_integer(
+    "save_checkpoints_steps",
+    None,
+    "Also save a resume checkpoint (model, optimizer, data position) this often; by default "
+    "one is saved at every dev evaluation only.",
+)
 flags.DEFINE_bool("use_train_dev", False, "Train on train_dev.tsv (train + dev).")
 flags.DEFINE_bool("do_lower_case", True, "Lowercase in normalisation.")
 flags.DEFINE_integer("random_seed", 12345, "Seed.")
@@ -83,6 +89,7 @@ def main(argv):
             num_warmup_steps=FLAGS.num_warmup_steps,
             max_seq_length=FLAGS.max_seq_length,
             eval_every_steps=FLAGS.eval_every_steps,
+            save_checkpoints_steps=FLAGS.save_checkpoints_steps,
             use_train_dev=FLAGS.use_train_dev,
             do_lower_case=FLAGS.do_lower_case,
             random_seed=FLAGS.random_seed,
@@ -91,15 +98,13 @@ def main(argv):
         )
         result = finetuning.run(config, overwrite=FLAGS.overwrite)
     except KeyboardInterrupt as e:
-        print(
-            f"interrupted ({str(e) or 'SIGINT'}): rerun the same command to resume from the last "
-            f"checkpoint in {FLAGS.output_dir} (fine-tuning saves one at every dev "
-            "evaluation, --eval_every_steps)",
-            file=sys.stderr,
+        then = (
+            f"rerun the same command to resume from the last checkpoint in {FLAGS.output_dir} "
+            "(one at every dev evaluation and every --save_checkpoints_steps)"
         )
+        print(run_folder.interrupted(e, then), file=sys.stderr)
         return 130
     except (
-        run_folder.FolderBusyError,
         datasets.DatasetError,
         FileNotFoundError,
         ValueError,

@@ -36,8 +36,9 @@ LEASE_S = 600.0  # a lock not renewed for this long is stale, whoever holds it
 GCS_SETTLE_S = 2.0  # gs://: the pause between writing the lock and reading it back
 
 
-class FolderBusyError(RuntimeError):
-    """Another run holds the folder."""
+class FolderBusyError(OSError):
+    """Another run holds the folder (an OSError, so that every command line reports it in one
+    line as it does an I/O fault)."""
 
 
 def _holder_line(holder: dict) -> str:
@@ -189,16 +190,20 @@ RUN_MARKERS = {
 RUN_SUFFIXES = {".index": "checkpoint files", ".tfrecord": "TFRecord shards"}
 
 
-def _run_kind(name: str) -> str | None:
-    """What the file name `name` marks (RUN_MARKERS, RUN_SUFFIXES), or None."""
+def _run_kind(name: str, own=()) -> str | None:
+    """What the file name `name` marks (RUN_MARKERS, RUN_SUFFIXES), or None; None too for the
+    names and suffixes in `own` (what the asking command writes itself)."""
+    if name in own or any(s.startswith(".") and name.endswith(s) for s in own):
+        return None
     return RUN_MARKERS.get(name) or next(
         (kind for suffix, kind in RUN_SUFFIXES.items() if name.endswith(suffix)), None
     )
 
 
-def foreign_contents(folder: str) -> list[str]:
+def foreign_contents(folder: str, own=()) -> list[str]:
     """What in `folder` (or a folder below it, one level down) belongs to another kind of run:
-    checkpoints, a run's settings, TFRecord shards. [] when there is nothing of that kind."""
+    checkpoints, a run's settings, TFRecord shards. [] when there is nothing of that kind.
+    `own`: the marker names and suffixes (".index") the asking command writes itself."""
     if not fileio.isdir(folder):
         return []
     names = [n.rstrip("/") for n in fileio.listdir(folder)]
@@ -207,7 +212,7 @@ def foreign_contents(folder: str) -> list[str]:
     found = []
     for name in names:
         path = fileio.join(folder, name)
-        kind = _run_kind(name)
+        kind = _run_kind(name, own)
         if kind:
             found.append(f"{path} ({kind})")
         elif fileio.isdir(path) and not name.startswith("."):
@@ -218,9 +223,10 @@ def foreign_contents(folder: str) -> list[str]:
     return found
 
 
-def refuse_foreign(folder: str, command: str) -> None:
-    """Refuses, whatever --overwrite says, to replace a folder holding another kind of run."""
-    found = foreign_contents(folder)
+def refuse_foreign(folder: str, command: str, own=()) -> None:
+    """Refuses, whatever --overwrite says, to replace a folder holding another kind of run
+    (`own`: as for `foreign_contents`)."""
+    found = foreign_contents(folder, own)
     if found:
         shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
         raise FileExistsError(
@@ -234,15 +240,21 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def interrupted(error: KeyboardInterrupt, then: str) -> str:
+    """The one line a command prints when SIGINT or SIGTERM ends it: which signal, and `then`
+    (what was kept and how to go on)."""
+    return f"interrupted ({str(error) or 'SIGINT'}): {then}"
+
+
 @contextlib.contextmanager
 def hold(folder: str, command: str, lock: bool = True):
     """Runs the body as the folder's only run (see the module's docstring). `lock=False` (a
     worker of a multi-worker run, whose chief holds the lock) only creates the folder."""
     created = not fileio.exists(folder)
     fileio.makedirs(folder)
-    held = None
+    held, previous = None, None
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     failed = False
     try:
         if lock:
@@ -257,3 +269,5 @@ def hold(folder: str, command: str, lock: bool = True):
             held.release()  # first: the lock file must not keep an empty folder from going
         if failed and created and fileio.isdir(folder) and not fileio.listdir(folder):
             fileio.rmtree(folder)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

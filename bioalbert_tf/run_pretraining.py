@@ -126,17 +126,16 @@ def main(argv):
         ):
             result = pretraining.run(config, strategy)
     except KeyboardInterrupt as e:
-        print(
-            f"interrupted ({str(e) or 'SIGINT'}): rerun the same command to resume from the last "
-            f"checkpoint in {config.output_dir} (one every --save_checkpoints_steps)",
-            file=sys.stderr,
+        then = (
+            f"rerun the same command to resume from the last checkpoint in {config.output_dir} "
+            "(one every --save_checkpoints_steps)"
         )
+        print(run_folder.interrupted(e, then), file=sys.stderr)
         sys.stderr.flush()
         import os
 
         os._exit(130)
     except (
-        run_folder.FolderBusyError,
         distribute.TPUConnectionError,
         FileNotFoundError,
         ValueError,

@@ -300,6 +300,19 @@ def test_resume_drops_metrics_logged_after_the_checkpoint(data, four_steps, tmp_
     assert steps == [1, 2, 3, 4]
 
 
+def test_a_checkpoint_never_evaluated_is_evaluated_on_resume(data, four_steps, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(four_steps, out)  # ckpt-4 was saved by a run without --do_eval
+    _pretrain(_config(data, out, num_train_steps=6, do_eval=True, max_eval_steps=1))
+    evaluated = sorted(p.name for p in out.glob("eval_results-*.json"))
+    assert evaluated == ["eval_results-4.json", "eval_results-6.json"]
+    best = json.loads((out / "best_eval.json").read_text())
+    scores = [json.loads((out / name).read_text())["mlm_accuracy"] for name in evaluated]
+    assert best["mlm_accuracy"] == max(scores)
+
+
 def test_inputs_that_cannot_feed_the_run_are_refused(data, tiny_spm, tmp_path):
     import shutil
 

@@ -126,24 +126,39 @@ def test_interrupted_finetuning_resumes_to_the_same_weights_and_a_finished_run_i
     resumed_out = tmp_path / "resumed"
     cut = dataclasses.replace(config, output_dir=str(resumed_out))
 
+    batch_end = finetuning.DevEvaluation.on_train_batch_end
+
     def stop_at_step_3(self, batch, logs=None):
+        batch_end(self, batch, logs)
         if int(self.model.optimizer.iterations.numpy()) == 3:
             raise KeyboardInterrupt
 
-    with monkeypatch.context() as m:
-        m.setattr(finetuning.DevEvaluation, "on_train_batch_end", stop_at_step_3, raising=False)
-        with pytest.raises(KeyboardInterrupt):
-            finetuning.run(cut)
-    assert (resumed_out / "resume" / "ckpt-2.index").exists()
-    assert not (resumed_out / "metrics.json").exists() and not (resumed_out / ".lock").exists()
-    weights.final = None
-    resumed = finetuning.run(cut)
-    assert weights.final is not None
-    for a, b in zip(uninterrupted, weights.final, strict=True):
-        np.testing.assert_array_equal(a, b)  # bitwise: the same batches, dropout and updates
-    assert resumed["history"] == whole["history"] and resumed["best_dev"] == whole["best_dev"]
-    assert resumed["test"] == whole["test"]
-    assert not (resumed_out / "resume").exists()  # removed once metrics.json is written
+    def interrupted_and_resumed(config, checkpoint):
+        with monkeypatch.context() as m:
+            m.setattr(finetuning.DevEvaluation, "on_train_batch_end", stop_at_step_3)
+            with pytest.raises(KeyboardInterrupt):
+                finetuning.run(config)
+        out = tmp_path / config.output_dir
+        assert sorted(p.name for p in (out / "resume").glob("*.index")) == [checkpoint]
+        assert not (out / "metrics.json").exists() and not (out / ".lock").exists()
+        weights.final = None
+        resumed = finetuning.run(config)
+        assert weights.final is not None
+        for a, b in zip(uninterrupted, weights.final, strict=True):
+            np.testing.assert_array_equal(a, b)  # bitwise: the same batches, dropout and updates
+        assert resumed["best_dev"] == whole["best_dev"] and resumed["test"] == whole["test"]
+        assert not (out / "resume").exists()  # removed once metrics.json is written
+        return resumed
+
+    resumed = interrupted_and_resumed(cut, "ckpt-2.index")
+    assert resumed["history"] == whole["history"]
+    # With --save_checkpoints_steps=1 the run resumes within the round, from step 3.
+    every_step = dataclasses.replace(
+        cut, output_dir=str(tmp_path / "every"), save_checkpoints_steps=1
+    )
+    resumed = interrupted_and_resumed(every_step, "ckpt-3.index")
+    assert [h["step"] for h in resumed["history"]] == [h["step"] for h in whole["history"]]
+    assert [h["dev"] for h in resumed["history"]] == [h["dev"] for h in whole["history"]]
 
     # An identical rerun is skipped; so is one whose paths are spelled otherwise or whose
     # eval batch size differs (neither changes what is trained).
