@@ -37,8 +37,7 @@ What is checked
   - `make T`: the Makefile has target T.
 
 One test per module (so pytest-xdist spreads the --helpfull subprocesses), one for make
-targets and `python script.py` paths, a strict xfail per entry of KNOWN_REFUSED, and tests of
-the reading and reporting rules themselves (a wrong flag, module or flagfile is reported).
+targets and `python script.py` paths, and tests of the reading and reporting rules themselves (a wrong flag, module or flagfile is reported).
 """
 
 from __future__ import annotations
@@ -109,14 +108,6 @@ REPO_PATH = re.compile(
 # Documented commands the code refuses and the docs cannot be fixed for (the docs are right,
 # the code is not): (module, flag name) -> why. Each still gets a strict xfail test below, so a
 # fix in the code shows up as XPASS and this entry has to go.
-KNOWN_REFUSED = {
-    (
-        "tfrecords_builder.build_pretraining_data",
-        "dask_client_address",
-    ): "build_pretraining_data refuses Beam's --dask_client_address: _refuse_unknown runs "
-    "before Beam imports the Dask runner that defines DaskOptions (pipeline.run, which the "
-    "Dask test calls directly, accepts it)",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -491,26 +482,31 @@ def accepted_flags(module: str) -> set[str]:
 BEAM_CHECK = """
 import json, sys
 from tfrecords_builder.pipeline import unknown_pipeline_args
+runners = [[]] + [[f"--runner={r}"] for r in json.loads(sys.argv[1])]
 known = []
-for name in sys.argv[1:]:
-    try:
-        unknown = unknown_pipeline_args([f"--{name}=1"])
-    except SystemExit:  # Beam's parser knows the option and rejects the value "1"
-        unknown = []
-    if not unknown:
-        known.append(name)
+for name in sys.argv[2:]:
+    for runner in runners:  # a runner's module may define options of its own (DaskOptions)
+        try:
+            unknown = unknown_pipeline_args([*runner, f"--{name}=1"])
+        except SystemExit:  # Beam's parser knows the option and rejects the value "1"
+            unknown = []
+        if not unknown:
+            known.append(name)
+            break
 print(json.dumps(known))
 """
 # Modules that hand the flags they do not define to another parser: module -> that check.
 PASSED_ON = {"tfrecords_builder.build_pretraining_data": BEAM_CHECK}
 
 
-def unknown_names(module: str, names: set[str]) -> set[str]:
+def unknown_names(module: str, names: set[str], runners=()) -> set[str]:
+    """Those of `names` that `module` does not accept (`runners`: the --runner values the
+    commands name, for a module that passes flags on to Beam)."""
     if not names:  # nothing to check: the module is not run
         return set()
     unknown = names - accepted_flags(module)
     if unknown and module in PASSED_ON:
-        proc = _run(["-c", PASSED_ON[module], *sorted(unknown)])
+        proc = _run(["-c", PASSED_ON[module], json.dumps(sorted(runners)), *sorted(unknown)])
         assert proc.returncode == 0, proc.stderr[-2000:]
         unknown -= set(json.loads(proc.stdout.strip().splitlines()[-1]))
     return unknown
@@ -577,16 +573,19 @@ def flagfile_folders(commands) -> set[pathlib.Path]:
     return folders
 
 
-def problems_of(module: str, commands, known_refused=KNOWN_REFUSED) -> list[str]:
+def problems_of(module: str, commands) -> list[str]:
     """What is wrong with the docs' commands of one module, one line per finding."""
     problems = []
     status, _ = module_origin(module)
     if status == "missing":
         return [f"{c.where}: `{c.text}`: no module {module}" for c in commands]
     uses: list[tuple[str, str, str]] = []  # (where, command, flag name)
+    runners = set()
     for command in commands:
         for name, value in flag_words(command.args()):
             uses.append((command.where, command.text, name))
+            if name == "runner" and value:
+                runners.add(value)
             if not value or not _is_literal_path(value):
                 continue
             if name == "flagfile":
@@ -606,13 +605,10 @@ def problems_of(module: str, commands, known_refused=KNOWN_REFUSED) -> list[str]
                 uses.append((where, f"--flagfile={path.relative_to(ROOT)} of {module}", name))
                 if value and value.startswith("configs/") and not (ROOT / value).exists():
                     problems.append(f"{where}: {value} does not exist")
-    unknown = unknown_names(module, {name for _, _, name in uses})
+    unknown = unknown_names(module, {name for _, _, name in uses}, runners)
     for where, text, name in uses:
-        if name in unknown and (module, name) not in known_refused:
+        if name in unknown:
             problems.append(f"{where}: `{text}`: --{name} is not a flag of {module}")
-    for mod, name in known_refused:
-        if mod == module and name not in {n for _, _, n in uses}:
-            problems.append(f"KNOWN_REFUSED: no doc passes --{name} to {module} any more")
     return problems
 
 
@@ -627,17 +623,6 @@ def test_documented_commands_of(module):
     assert not problems, f"{len(problems)} problem(s) in documented commands:\n" + "\n".join(
         problems
     )
-
-
-@pytest.mark.parametrize(
-    ("module", "name"),
-    [
-        pytest.param(module, name, marks=pytest.mark.xfail(strict=True, reason=reason))
-        for (module, name), reason in KNOWN_REFUSED.items()
-    ],
-)
-def test_known_refused_flag_is_accepted(module, name):
-    assert not unknown_names(module, {name})
 
 
 def test_make_targets_and_scripts_exist():
@@ -744,7 +729,7 @@ def test_wrong_flags_and_modules_are_reported(monkeypatch):
         "```\n"
     )
     commands = commands_in_markdown(doc, "doc.md")
-    assert problems_of("bioalbert_tf.run_finetuning", commands[:1], known_refused={}) == [
+    assert problems_of("bioalbert_tf.run_finetuning", commands[:1]) == [
         "doc.md:2: `python -m bioalbert_tf.run_finetuning --data_dir=$D --nodo_x "
         "--dataset_name=y --flagfile=configs/none/x.flags`: "
         "flagfile configs/none/x.flags does not exist",
@@ -755,6 +740,6 @@ def test_wrong_flags_and_modules_are_reported(monkeypatch):
         "--dataset_name=y --flagfile=configs/none/x.flags`: "
         "--flagfile is not a flag of bioalbert_tf.run_finetuning",
     ]
-    assert problems_of("bioalbert_tf.datasets", commands[1:], known_refused={}) == [
+    assert problems_of("bioalbert_tf.datasets", commands[1:]) == [
         "doc.md:4: `python -m bioalbert_tf.datasets --x=1`: no module bioalbert_tf.datasets"
     ]

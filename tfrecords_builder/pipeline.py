@@ -40,6 +40,7 @@ every worker busy, and the bytes do not depend on the runner or its parallelism:
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -865,8 +866,18 @@ def unknown_pipeline_args(args: list[str]) -> list[str]:
     Beam itself only warns about them ("Discarding unparseable args") and goes on, so a misspelt
     builder flag would silently leave its default in place.
     """
-    from apache_beam.options import pipeline_options as po
+    import argparse
 
+    from apache_beam.options import pipeline_options as po
+    from apache_beam.runners.runner import create_runner
+
+    # A runner's module may define options of its own (DaskRunner: DaskOptions): import it first.
+    runner = argparse.ArgumentParser(add_help=False)
+    runner.add_argument("--runner")
+    name = runner.parse_known_args(args)[0].runner
+    if name:  # an unknown or uninstalled runner: Beam names it itself when the pipeline starts
+        with contextlib.suppress(ImportError, ValueError):
+            create_runner(name)
     # As PipelineOptions.get_all_options parses, but without abbreviations: `--runn` is no flag.
     parser = po._BeamArgumentParser(allow_abbrev=False)
     seen = set()
