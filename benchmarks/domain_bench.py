@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import bz2
 import glob
-import hashlib
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,6 +35,7 @@ import zipfile
 from absl import app, flags
 
 from bioalbert_tf import demo_recipe as recipe
+from bioalbert_tf import manifest, run_folder
 from bioalbert_tf.config import AlbertConfig
 
 FLAGS = flags.FLAGS
@@ -148,28 +147,18 @@ def medline_sample(out_dir: str, vocab_model: str, target_pieces: int) -> str:
 
 def _tag(*parts) -> str:
     """A short name for the settings that made a folder: changed settings get a new folder."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def _finished(metrics_file: str, wanted: dict, model_config: dict) -> bool:
-    """A finished fine-tuning run whose settings are the wanted ones, on the recipe's model
-    (`model_config`, the config file's contents, as the run recorded them: a changed recipe
-    retrains)."""
-    settings_file = os.path.join(os.path.dirname(metrics_file), "run_settings.json")
-    if not (os.path.exists(metrics_file) and os.path.exists(settings_file)):
-        return False
-    with open(metrics_file) as f:
-        config = json.load(f)["config"]
-    with open(settings_file) as f:
-        model = json.load(f).get("albert_config")
-    return model == model_config and all(config.get(k) == v for k, v in wanted.items())
+    return manifest.digest(parts)[:8]
 
 
 def main(argv):
     del argv
+    with run_folder.hold(FLAGS.output_dir, "benchmarks.domain_bench"):
+        _bench(FLAGS.output_dir)
+
+
+def _bench(out: str) -> None:
+    """Every command skips (or resumes) its own finished work: a rerun redoes only what changed."""
     start = time.time()
-    out = FLAGS.output_dir
-    os.makedirs(out, exist_ok=True)
     wiki = wiki_text(out)
     vocab = os.path.join(out, "vocab", "mixed8k")
     if not os.path.exists(
@@ -183,7 +172,7 @@ def main(argv):
                 "--vocab_size=8000",
             ]
         )
-    model_config = AlbertConfig.from_json_file(CONFIG).to_dict()  # read once, for every run
+    model_config = AlbertConfig.from_json_file(CONFIG).to_dict()  # the recipe's model, in tags
     import sentencepiece as spm
 
     wiki_pieces = count_pieces(wiki, spm.SentencePieceProcessor(model_file=vocab + ".model"))
@@ -195,8 +184,7 @@ def main(argv):
         build = [f"--input_files={corpus}", f"--spm_model_file={vocab}.model", *recipe.builder_args(),
                  "--dupe_factor=2", "--num_shards=2"]  # fmt: skip
         records = os.path.join(out, "tfrecords", f"{name}-{_tag(build)}")
-        if not os.path.exists(os.path.join(records, "stats.json")):
-            _run(["tfrecords_builder.build_pretraining_data", f"--output_dir={records}", *build])
+        _run(["tfrecords_builder.build_pretraining_data", f"--output_dir={records}", *build])
         steps = FLAGS.pretraining_steps
         tag = _tag(build, recipe.pretraining_args(steps), model_config)
         run_dir = os.path.join(out, "pretraining", f"{name}-{steps}steps-{tag}")
@@ -213,19 +201,16 @@ def main(argv):
             for seed in FLAGS.seeds:
                 run_dir = os.path.join(out, "finetuning", dataset, name, f"seed{seed}")
                 metrics_file = os.path.join(run_dir, "metrics.json")
-                wanted = {"num_train_steps": FLAGS.finetuning_steps, "init_checkpoint": init,
-                          "max_seq_length": FLAGS.finetuning_max_seq_length, "random_seed": int(seed)}  # fmt: skip
-                if not _finished(metrics_file, wanted, model_config):
-                    args = ["bioalbert_tf.run_finetuning", f"--dataset={dataset}", f"--data_dir={FLAGS.data_dir}/ner/{folder}",
-                            f"--output_dir={run_dir}", f"--albert_config_file={CONFIG}", f"--spm_model_file={vocab}.model",
-                            f"--max_seq_length={FLAGS.finetuning_max_seq_length}", "--train_batch_size=32",
-                            "--learning_rate=1e-4",
-                            f"--num_train_steps={FLAGS.finetuning_steps}", "--num_warmup_steps=50",
-                            f"--eval_every_steps={FLAGS.finetuning_steps // 2}", f"--random_seed={seed}"]  # fmt: skip
-                    if init:
-                        args.append(f"--init_checkpoint={init}")
-                    shutil.rmtree(run_dir, ignore_errors=True)
-                    _run(args)
+                # A finished run with these settings is skipped by run_finetuning itself; one
+                # with other settings (a changed recipe) is redone (--overwrite).
+                args = ["bioalbert_tf.run_finetuning", f"--dataset={dataset}", f"--data_dir={FLAGS.data_dir}/ner/{folder}",
+                        f"--output_dir={run_dir}", f"--albert_config_file={CONFIG}", f"--spm_model_file={vocab}.model",
+                        f"--max_seq_length={FLAGS.finetuning_max_seq_length}", "--train_batch_size=32",
+                        "--learning_rate=1e-4", f"--num_train_steps={FLAGS.finetuning_steps}", "--num_warmup_steps=50",
+                        f"--eval_every_steps={FLAGS.finetuning_steps // 2}", f"--random_seed={seed}", "--overwrite"]  # fmt: skip
+                if init:
+                    args.append(f"--init_checkpoint={init}")
+                _run(args)
                 with open(metrics_file) as f:
                     f1 = json.load(f)["test"]["entity_f1"]
                 results.setdefault(dataset, {}).setdefault(name, []).append(100 * f1)

@@ -18,7 +18,7 @@ import sys
 
 from absl import app, flags
 
-from bioalbert_tf import checkpoints, fileio
+from bioalbert_tf import checkpoints, fileio, run_folder
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -67,13 +67,19 @@ def _step(prefix: str) -> int | None:
     return None
 
 
+def _folder() -> str:
+    """The folder the checkpoint is written to."""
+    if FLAGS.to_tf1:
+        return FLAGS.output_tf1.rsplit("/", 1)[0] if "/" in FLAGS.output_tf1 else "."
+    return FLAGS.output_dir
+
+
 def _outputs() -> list[str]:
     """The paths this command writes (files, and the preset folder)."""
+    folder = _folder()
     if FLAGS.to_tf1:
-        folder = FLAGS.output_tf1.rsplit("/", 1)[0] if "/" in FLAGS.output_tf1 else "."
         paths = [FLAGS.output_tf1 + ".index", *fileio.glob(FLAGS.output_tf1 + ".data-*")]
     else:
-        folder = FLAGS.output_dir
         # Checkpoint.save numbers from 1 in a new checkpoint object: ckpt-1.*
         paths = fileio.glob(fileio.join(folder, "ckpt-1.*"))
     paths += [fileio.join(folder, "checkpoint"), fileio.join(folder, checkpoints.CONFIG_NAME)]
@@ -83,55 +89,29 @@ def _outputs() -> list[str]:
 
 
 def _refuse_overwrite() -> None:
-    # A pretraining folder whose `checkpoint` and albert_config.json are replaced cannot resume.
+    # A pretraining or fine-tuning run's folder is never written into, even with --overwrite:
+    # its `checkpoint` and albert_config.json replaced, it could not resume. An earlier
+    # conversion's (a checkpoint and albert_config.json only) is replaced with --overwrite.
+    run_folder.refuse_foreign(_folder(), "convert_checkpoint", own=("checkpoint", ".index"))
     fileio.refuse_overwrite(_outputs(), FLAGS.overwrite)
 
 
 def main(argv):
     del argv
     from bioalbert_tf.config import ConfigError
-    from bioalbert_tf.modeling import AlbertPretrainer
 
+    if FLAGS.to_tf1 and not (FLAGS.keras_checkpoint and FLAGS.output_tf1):
+        raise app.UsageError("--to_tf1 needs --keras_checkpoint and --output_tf1")
+    if not FLAGS.to_tf1 and not (FLAGS.tf1_checkpoint and FLAGS.output_dir):
+        raise app.UsageError("give --tf1_checkpoint and --output_dir (or --to_tf1 ...)")
     try:
-        if FLAGS.to_tf1:
-            if not (FLAGS.keras_checkpoint and FLAGS.output_tf1):
-                raise app.UsageError("--to_tf1 needs --keras_checkpoint and --output_tf1")
-            _refuse_overwrite()
-            prefix = checkpoints.resolve_checkpoint(FLAGS.keras_checkpoint)
-            model = AlbertPretrainer(_config(FLAGS.keras_checkpoint))
-            checkpoints.load_keras_checkpoint(model, prefix)
-            step = FLAGS.global_step if FLAGS.global_step is not None else _step(prefix)
-            names = checkpoints.save_tf1_checkpoint(model, FLAGS.output_tf1, step)
-            model.config.to_json_file(
-                fileio.join(FLAGS.output_tf1.rsplit("/", 1)[0] or ".", checkpoints.CONFIG_NAME)
-            )
-            summary = {
-                "from": prefix,
-                "to": FLAGS.output_tf1,
-                "variables": len(names),
-                "global_step": step,
-            }
-        else:
-            if not (FLAGS.tf1_checkpoint and FLAGS.output_dir):
-                raise app.UsageError("give --tf1_checkpoint and --output_dir (or --to_tf1 ...)")
-            _refuse_overwrite()
-            prefix = checkpoints.resolve_checkpoint(FLAGS.tf1_checkpoint)
-            model = AlbertPretrainer(_config(FLAGS.tf1_checkpoint))
-            report = checkpoints.load_tf1_checkpoint(model, prefix)
-            path = checkpoints.save_keras_checkpoint(model, FLAGS.output_dir, report.global_step)
-            summary = {
-                "from": prefix,
-                "to": path,
-                "loaded": report.loaded,
-                "ignored_optimizer_and_step": report.ignored,
-                "global_step": report.global_step,
-            }
-        if FLAGS.keras_hub_preset_dir:
-            from bioalbert_tf.keras_hub_export import save_keras_hub_preset
-
-            summary["keras_hub_preset"] = save_keras_hub_preset(
-                model.encoder, FLAGS.keras_hub_preset_dir, FLAGS.spm_model_file
-            )
+        with run_folder.hold(_folder(), "convert_checkpoint"):
+            summary = _convert()
+    except KeyboardInterrupt as e:
+        print(
+            run_folder.interrupted(e, "nothing was converted; rerun the command"), file=sys.stderr
+        )
+        return 130
     except (
         checkpoints.CheckpointMismatchError,
         FileNotFoundError,
@@ -144,6 +124,47 @@ def main(argv):
         return 1
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _convert() -> dict:
+    """Converts as the flags say; returns the summary printed."""
+    from bioalbert_tf.modeling import AlbertPretrainer
+
+    _refuse_overwrite()
+    if FLAGS.to_tf1:
+        prefix = checkpoints.resolve_checkpoint(FLAGS.keras_checkpoint)
+        model = AlbertPretrainer(_config(FLAGS.keras_checkpoint))
+        checkpoints.load_keras_checkpoint(model, prefix)
+        step = FLAGS.global_step if FLAGS.global_step is not None else _step(prefix)
+        names = checkpoints.save_tf1_checkpoint(model, FLAGS.output_tf1, step)
+        model.config.to_json_file(
+            fileio.join(FLAGS.output_tf1.rsplit("/", 1)[0] or ".", checkpoints.CONFIG_NAME)
+        )
+        summary = {
+            "from": prefix,
+            "to": FLAGS.output_tf1,
+            "variables": len(names),
+            "global_step": step,
+        }
+    else:
+        prefix = checkpoints.resolve_checkpoint(FLAGS.tf1_checkpoint)
+        model = AlbertPretrainer(_config(FLAGS.tf1_checkpoint))
+        report = checkpoints.load_tf1_checkpoint(model, prefix)
+        path = checkpoints.save_keras_checkpoint(model, FLAGS.output_dir, report.global_step)
+        summary = {
+            "from": prefix,
+            "to": path,
+            "loaded": report.loaded,
+            "ignored_optimizer_and_step": report.ignored,
+            "global_step": report.global_step,
+        }
+    if FLAGS.keras_hub_preset_dir:
+        from bioalbert_tf.keras_hub_export import save_keras_hub_preset
+
+        summary["keras_hub_preset"] = save_keras_hub_preset(
+            model.encoder, FLAGS.keras_hub_preset_dir, FLAGS.spm_model_file
+        )
+    return summary
 
 
 if __name__ == "__main__":

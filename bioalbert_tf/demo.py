@@ -14,7 +14,6 @@ left there (the vocabulary, the SavedModel, a fine-tuning run with other setting
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
@@ -26,6 +25,7 @@ import time
 from absl import app, flags
 
 from bioalbert_tf import demo_recipe as recipe
+from bioalbert_tf import manifest, run_folder
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("corpus_dir", ".cache/corpus", "Folder with the MEDLINE baseline files.")
@@ -39,32 +39,36 @@ flags.DEFINE_integer("finetuning_steps", 300, "NER fine-tuning steps.")
 FILL_MASK = recipe.FILL_MASK
 
 
-_UPSTREAM: list[str] = []  # keys of the stages run so far: a stage is redone when any input changed
+_UPSTREAM: list[str] = []  # digests of the stages run so far: a stage is redone when any changed
 
 
 def _stage(name: str, marker_dir: str, settings: dict, command: list[str]) -> None:
-    """Runs a stage's command unless its marker records the same settings and upstream stages."""
+    """Runs a stage's command unless its manifest (`<marker_dir>/.<name>.json`) records the same
+    settings, command and upstream stages; a stage done with other ones is redone afresh."""
     os.makedirs(marker_dir, exist_ok=True)
-    marker = os.path.join(marker_dir, f".{name}.done")
-    # --overwrite changes no output, so it is not part of the key (adding it redoes nothing).
-    same_outputs = [arg for arg in command if arg != "--overwrite"]
-    key = hashlib.sha256(
-        json.dumps([settings, same_outputs, _UPSTREAM], sort_keys=True).encode()
-    ).hexdigest()
-    _UPSTREAM.append(key)
-    if os.path.exists(marker):
-        if pathlib.Path(marker).read_text().strip() == key:
+    marker = os.path.join(marker_dir, f".{name}.json")
+    # --overwrite changes no output, so it is not compared (adding it redoes nothing).
+    now = {
+        "settings": settings,
+        "command": [arg for arg in command[1:] if arg != "--overwrite"],
+        "earlier stages": list(_UPSTREAM),
+    }
+    _UPSTREAM.append(manifest.digest(now))
+    before = manifest.read(marker)
+    if before is not None:
+        rows = manifest.differences(before, now, marker)
+        if not rows:
             print(f"[{name}] already done for these settings: skipped ({marker_dir})", flush=True)
             return
-        # Done before with other settings: start this stage afresh (without a marker, a stage
+        # Done before with other settings: start this stage afresh (without a manifest, a stage
         # that was interrupted resumes instead).
+        print(f"[{name}] redone afresh; since it was done:\n" + "\n".join(rows), flush=True)
         shutil.rmtree(marker_dir)
         os.makedirs(marker_dir)
     print(f"[{name}] {' '.join(command[2:])}", flush=True)
     start = time.time()
     subprocess.run(command, check=True)
-    with open(marker, "w") as f:
-        f.write(key)
+    manifest.record(marker, now)
     print(f"[{name}] done in {time.time() - start:.0f} s", flush=True)
 
 
@@ -136,6 +140,27 @@ def plot_curve(metrics_file: str, png: str) -> None:
 
 def main(argv):
     del argv
+    try:
+        with run_folder.hold(FLAGS.output_dir, "bioalbert_tf.demo"):
+            _demo()
+    except KeyboardInterrupt as e:
+        then = "finished stages are kept; rerun the same command to go on"
+        print(run_folder.interrupted(e, then), file=sys.stderr)
+        return 130
+    except subprocess.CalledProcessError as e:
+        failed = " ".join(e.cmd[2:])
+        print(
+            f"error: a stage's command ended with exit code {e.returncode}: {failed}",
+            file=sys.stderr,
+        )
+        return 1
+    except run_folder.FolderBusyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo() -> None:
     out, corpus = FLAGS.output_dir, FLAGS.corpus_dir
     medline = ",".join(
         os.path.join(corpus, f) for f in ("pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz")

@@ -66,12 +66,21 @@ def main(argv):
 
     if not (FLAGS.checkpoint and FLAGS.output_dir):
         raise app.UsageError("--checkpoint and --output_dir are required")
+    # The SavedModel replaces its folder whole: the lock is beside it, in the parent folder.
+    output = FLAGS.output_dir.rstrip("/")
+    parent, name = output.rsplit("/", 1) if "/" in output else (".", output)
     try:
-        run_folder.refuse_foreign(FLAGS.output_dir, "export_saved_model")
-        fileio.refuse_overwrite([FLAGS.output_dir], FLAGS.overwrite, "Choose another --output_dir")
-        model = AlbertPretrainer(checkpoints.config_for(FLAGS.checkpoint, FLAGS.albert_config_file))
-        kind = checkpoints.load_init_checkpoint(model, FLAGS.checkpoint)
-        fileio.replace_folder(FLAGS.output_dir, lambda folder: export_pretrainer(model, folder))
+        with run_folder.hold(parent, "export_saved_model", name=f".{name}.lock"):
+            run_folder.refuse_foreign(output, "export_saved_model")
+            fileio.refuse_overwrite([output], FLAGS.overwrite, "Choose another --output_dir")
+            config = checkpoints.config_for(FLAGS.checkpoint, FLAGS.albert_config_file)
+            model = AlbertPretrainer(config)
+            kind = checkpoints.load_init_checkpoint(model, FLAGS.checkpoint)
+            fileio.replace_folder(output, lambda folder: export_pretrainer(model, folder))
+    except KeyboardInterrupt as e:
+        then = f"{output} is as it was before; rerun the command"
+        print(run_folder.interrupted(e, then), file=sys.stderr)
+        return 130
     except (
         checkpoints.CheckpointMismatchError,
         FileNotFoundError,

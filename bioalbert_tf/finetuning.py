@@ -28,7 +28,7 @@ import time
 import keras
 from absl import logging
 
-from bioalbert_tf import checkpoints, fileio, run_folder, run_settings
+from bioalbert_tf import checkpoints, fileio, manifest, run_folder, run_settings
 from bioalbert_tf.evaluation import datasets, formats, metrics, scoring
 
 METRICS_FILE = "metrics.json"
@@ -37,7 +37,7 @@ TEST_PREDICTIONS = "test_predictions.tsv"
 QA_PREDICTIONS = "predictions.json"  # BioASQ
 SAVED_MODEL = "saved_model"
 # Every file fine-tuning writes in its output_dir (and in fold-<k>/): what --overwrite removes.
-OUTPUTS = (METRICS_FILE, run_settings.SETTINGS_NAME, BEST_WEIGHTS, TEST_PREDICTIONS, QA_PREDICTIONS)
+OUTPUTS = (METRICS_FILE, manifest.SETTINGS_NAME, BEST_WEIGHTS, TEST_PREDICTIONS, QA_PREDICTIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +161,7 @@ def settings_of(config: FinetuningConfig, folds: list[int] | None = None) -> dic
     from bioalbert_tf.config import AlbertConfig
 
     values = {name: getattr(config, name) for name in SETTINGS}
-    values[run_settings.COMMAND] = COMMAND
+    values[manifest.COMMAND] = COMMAND
     albert_config = AlbertConfig.from_json_file(config.albert_config_file)
     values[run_settings.ALBERT_CONFIG] = albert_config.to_dict()
     # Fine-tuning's own outputs are not data (should --output_dir be --data_dir).
@@ -171,8 +171,8 @@ def settings_of(config: FinetuningConfig, folds: list[int] | None = None) -> dic
         for n in names
         if n.removesuffix(".tmp") not in OUTPUTS and n != run_folder.LOCK_NAME
     ]
-    values[DATA_FILES] = run_settings.files_of(p for p in paths if not fileio.isdir(p))
-    values[SPM_MODEL] = run_settings.files_of([config.spm_model_file])
+    values[DATA_FILES] = manifest.files_of(p for p in paths if not fileio.isdir(p))
+    values[SPM_MODEL] = manifest.files_of([config.spm_model_file])
     values[INIT_WEIGHTS] = None
     if config.init_checkpoint:
         prefix = checkpoints.resolve_checkpoint(config.init_checkpoint)
@@ -182,39 +182,39 @@ def settings_of(config: FinetuningConfig, folds: list[int] | None = None) -> dic
     return values
 
 
-def _kind(folds: list[int] | None) -> str:
-    return "a single run" if folds is None else f"cross-validation on folds {folds}"
+def _kind(settings: dict) -> dict:
+    """What is compared of a run's folds: a single run or a cross-validation (which folds may
+    change between runs: metrics.json summarises those run last)."""
+    folds = settings.get(CROSS_VALIDATION)
+    return {**settings, CROSS_VALIDATION: "a single run" if folds is None else "a cross-validation"}
 
 
 def check_settings(config: FinetuningConfig, now: dict, overwrite: bool = False) -> None:
     """Raises SettingsMismatchError if output_dir's run_settings.json records other settings
     than `now` (from `settings_of`; with `overwrite`, only if it is another command's). Writes
     nothing."""
-    path = fileio.join(config.output_dir, run_settings.SETTINGS_NAME)
-    if not fileio.exists(path):
+    path = fileio.join(config.output_dir, manifest.SETTINGS_NAME)
+    labels = run_settings.model_labels(config.albert_config_file)
+    labels["labels"].update({name: f"--{name}" for name in SETTINGS})
+    labels["labels"].update(FILES)
+    labels["labels"][INIT_WEIGHTS] = "--init_checkpoint weights"
+    labels["labels"][CROSS_VALIDATION] = "the run"
+    manifest.check(
+        path,
+        now,
+        f"{config.output_dir} holds a fine-tuning run",
+        "Choose another --output_dir, or pass --overwrite to start this one afresh (the "
+        "metrics, predictions, weights and SavedModel fine-tuning wrote there are removed).",
+        overwrite,
+        COMMAND,
+        _kind,
+        keys=[*SETTINGS, *FILES, INIT_WEIGHTS, run_settings.ALBERT_CONFIG, CROSS_VALIDATION],
+        **labels,
+    )
+    before = manifest.read(path)
+    if before is None:
         return
-    before = fileio.read_json(path)
-    if before.get(run_settings.COMMAND) != COMMAND:
-        raise run_settings.SettingsMismatchError(
-            f"{path} records the settings of another command's run, not {COMMAND}'s; "
-            "fine-tuning there would mix two runs' files: choose another --output_dir"
-        )
-    if overwrite:
-        return
-    rows = run_settings.differences(before, now, path, SETTINGS, FILES, config.albert_config_file)
-    if before.get(INIT_WEIGHTS) != now[INIT_WEIGHTS]:
-        rows.append(f"  --init_checkpoint weights: {before.get(INIT_WEIGHTS)!r} in {path}, "
-                    f"{now[INIT_WEIGHTS]!r} now")  # fmt: skip
     was, folds = before.get(CROSS_VALIDATION), now[CROSS_VALIDATION]
-    if (was is None) != (folds is None):
-        rows.append(f"  {_kind(was)} in {path}, {_kind(folds)} now")
-    if rows:
-        raise run_settings.SettingsMismatchError(
-            f"{config.output_dir} holds a fine-tuning run made with other settings; "
-            f"{len(rows)} differ:\n" + "\n".join(rows) + "\n"
-            "Choose another --output_dir, or pass --overwrite to start this one afresh (the "
-            "metrics, predictions, weights and SavedModel fine-tuning wrote there are removed)."
-        )
     if was != folds:
         logging.info("%s: folds %s before, %s now; metrics.json will summarise those run now",
                      config.output_dir, was, folds)  # fmt: skip
@@ -268,7 +268,7 @@ def run_one(config: FinetuningConfig, records: dict[str, dict]) -> dict:
                         spec.name, config.data_dir)  # fmt: skip
     fileio.makedirs(config.output_dir)
     for folder, settings in records.items():
-        run_settings.record(folder, settings)
+        manifest.record(fileio.join(folder, manifest.SETTINGS_NAME), settings)
     compile_task(task, config)
     dev_eval = DevEvaluation(task, dev, config)
     done = dev_eval.resume.restore()  # steps taken by an interrupted run, or 0
@@ -533,7 +533,7 @@ def run_cross_validation(
         "cross_validation": summary, "fold_dirs": {str(k): fold.output_dir for k, fold, _ in folds},
         "config": dataclasses.asdict(config),
     }  # fmt: skip
-    run_settings.record(config.output_dir, settings)  # the folds summarised now
+    manifest.record(fileio.join(config.output_dir, manifest.SETTINGS_NAME), settings)  # folds now
     write_json(fileio.join(config.output_dir, METRICS_FILE), result)
     return result
 
@@ -543,12 +543,12 @@ def finished_run(config: FinetuningConfig) -> dict | None:
     has found run_settings.json to record these settings; metrics.json is written last, so it
     marks a run whose outputs are all there."""
     path = fileio.join(config.output_dir, METRICS_FILE)
-    settings = fileio.join(config.output_dir, run_settings.SETTINGS_NAME)
+    settings = fileio.join(config.output_dir, manifest.SETTINGS_NAME)
     if not fileio.exists(path):
         return None
     if not fileio.exists(settings):
         raise ValueError(
-            f"{path} is not a fine-tuning run's (no {run_settings.SETTINGS_NAME} beside it); "
+            f"{path} is not a fine-tuning run's (no {manifest.SETTINGS_NAME} beside it); "
             "choose another --output_dir"
         )
     return fileio.read_json(path)

@@ -25,7 +25,7 @@ import time
 
 from absl import logging
 
-from bioalbert_tf import checkpoints, features, fileio, record_check, run_settings
+from bioalbert_tf import checkpoints, features, fileio, manifest, record_check, run_settings
 
 AUTOTUNE = -1
 
@@ -405,7 +405,7 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
     chief = trainer.chief  # only the chief writes output_dir (several workers: TF_CONFIG)
     fileio.makedirs(config.output_dir)
     if chief:
-        run_settings.record(config.output_dir, settings)
+        manifest.record(fileio.join(config.output_dir, manifest.SETTINGS_NAME), settings)
         trainer.albert_config.to_json_file(fileio.join(config.output_dir, checkpoints.CONFIG_NAME))
     logging.info("%s", started)
     if chief:

@@ -29,7 +29,7 @@ import uuid
 
 from absl import logging
 
-from bioalbert_tf import fileio, run_settings
+from bioalbert_tf import fileio, manifest
 
 LOCK_NAME = ".lock"
 LEASE_S = 600.0  # a lock not renewed for this long is stale, whoever holds it
@@ -62,9 +62,9 @@ def _alive(pid: int) -> bool:
 class Lock:
     """`<folder>/.lock`, held from `acquire()` to `release()`."""
 
-    def __init__(self, folder: str, command: str):
+    def __init__(self, folder: str, command: str, name: str = LOCK_NAME):
         self.folder, self.command = folder, command
-        self.path = fileio.join(folder, LOCK_NAME)
+        self.path = fileio.join(folder, name)
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -180,12 +180,14 @@ class Lock:
             fileio.remove(self.path)
 
 
+STATS_NAME = "stats.json"  # written by tfrecords_builder beside its shards
+METRICS_NAME = "train_metrics.jsonl"  # pretraining's log, one line per loop
 # What marks a folder as another kind of run's (file names at its top level).
 RUN_MARKERS = {
     "checkpoint": "a checkpoint state file (pretraining or conversion)",
-    run_settings.SETTINGS_NAME: "a pretraining or fine-tuning run's settings",
-    run_settings.STATS_NAME: "a TFRecords build's statistics",
-    run_settings.METRICS_NAME: "a pretraining run's metrics",
+    manifest.SETTINGS_NAME: "a pretraining or fine-tuning run's settings",
+    STATS_NAME: "a TFRecords build's statistics",
+    METRICS_NAME: "a pretraining run's metrics",
 }
 RUN_SUFFIXES = {".index": "checkpoint files", ".tfrecord": "TFRecord shards"}
 
@@ -247,9 +249,11 @@ def interrupted(error: KeyboardInterrupt, then: str) -> str:
 
 
 @contextlib.contextmanager
-def hold(folder: str, command: str, lock: bool = True):
+def hold(folder: str, command: str, lock: bool = True, name: str = LOCK_NAME):
     """Runs the body as the folder's only run (see the module's docstring). `lock=False` (a
-    worker of a multi-worker run, whose chief holds the lock) only creates the folder."""
+    worker of a multi-worker run, whose chief holds the lock) only creates the folder. `name`:
+    the lock file's, for a command whose output replaces a folder whole (locked from its parent,
+    as `.<folder name>.lock`)."""
     created = not fileio.exists(folder)
     fileio.makedirs(folder)
     held, previous = None, None
@@ -258,7 +262,7 @@ def hold(folder: str, command: str, lock: bool = True):
     failed = False
     try:
         if lock:
-            held = Lock(folder, command)
+            held = Lock(folder, command, name)
             held.acquire()
         yield held
     except BaseException:

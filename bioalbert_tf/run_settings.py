@@ -7,8 +7,7 @@
   "resumed from ckpt-N", and a changed model config overwrites the folder's albert_config.json).
   The input and eval TFRecords (name and size of each) and the number of replicas are among
   them: other data, or another replica count, would continue the run as a different one without
-  a word. Fine-tuning records and compares its settings with the same helpers (`files_of`,
-  `differences`, `record`).
+  a word. The recording and comparing is `manifest`'s, as for every command.
 - Input: TFRecords that hold no record, or that were built with another sequence length,
   number of predictions or a larger vocabulary than the model's, are refused with the file and
   both numbers (otherwise: a silent endless loop over an empty dataset, a raw parse traceback,
@@ -19,17 +18,14 @@
 
 from __future__ import annotations
 
-import collections
 import json
 
 from absl import logging
 
-from bioalbert_tf import checkpoints, fileio, tokenization
+from bioalbert_tf import checkpoints, fileio, manifest, tokenization
+from bioalbert_tf.run_folder import METRICS_NAME, STATS_NAME
 
-SETTINGS_NAME = "run_settings.json"
-COMMAND = "command"  # the command whose run recorded the file (fine-tuning records its name)
-METRICS_NAME = "train_metrics.jsonl"
-STATS_NAME = "stats.json"  # written by tfrecords_builder beside its shards
+SETTINGS_NAME = manifest.SETTINGS_NAME
 # Settings the checkpoints (model, optimizer slots, input iterator) or the learning-rate curve
 # depend on. num_train_steps is not among them: extending a run is allowed (and logged).
 RESUME_SETTINGS = (
@@ -56,22 +52,12 @@ EVAL_FILES = "eval_input_files"
 # gradients are clipped to norm 1 before they are summed, so another count changes the update
 # (and with several replicas the input position is not checkpointed at all).
 REPLICAS = "num_replicas_in_sync"
-# The file lists a pretraining run records, by the flag that names them.
-PRETRAINING_FILES = {INPUT_FILES: "--input_file", EVAL_FILES: "--eval_input_file"}
-_SHOWN = 5  # files named in a mismatch message, per kind of difference
 
-
-class SettingsMismatchError(ValueError):
-    """A resumed run whose settings differ from those its checkpoints were made with."""
+SettingsMismatchError = manifest.SettingsMismatchError  # raised by check_resume
 
 
 class InputMismatchError(ValueError):
     """Input TFRecords that cannot feed this run; the message names the file and both values."""
-
-
-def files_of(paths) -> list[list]:
-    """Sorted [name, size in bytes] pairs: files compared by name and size, not path."""
-    return sorted([fileio.basename(p), fileio.size(p)] for p in paths)
 
 
 def settings_of(
@@ -81,29 +67,10 @@ def settings_of(
     values = {name: getattr(config, name) for name in RESUME_SETTINGS}
     values["num_train_steps"] = config.num_train_steps
     values[ALBERT_CONFIG] = albert_config.to_dict()
-    values[INPUT_FILES] = files_of(files)
-    values[EVAL_FILES] = files_of(eval_files)
+    values[INPUT_FILES] = manifest.files_of(files)
+    values[EVAL_FILES] = manifest.files_of(eval_files)
     values[REPLICAS] = num_replicas
     return values
-
-
-def _files_row(before: list, now: list, source: str, flag: str) -> str:
-    """The row of a mismatch for a `flag` naming files: which recorded files are gone, which
-    are new."""
-
-    def shown(pairs) -> str:
-        names = [f"{name} ({size} bytes)" for name, size in sorted(pairs.elements())]
-        more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
-        return ", ".join(names[:_SHOWN]) + more
-
-    old = collections.Counter(tuple(p) for p in before)
-    new = collections.Counter(tuple(p) for p in now)
-    parts = [f"{len(before)} file(s) in {source}, {len(now)} now"]
-    if old - new:
-        parts.append(f"recorded but not given now: {shown(old - new)}")
-    if new - old:
-        parts.append(f"given now but not recorded: {shown(new - old)}")
-    return f"  {flag}: " + "; ".join(parts)
 
 
 def latest_checkpoint(output_dir: str) -> str | None:
@@ -112,28 +79,12 @@ def latest_checkpoint(output_dir: str) -> str | None:
     return tf.train.latest_checkpoint(output_dir) if fileio.isdir(output_dir) else None
 
 
-def differences(
-    before: dict, now: dict, source: str, flags, files: dict, albert_config_file: str
-) -> list[str]:
-    """One row for each setting of `now` that differs from `before` (read from `source`): the
-    `flags` (plain values), the `files` ({key: flag}, as from `files_of`) and the model config.
-    A key that `before` lacks (a folder recorded before it was) is not compared."""
-    rows = [
-        f"  --{name}: {before[name]!r} in {source}, {now[name]!r} now"
-        for name in flags
-        if name in before and before[name] != now[name]
-    ]
-    for key, flag in files.items():
-        if key in before and before[key] != now[key]:
-            rows.append(_files_row(before[key], now[key], source, flag))
-    old_model, new_model = before.get(ALBERT_CONFIG, {}), now[ALBERT_CONFIG]
-    for key in sorted(set(old_model) | set(new_model)):
-        if old_model.get(key) != new_model.get(key):
-            rows.append(
-                f"  {checkpoints.CONFIG_NAME} {key}: {old_model.get(key)!r} in {source}, "
-                f"{new_model.get(key)!r} in {albert_config_file}"
-            )
-    return rows
+def model_labels(albert_config_file: str) -> dict:
+    """How `manifest.differences` names the model config's keys, and where its values come from."""
+    return {
+        "labels": {ALBERT_CONFIG: checkpoints.CONFIG_NAME},
+        "sources": {ALBERT_CONFIG: albert_config_file},
+    }
 
 
 def check_resume(config, now: dict) -> str | None:
@@ -149,16 +100,20 @@ def check_resume(config, now: dict) -> str | None:
     path = fileio.join(config.output_dir, SETTINGS_NAME)
     if fileio.exists(path):
         before, source = fileio.read_json(path), path
-    else:  # a run from before settings were recorded: its albert_config.json is all we know
+    else:  # convert_checkpoint's folder records no settings: its albert_config.json is all
         config_path = fileio.join(config.output_dir, checkpoints.CONFIG_NAME)
         if not fileio.exists(config_path):
             return latest
         before = {ALBERT_CONFIG: fileio.read_json(config_path)}
         source = config_path
-    rows = differences(before, now, source, RESUME_SETTINGS, PRETRAINING_FILES,
-                       config.albert_config_file)  # fmt: skip
-    if REPLICAS in before and before[REPLICAS] != now[REPLICAS]:
-        rows.append(f"  replicas in sync: {before[REPLICAS]} in {source}, {now[REPLICAS]} now")
+    compared = [*RESUME_SETTINGS, INPUT_FILES, EVAL_FILES, ALBERT_CONFIG, REPLICAS]
+    labels = model_labels(config.albert_config_file)
+    labels["labels"].update({name: f"--{name}" for name in RESUME_SETTINGS})
+    labels["labels"].update(
+        {INPUT_FILES: "--input_file", EVAL_FILES: "--eval_input_file", REPLICAS: "replicas in sync"}
+    )
+    compared = [k for k in compared if k in before]
+    rows = manifest.differences(before, now, source, compared, **labels)
     if rows:
         raise SettingsMismatchError(
             f"{config.output_dir} holds {fileio.basename(latest)}, made with other settings; "
@@ -175,11 +130,6 @@ def check_resume(config, now: dict) -> str | None:
             steps_before, config.num_train_steps, config.num_train_steps,
         )  # fmt: skip
     return latest
-
-
-def record(output_dir: str, settings: dict) -> None:
-    """Writes output_dir/run_settings.json (the settings the next run there is compared with)."""
-    fileio.write_json_atomic(fileio.join(output_dir, SETTINGS_NAME), settings)
 
 
 def trim_metrics(output_dir: str, step: int) -> int:

@@ -461,11 +461,12 @@ def test_another_runs_results_are_refused_not_replaced(models, tmp_path):
     folder = out / "bc2gm"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     dev = dataclasses.replace(first, split="dev")
-    message = (rf"{folder}/metrics.json holds the result of another run \(split: 'test' there, "
-               r"'dev' now\); use another --output_dir \(or --seed\), or pass --overwrite")  # fmt: skip
-    with pytest.raises(FileExistsError, match=message):
+    message = (rf"{folder} holds the result of another run made with other settings; 1 differ:\n"
+               rf"  split: 'test' in {folder}/metrics.json, 'dev' now\n"
+               r"Use another --output_dir \(or --seed\), or pass --overwrite")  # fmt: skip
+    with pytest.raises(ValueError, match=message):
         runner.run(dev)
-    with pytest.raises(FileExistsError, match=r"saved_model: '.*/ner' there, '.*/re' now"):
+    with pytest.raises(ValueError, match=r"  saved_model: '.*/ner' in .*, '.*/re' now"):
         runner.run_suite([dataclasses.replace(first, saved_model=paths["re"])], progress=False)
     with pytest.raises(ValueError, match=rf"would both write {tmp_path}/other/bc2gm; give them"):
         runner.run_suite([dataclasses.replace(c, output_dir=str(tmp_path / "other")) for c in (first, dev)],

@@ -229,13 +229,13 @@ def test_missing_data_file_is_named(tmp_path):
             checkpoints.load_init_checkpoint(_pretrainer(_tiny()), path)
 
 
-def test_cli_refuses_to_replace_a_folders_checkpoint_without_overwrite(tmp_path):
+def test_cli_replaces_a_conversion_only_with_overwrite_and_never_a_run(tmp_path):
     config = _tiny()
     src = tmp_path / "google" / "model.ckpt-best"
     write_random_tf1_checkpoint(config, str(src))
     run = [sys.executable, "-m", "bioalbert_tf.convert_checkpoint", f"--tf1_checkpoint={src}",
            f"--albert_config_file={TINY}", f"--output_dir={tmp_path}/pretraining"]  # fmt: skip
-    folder = tmp_path / "pretraining"  # a pretraining run's folder
+    folder = tmp_path / "pretraining"  # an earlier conversion's folder
     folder.mkdir()
     (folder / "checkpoint").write_text('model_checkpoint_path: "ckpt-200"\n')
     (folder / "albert_config.json").write_text('{"vocab_size": 30000}')
@@ -245,9 +245,21 @@ def test_cli_refuses_to_replace_a_folders_checkpoint_without_overwrite(tmp_path)
     assert f"{folder}/checkpoint" in proc.stderr and f"{folder}/albert_config.json" in proc.stderr
     assert "--overwrite" in proc.stderr
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    # A pretraining run's folder (its settings and metrics beside the checkpoint) is refused
+    # even with --overwrite: replacing its checkpoint would end its resumption.
+    (folder / "run_settings.json").write_text("{}")
+    (folder / "train_metrics.jsonl").write_text("")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    proc = subprocess.run(run + ["--overwrite"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and "holds another kind of run" in proc.stderr
+    assert f"{folder}/run_settings.json" in proc.stderr and "even with --overwrite" in proc.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    (folder / "run_settings.json").unlink()
+    (folder / "train_metrics.jsonl").unlink()
     proc = subprocess.run(run + ["--overwrite"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert AlbertConfig.from_json_file(str(folder / "albert_config.json")) == config
+    assert not (folder / ".lock").exists()
 
 
 def test_cli_refuses_a_non_empty_keras_hub_preset_folder_without_overwrite(tmp_path):

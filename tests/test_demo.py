@@ -53,6 +53,9 @@ def test_stages_skip_and_redo(tmp_path, capsys):
     (tmp_path / "b" / "stale.txt").write_text("old output")
     pipeline(2)  # the first stage changed: it and the stage after it run again, afresh
     assert log.read_text() == "xxxx"
+    said = capsys.readouterr().out
+    assert f"  settings v: 1 in {tmp_path}/a/.first.json, 2 now" in said
+    assert said.count("redone afresh") == 2
     assert not (tmp_path / "b" / "stale.txt").exists()
 
 
@@ -77,7 +80,7 @@ def test_a_stage_interrupted_after_writing_is_rerun_with_overwrite(
     demo._UPSTREAM.clear()
     demo._stage("vocabulary", marker_dir, settings, command)
     assert tokenization.load_sentencepiece(prefix + ".model").get_piece_size() == 1000
-    assert (pathlib.Path(marker_dir) / ".vocabulary.done").exists()
+    assert (pathlib.Path(marker_dir) / ".vocabulary.json").exists()
 
 
 def test_the_demo_pretrains_on_the_records_it_builds_with_positions_for_them(tmp_path, monkeypatch):

@@ -231,4 +231,7 @@ def test_export_into_a_read_only_folder_is_one_line(exported):
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     line = next(x for x in proc.stderr.splitlines() if x.startswith("error: "))
-    assert line.startswith("error: /sys/bioalbert_export") and "permission denied" in line, line
+    # The first write is the lock beside the SavedModel's folder.
+    assert line.startswith("error: /sys/.bioalbert_export.lock") and "permission denied" in line, (
+        line
+    )

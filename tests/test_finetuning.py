@@ -678,7 +678,7 @@ def test_settings_are_recorded_before_training_and_a_rerun_with_others_is_refuse
     before anything is written, each named with both values; the same settings run again."""
     from bioalbert_tf import finetuning
     from bioalbert_tf.config import AlbertConfig
-    from bioalbert_tf.run_settings import SettingsMismatchError
+    from bioalbert_tf.manifest import SettingsMismatchError
     from tests.tf1_names import write_random_tf1_checkpoint
 
     data = _data("i2b2", tmp_path)
@@ -750,7 +750,7 @@ def test_a_cross_validation_and_a_single_run_do_not_share_a_folder(
     """A cross-validation into the folder of a single run (one killed before its metrics.json)
     is refused, and the reverse; each fold's folder is compared before any fold runs."""
     from bioalbert_tf import finetuning
-    from bioalbert_tf.run_settings import SettingsMismatchError
+    from bioalbert_tf.manifest import SettingsMismatchError
 
     fold_data = _i2b2_folds(tmp_path)
     single = _small(setup, tiny_spm, tmp_path / "i2b2", tmp_path / "single")
@@ -762,7 +762,7 @@ def test_a_cross_validation_and_a_single_run_do_not_share_a_folder(
         finetuning.run(cv)
     source = tmp_path / "single" / "run_settings.json"
     assert f"  --data_dir: 3 file(s) in {source}, 0 now; recorded but not given" in str(e.value)
-    assert f"  a single run in {source}, cross-validation on folds [1, 2] now\n" in str(e.value)
+    assert f"  the run: 'a single run' in {source}, 'a cross-validation' now\n" in str(e.value)
     assert _files(tmp_path / "single") == before
     # The reverse: a cross-validation killed in its first fold, then a single run there.
     cv = dataclasses.replace(cv, output_dir=str(tmp_path / "cv"))
@@ -774,7 +774,7 @@ def test_a_cross_validation_and_a_single_run_do_not_share_a_folder(
     assert not (tmp_path / "cv" / "fold-2").exists()
     before = _files(tmp_path / "cv")
     with pytest.raises(SettingsMismatchError,
-                       match=r"  cross-validation on folds \[1, 2\] in .*, a single run now\n"):  # fmt: skip
+                       match=r"  the run: 'a cross-validation' in .*, 'a single run' now\n"):  # fmt: skip
         finetuning.run(dataclasses.replace(single, output_dir=str(tmp_path / "cv")))
     # Fold 1's data changed: refused before fold 1 (or any other) runs.
     with (fold_data / "1" / "test.tsv").open("a") as f:

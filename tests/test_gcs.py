@@ -160,3 +160,46 @@ def test_a_folder_is_replaced_whole_on_gcs(gcs):
         "export/saved_model/second.txt",
         "export/saved_model/variables/second.txt",
     ]
+
+
+HOLD = textwrap.dedent(
+    """
+    import sys, time
+    from bioalbert_tf import run_folder
+
+    run_folder.LEASE_S, run_folder.GCS_SETTLE_S = float(sys.argv[2]), 0.5
+    try:
+        with run_folder.hold(sys.argv[1], "lock test"):
+            print("held", flush=True)
+            time.sleep(float(sys.argv[3]))
+    except run_folder.FolderBusyError as e:
+        print(f"busy: {e}", flush=True)
+        sys.exit(3)
+    """
+)
+
+
+def test_a_lock_on_gcs_refuses_a_second_run_and_expires_with_its_lease(gcs):
+    """Two processes on one gs:// folder: the second is refused, naming the holder; once the
+    holder is killed (SIGKILL: no release), its lock is taken over when its lease runs out; a
+    run that ends releases its lock."""
+    folder = f"gs://{BUCKET}/locked"
+    hold = [sys.executable, "-c", HOLD, folder]
+    holder = subprocess.Popen([*hold, "600", "300"], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                              env=gcs.env)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert "locked/.lock" in gcs.list_objects(BUCKET, "locked/")
+        second = subprocess.run([*hold, "600", "0"], capture_output=True, text=True, cwd=ROOT,
+                                env=gcs.env, timeout=300)  # fmt: skip
+        assert second.returncode == 3, second.stderr[-3000:]
+        assert f"in use by lock test (pid {holder.pid} on " in second.stdout
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "locked/.lock" in gcs.list_objects(BUCKET, "locked/")  # left by the killed holder
+    # A lease of 1 s: the killed holder's lock (renewed last when it started) is stale.
+    third = _run([*hold, "1", "0"], gcs, timeout=300)
+    assert third.stdout.strip() == "held"
+    assert f"taking over the lock of lock test (pid {holder.pid} on " in third.stderr
+    assert "locked/.lock" not in gcs.list_objects(BUCKET, "locked/")

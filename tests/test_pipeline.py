@@ -167,9 +167,12 @@ def test_another_finished_build_is_replaced_only_with_overwrite(
     shutil.copytree(built[0], out)
     before = _shard_bytes(out)
     other = _config(two_files, out, tiny_spm, random_seed=7)  # same shard names, other bytes
-    with pytest.raises(FileExistsError, match="finished build with other inputs, flags") as e:
+    with pytest.raises(FileExistsError, match="finished build made with other settings") as e:
         pipeline.run(other, ["--direct_num_workers=1"])
     assert "pretrain-00000-of-00002.tfrecord" in str(e.value) and "--overwrite" in str(e.value)
+    assert "1 differ:\n  random_seed: 12345 in " in str(e.value) and ".json, 7 now\n" in str(
+        e.value
+    )
     assert _shard_bytes(out) == before  # refused before anything was written
     pipeline.run(other, ["--direct_num_workers=1"], overwrite=True)
     after = _shard_bytes(out)

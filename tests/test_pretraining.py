@@ -191,7 +191,7 @@ def test_resuming_with_other_settings_is_refused_before_anything_is_written(
 ):
     import shutil
 
-    from bioalbert_tf.run_settings import SettingsMismatchError
+    from bioalbert_tf.manifest import SettingsMismatchError
 
     out = tmp_path / "run"
     shutil.copytree(four_steps, out)
@@ -218,7 +218,7 @@ def test_resuming_on_other_input_files_or_replicas_is_refused(data, four_steps, 
     name and size, not path)."""
     import shutil
 
-    from bioalbert_tf.run_settings import SettingsMismatchError
+    from bioalbert_tf.manifest import SettingsMismatchError
 
     out = tmp_path / "run"
     shutil.copytree(four_steps, out)

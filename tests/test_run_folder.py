@@ -69,6 +69,36 @@ def test_a_busy_folder_is_refused_and_a_dead_holders_lock_taken_over(setup, tiny
     assert not (out / ".lock").exists()
 
 
+@pytest.mark.parametrize(
+    "module, args",
+    [
+        ("tfrecords_builder.build_pretraining_data",
+         ["--input_files={corpus}", "--output_dir={out}", "--spm_model_file={spm}"]),
+        ("tfrecords_builder.build_vocab", ["--input_files={corpus}", "--model_prefix={out}/v"]),
+        ("bioalbert_tf.convert_checkpoint", ["--tf1_checkpoint={out}/none", "--output_dir={out}"]),
+        ("bioalbert_tf.benchmark", ["--saved_model={out}/m", "--dataset=bc2gm", "--data_dir={out}",
+                                    "--output_dir={out}"]),
+        ("bioalbert_tf.demo", ["--output_dir={out}"]),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)  # fmt: skip
+def test_every_command_that_writes_a_folder_is_refused_while_another_holds_it(
+    module, args, small_text_corpus, tiny_spm, tmp_path
+):
+    out = tmp_path / "out"
+    holder = _holder(out)
+    try:
+        values = {"corpus": small_text_corpus, "spm": tiny_spm, "out": out}
+        proc = subprocess.run([sys.executable, "-m", module, *(a.format(**values) for a in args)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+    finally:
+        holder.send_signal(signal.SIGTERM)
+        holder.wait(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert f"error: {out} is in use by run_finetuning (pid {holder.pid} on " in proc.stderr
+    assert not out.exists()  # the holder's lock released; nothing of the refused run
+
+
 def test_a_lock_renewed_elsewhere_is_kept_until_its_lease_ends(tmp_path, monkeypatch):
     """A holder on another host cannot be asked whether it runs: its lease decides."""
     folder = tmp_path / "run"

@@ -18,7 +18,7 @@ import sys
 
 from absl import app, flags, logging
 
-from bioalbert_tf import fileio
+from bioalbert_tf import fileio, run_folder
 from tfrecords_builder import corpus
 from tfrecords_builder.pipeline import BuildConfig, run, unknown_pipeline_args
 
@@ -118,6 +118,10 @@ def main(argv):
     try:
         _refuse_unknown(argv[1:])
         stats = run(config_from_flags(), beam_args, overwrite=FLAGS.overwrite)
+    except KeyboardInterrupt as e:
+        then = "finished groups and chunks are kept; rerun the same command to go on"
+        print(run_folder.interrupted(e, then), file=sys.stderr)
+        return 130
     except (
         corpus.CorpusError,
         FileNotFoundError,

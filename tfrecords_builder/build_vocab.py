@@ -14,7 +14,7 @@ import sys
 
 from absl import app, flags
 
-from bioalbert_tf import fileio
+from bioalbert_tf import fileio, run_folder
 from tfrecords_builder import corpus, vocab
 
 FLAGS = flags.FLAGS
@@ -55,34 +55,16 @@ def main(argv):
     del argv
     if not FLAGS.model_prefix:
         raise app.UsageError("--model_prefix is required")
+    if not FLAGS.existing_model and not FLAGS.input_files:
+        raise app.UsageError("--input_files (or --existing_model) is required")
+    folder = FLAGS.model_prefix.rsplit("/", 1)[0] if "/" in FLAGS.model_prefix else "."
     try:
-        # Refused before training (hours on a full corpus): a vocabulary that TFRecords were
-        # built with must not change under them.
-        fileio.refuse_overwrite(
-            vocab.output_files(FLAGS.model_prefix),
-            FLAGS.overwrite,
-            "Choose another --model_prefix",
-        )
-        if FLAGS.existing_model:
-            summary = vocab.adopt_existing(FLAGS.existing_model, FLAGS.model_prefix)
-        else:
-            if not FLAGS.input_files:
-                raise app.UsageError("--input_files (or --existing_model) is required")
-            from tfrecords_builder.pipeline import expand_inputs
-
-            config = vocab.VocabConfig(
-                input_files=tuple(expand_inputs(FLAGS.input_files)),
-                model_prefix=FLAGS.model_prefix,
-                vocab_size=FLAGS.vocab_size,
-                character_coverage=FLAGS.character_coverage,
-                input_sentence_size=FLAGS.input_sentence_size,
-                do_lower_case=FLAGS.do_lower_case,
-                input_format=FLAGS.input_format,
-                hard_vocab_limit=FLAGS.hard_vocab_limit,
-                random_seed=FLAGS.random_seed,
-                skip_bad_files=FLAGS.skip_bad_files,
-            )
-            summary = vocab.train(config)
+        with run_folder.hold(folder, "build_vocab"):
+            summary = _build()
+    except KeyboardInterrupt as e:
+        then = "no vocabulary was written; rerun the command"
+        print(run_folder.interrupted(e, then), file=sys.stderr)
+        return 130
     except (
         corpus.CorpusError,
         FileNotFoundError,
@@ -94,6 +76,32 @@ def main(argv):
         return 1
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _build() -> dict:
+    """Trains (or adopts) the vocabulary as the flags say; returns the summary printed."""
+    # Refused before training (hours on a full corpus): a vocabulary that TFRecords were built
+    # with must not change under them.
+    fileio.refuse_overwrite(
+        vocab.output_files(FLAGS.model_prefix), FLAGS.overwrite, "Choose another --model_prefix"
+    )
+    if FLAGS.existing_model:
+        return vocab.adopt_existing(FLAGS.existing_model, FLAGS.model_prefix)
+    from tfrecords_builder.pipeline import expand_inputs
+
+    config = vocab.VocabConfig(
+        input_files=tuple(expand_inputs(FLAGS.input_files)),
+        model_prefix=FLAGS.model_prefix,
+        vocab_size=FLAGS.vocab_size,
+        character_coverage=FLAGS.character_coverage,
+        input_sentence_size=FLAGS.input_sentence_size,
+        do_lower_case=FLAGS.do_lower_case,
+        input_format=FLAGS.input_format,
+        hard_vocab_limit=FLAGS.hard_vocab_limit,
+        random_seed=FLAGS.random_seed,
+        skip_bad_files=FLAGS.skip_bad_files,
+    )
+    return vocab.train(config)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ import time
 import numpy as np
 from absl import logging
 
-from bioalbert_tf import features, fileio
+from bioalbert_tf import features, fileio, manifest, run_folder
 from bioalbert_tf.tokenization import Tokenizer
 from tfrecords_builder import corpus, writer
 from tfrecords_builder.instances import PackingConfig, create_instances_from_document
@@ -167,18 +167,16 @@ def sidecar_path(config: BuildConfig, group: WorkGroup) -> str:
     return fileio.join(config.output_dir, SIDE_DIR, f"group-{group.index:05d}.json")
 
 
-def fingerprint(config: BuildConfig, files: list[str]) -> str:
-    """What the bytes depend on: flags, input names and sizes, the vocabulary's bytes."""
-    h = hashlib.sha256()
+def build_settings(config: BuildConfig, files: list[str]) -> dict:
+    """The build's manifest, what the bytes depend on: the flags, the input files by name and
+    size, the vocabulary's sha256. Its `manifest.digest` is the fingerprint in every sidecar."""
     settings = dataclasses.asdict(config)
     for key in ("input_files", "output_dir"):
         settings.pop(key)
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    for path in files:
-        h.update(f"{fileio.basename(path)}:{fileio.size(path)}\n".encode())
+    settings["input_files"] = manifest.files_of(files)
     with fileio.open_file(config.spm_model_file, "rb") as f:
-        h.update(f.read())
-    return h.hexdigest()[:16]
+        settings["vocabulary"] = hashlib.sha256(f.read()).hexdigest()
+    return settings
 
 
 def chunk_seed(random_seed: int, file_position: int, path: str, chunk: int) -> int:
@@ -656,13 +654,12 @@ def build_chunk(item, config: BuildConfig, work: str) -> tuple[int, ChunkDone | 
     return group, done
 
 
-def write_group(
-    item, config: BuildConfig, groups: dict, total_shards: int, print_fingerprint: str
-) -> dict:
+def write_group(item, config: BuildConfig, groups: dict, total_shards: int, settings: dict) -> dict:
     """Stage 4: deals a group's chunk records, in (file, chunk) order, round-robin into its
     shards; writes its sidecar; commits; removes its work files. Returns its statistics."""
     index, values = item
     group = groups[index]
+    print_fingerprint = manifest.digest(settings)
     if _finished(config, group, print_fingerprint):  # a runner's retry of a completed bundle
         return fileio.read_json(sidecar_path(config, group))
     values = list(values)
@@ -708,6 +705,7 @@ def write_group(
         work_seconds = sum(f.seconds for f in files) + sum(c.seconds for c in chunks)
         result = {
             "fingerprint": print_fingerprint,
+            "settings": settings,
             "group": group.index,
             "files": [p for _, p in group.files],
             "shards": {fileio.basename(w.path): w.records for w in writers},
@@ -733,17 +731,20 @@ def write_group(
     return result
 
 
-def _other_builds(config: BuildConfig, groups: list[WorkGroup], print_fingerprint: str) -> list:
-    """The shards that a finished build with other inputs, flags or vocabulary left here and that
-    this build would replace (a sidecar with another fingerprint names them)."""
-    found = []
+def _other_builds(
+    config: BuildConfig, groups: list[WorkGroup], print_fingerprint: str, settings: dict
+) -> tuple[list[str], list[str]]:
+    """The shards that a finished build with other settings left here and that this build would
+    replace (a sidecar with another fingerprint names them), and how its settings differ."""
+    found, rows = [], []
     for g in groups:
         side = sidecar_path(config, g)
         if fileio.exists(side):
             done = fileio.read_json(side)
             if done.get("fingerprint") != print_fingerprint:
                 found += [fileio.join(config.output_dir, name) for name in done.get("shards", {})]
-    return found
+                rows = rows or manifest.differences(done.get("settings", {}), settings, side)
+    return found, rows
 
 
 def _finished(config: BuildConfig, group: WorkGroup, print_fingerprint: str) -> bool:
@@ -915,14 +916,14 @@ def _run_stages(
     config: BuildConfig,
     pending: list[WorkGroup],
     total: int,
-    print_fingerprint: str,
+    settings: dict,
     pipeline_args: list[str],
     piece_bytes: int,
 ) -> None:
     """The four stages (module docstring) over the groups not yet complete."""
     import apache_beam as beam
 
-    work = work_dir(config, print_fingerprint)
+    work = work_dir(config, manifest.digest(settings))
     tasks = [FileTask(g.index, pos, path) for g in pending for pos, path in g.files]
     options = _beam_options(pipeline_args, sum(fileio.size(t.path) for t in tasks))
     with beam.Pipeline(runner=_runner(options), options=options) as p:
@@ -945,7 +946,7 @@ def _run_stages(
                 config=config,
                 groups={g.index: g for g in pending},
                 total_shards=total,
-                print_fingerprint=print_fingerprint,
+                settings=settings,
             )
         )
 
@@ -961,9 +962,15 @@ def run(
     piece_bytes: the size of the pieces MEDLINE and text files are cut into for parsing; it
     changes who parses what, never the output. overwrite: replace the shards of a finished build
     with other inputs, flags or vocabulary in output_dir (refused otherwise, before any work).
+    The build holds output_dir's lock (`run_folder.hold`) from start to end.
     """
     config.validate()
     files = expand_inputs(config.input_files)
+    with run_folder.hold(config.output_dir, "build_pretraining_data"):
+        return _build(config, files, pipeline_args, piece_bytes, overwrite)
+
+
+def _build(config, files, pipeline_args, piece_bytes, overwrite) -> dict:
     # Fails early, on the driver, for a bad vocabulary; its size goes to stats.json, where
     # run_pretraining checks it against the model's vocab_size.
     vocab_size = _tokenizer(config).vocab_size
@@ -975,13 +982,17 @@ def run(
             f"{config.output_dir} holds {len(stale)} shard(s) of a different build (e.g. {stale[0]}); "
             "use a new --output_dir or remove them, so that a glob over the folder reads one build"
         )
-    fp = fingerprint(config, files)
-    fileio.refuse_overwrite(
-        _other_builds(config, groups, fp),
-        overwrite,
-        f"{config.output_dir} holds a finished build with other inputs, flags or vocabulary; "
-        "choose a new --output_dir",
-    )
+    settings = build_settings(config, files)
+    fp = manifest.digest(settings)
+    others, rows = _other_builds(config, groups, fp, settings)
+    if others and not overwrite:
+        raise FileExistsError(
+            f"{config.output_dir} holds a finished build made with other settings; "
+            f"{len(rows)} differ:\n" + "\n".join(rows) + f"\nChoose a new --output_dir, or pass "
+            f"--overwrite to replace its {len(others)} shard(s) ({', '.join(others[:3])}"
+            + (", ..." if len(others) > 3 else "")
+            + ")."
+        )
     fileio.makedirs(fileio.join(config.output_dir, SIDE_DIR))
     logging.info(
         "%d input files -> %d shards in %d work groups (fingerprint %s)",
@@ -997,7 +1008,7 @@ def run(
             "%d of %d groups already complete: skipped", len(groups) - len(pending), len(groups)
         )
     if pending:
-        _run_stages(config, pending, total, fp, list(pipeline_args or []), piece_bytes)
+        _run_stages(config, pending, total, settings, list(pipeline_args or []), piece_bytes)
     _remove_leftovers(config)
     results = []
     for g in groups:

@@ -18,7 +18,7 @@ import sys
 
 from absl import app, flags
 
-from bioalbert_tf import fileio
+from bioalbert_tf import fileio, run_folder
 from bioalbert_tf.benchmark import report, runner
 from bioalbert_tf.evaluation import datasets, formats, predictions
 
@@ -95,9 +95,14 @@ def main(argv):
                     allow_other_dataset=FLAGS.allow_other_dataset,
                 )
             ]
-        results = runner.run_suite(configs, overwrite=FLAGS.overwrite)
-        if FLAGS.report:
-            report.build_report(FLAGS.output_dir, FLAGS.references)
+        with run_folder.hold(FLAGS.output_dir, "bioalbert_tf.benchmark"):
+            results = runner.run_suite(configs, overwrite=FLAGS.overwrite)
+            if FLAGS.report:
+                report.build_report(FLAGS.output_dir, FLAGS.references)
+    except KeyboardInterrupt as e:
+        then = "the runs scored so far keep their metrics.json; rerun the same command for all"
+        print(run_folder.interrupted(e, then), file=sys.stderr)
+        return 130
     except (
         formats.FormatError,
         FileNotFoundError,

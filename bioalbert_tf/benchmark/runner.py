@@ -43,7 +43,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import logging
 
-from bioalbert_tf import fileio
+from bioalbert_tf import fileio, manifest
 from bioalbert_tf.evaluation import datasets, formats, predictions, scoring
 from bioalbert_tf.evaluation.datasets import DatasetSpec
 
@@ -87,24 +87,16 @@ def _recorded(config: RunConfig) -> dict:
 
 
 def check_output(config: RunConfig, overwrite: bool = False) -> None:
-    """Raises FileExistsError if config.run_dir holds the metrics of another run, unless
-    `overwrite`; a rerun of the same run may replace its own."""
-    path = fileio.join(config.run_dir, METRICS_FILE)
-    if overwrite or not fileio.exists(path):
-        return
-    with fileio.open_file(path, "r") as f:
-        earlier = json.load(f).get("run", {})
-    now = _recorded(config)
-    diff = [
-        f"{k}: {earlier[k]!r} there, {now[k]!r} now"
-        for k in _SAME_RUN
-        if k in earlier and earlier[k] != now[k]
-    ]
-    if diff:
-        raise FileExistsError(
-            f"{path} holds the result of another run ({'; '.join(diff)}); use another "
-            "--output_dir (or --seed), or pass --overwrite to replace it"
-        )
+    """Raises SettingsMismatchError (a ValueError) if config.run_dir holds the metrics of another
+    run, unless `overwrite`; a rerun of the same run may replace its own."""
+    manifest.check(
+        fileio.join(config.run_dir, METRICS_FILE),
+        _recorded(config),
+        f"{config.run_dir} holds the result of another run",
+        "Use another --output_dir (or --seed), or pass --overwrite to replace it.",
+        overwrite,
+        view=lambda scores: {k: scores.get("run", scores).get(k) for k in _SAME_RUN},
+    )
 
 
 TASK_FILE = ("assets", "task.json")  # what the project's SavedModels say they were trained for
