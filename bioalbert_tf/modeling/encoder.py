@@ -6,13 +6,18 @@ import keras
 from keras import ops
 
 from bioalbert_tf.config import AlbertConfig
-from bioalbert_tf.modeling.layers import AlbertBlock, AlbertEmbeddings, dense
+from bioalbert_tf.modeling.layers import (
+    AlbertBlock,
+    AlbertConfigSerializable,
+    AlbertEmbeddings,
+    dense,
+)
 
 INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
 
 
 @keras.saving.register_keras_serializable(package="bioalbert_tf")
-class AlbertEncoder(keras.Model):
+class AlbertEncoder(AlbertConfigSerializable, keras.Model):
     """{input_ids, input_mask, segment_ids} [batch, seq] int -> sequence_output, pooled_output.
 
     Layer i runs the `inner_group_num` blocks of group int(i / num_hidden_layers * num_hidden_groups),
@@ -23,11 +28,12 @@ class AlbertEncoder(keras.Model):
         kwargs.setdefault("name", "albert_encoder")
         super().__init__(**kwargs)
         self.config = config
-        self.embeddings = AlbertEmbeddings(config, name="embeddings")
+        dtype = self.dtype_policy
+        self.embeddings = AlbertEmbeddings(config, name="embeddings", dtype=dtype)
         # As the reference's transformer_model: the projection exists only where the widths
         # differ; with embedding_size == hidden_size there is no such variable to load or save.
         self.embedding_hidden_mapping_in = (
-            dense(config.hidden_size, config, "embedding_hidden_mapping_in")
+            dense(config.hidden_size, config, "embedding_hidden_mapping_in", dtype=dtype)
             if config.embedding_size != config.hidden_size
             else None
         )
@@ -36,8 +42,8 @@ class AlbertEncoder(keras.Model):
         for g in range(config.num_hidden_groups):
             for j in range(config.inner_group_num):
                 name = f"group_{g}_inner_group_{j}"
-                setattr(self, name, AlbertBlock(config, name=name))
-        self.pooler = dense(config.hidden_size, config, "pooler", activation="tanh")
+                setattr(self, name, AlbertBlock(config, name=name, dtype=dtype))
+        self.pooler = dense(config.hidden_size, config, "pooler", activation="tanh", dtype=dtype)
         self.build()
 
     def build(self, input_shape=None):
@@ -74,12 +80,3 @@ class AlbertEncoder(keras.Model):
                 x = self.block(group, inner)(x, input_mask, training=training)
         pooled = self.pooler(x[:, 0])
         return {"sequence_output": x, "pooled_output": pooled}
-
-    def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(
-            AlbertConfig.from_dict(config["config"]), name=config.get("name", "albert_encoder")
-        )

@@ -12,6 +12,8 @@ import math
 import keras
 from keras import ops
 
+from bioalbert_tf.config import AlbertConfig
+
 LAYER_NORM_EPSILON = 1e-12  # tf.contrib.layers.layer_norm's default, used by ALBERT
 
 
@@ -38,21 +40,37 @@ def layer_norm(name: str) -> keras.layers.LayerNormalization:
     return keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name, dtype="float32")
 
 
-def dense(units: int, config, name: str, activation=None) -> keras.layers.Dense:
+def dense(units: int, config, name: str, activation=None, dtype=None) -> keras.layers.Dense:
     return keras.layers.Dense(
-        units, activation=activation, kernel_initializer=initializer(config), name=name
+        units, activation=activation, kernel_initializer=initializer(config), name=name, dtype=dtype
     )
 
 
+class AlbertConfigSerializable:
+    """get_config/from_config for a layer or model made from an AlbertConfig: the config as its
+    dict (key order and unknown keys kept) beside Keras's name, trainable and dtype policy.
+
+    The layers and models below hand their dtype policy to the layers they create, so one
+    restored under another global policy computes in the dtypes it was saved with.
+    """
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config({**config, "config": AlbertConfig.from_dict(config["config"])})
+
+
 @keras.saving.register_keras_serializable(package="bioalbert_tf")
-class AlbertEmbeddings(keras.layers.Layer):
+class AlbertEmbeddings(AlbertConfigSerializable, keras.layers.Layer):
     """word + token type + position embeddings, LayerNorm, dropout: [batch, seq] -> [batch, seq, embedding]."""
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
         self.config = config
         self.layer_norm = layer_norm("LayerNorm")
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         c, init = self.config, initializer(self.config)
@@ -82,24 +100,29 @@ class AlbertEmbeddings(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="bioalbert_tf")
-class AlbertBlock(keras.layers.Layer):
+class AlbertBlock(AlbertConfigSerializable, keras.layers.Layer):
     """One `inner_group`: self-attention + residual + LayerNorm, FFN + residual + LayerNorm_1 (post-LN)."""
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
         c = self.config = config
-        self.query = dense(c.hidden_size, c, "query")
-        self.key = dense(c.hidden_size, c, "key")
-        self.value = dense(c.hidden_size, c, "value")
-        self.attention_output = dense(c.hidden_size, c, "attention_output")
-        self.attention_dropout = keras.layers.Dropout(c.attention_probs_dropout_prob)
-        self.output_dropout = keras.layers.Dropout(c.hidden_dropout_prob)
+        dtype = self.dtype_policy
+        self.query = dense(c.hidden_size, c, "query", dtype=dtype)
+        self.key = dense(c.hidden_size, c, "key", dtype=dtype)
+        self.value = dense(c.hidden_size, c, "value", dtype=dtype)
+        self.attention_output = dense(c.hidden_size, c, "attention_output", dtype=dtype)
+        self.attention_dropout = keras.layers.Dropout(c.attention_probs_dropout_prob, dtype=dtype)
+        self.output_dropout = keras.layers.Dropout(c.hidden_dropout_prob, dtype=dtype)
         self.layer_norm = layer_norm("LayerNorm")
         self.intermediate = dense(
-            c.intermediate_size, c, "ffn_intermediate", activation=get_activation(c.hidden_act)
+            c.intermediate_size,
+            c,
+            "ffn_intermediate",
+            activation=get_activation(c.hidden_act),
+            dtype=dtype,
         )
-        self.ffn_output = dense(c.hidden_size, c, "ffn_output")
-        self.ffn_dropout = keras.layers.Dropout(c.hidden_dropout_prob)
+        self.ffn_output = dense(c.hidden_size, c, "ffn_output", dtype=dtype)
+        self.ffn_dropout = keras.layers.Dropout(c.hidden_dropout_prob, dtype=dtype)
         self.layer_norm_1 = layer_norm("LayerNorm_1")
 
     def build(self, input_shape=None):

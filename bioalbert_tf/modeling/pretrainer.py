@@ -7,13 +7,19 @@ from keras import ops
 
 from bioalbert_tf.config import AlbertConfig
 from bioalbert_tf.modeling.encoder import AlbertEncoder
-from bioalbert_tf.modeling.layers import dense, get_activation, initializer, layer_norm
+from bioalbert_tf.modeling.layers import (
+    AlbertConfigSerializable,
+    dense,
+    get_activation,
+    initializer,
+    layer_norm,
+)
 
 MLM_LOSS_EPSILON = 1e-5  # added to the number of masked tokens, as in run_pretraining.py
 
 
 @keras.saving.register_keras_serializable(package="bioalbert_tf")
-class AlbertPretrainer(keras.Model):
+class AlbertPretrainer(AlbertConfigSerializable, keras.Model):
     """Encoder + `cls/predictions` (MLM) + `cls/seq_relationship` (SOP).
 
     Inputs: input_ids, input_mask, segment_ids [batch, seq] and masked_lm_positions [batch, preds].
@@ -25,12 +31,13 @@ class AlbertPretrainer(keras.Model):
         kwargs.setdefault("name", "albert_pretrainer")
         super().__init__(**kwargs)
         self.config = config
-        self.encoder = encoder or AlbertEncoder(config)
+        self.encoder = encoder or AlbertEncoder(config, dtype=self.dtype_policy)
         self.mlm_transform = dense(
             config.embedding_size,
             config,
             "mlm_transform",
             activation=get_activation(config.hidden_act),
+            dtype=self.dtype_policy,
         )
         self.mlm_layer_norm = layer_norm("mlm_LayerNorm")
         self.build()
@@ -73,15 +80,6 @@ class AlbertPretrainer(keras.Model):
             "sop_logits": self.sop_logits(out["pooled_output"]),
             **out,
         }
-
-    def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(
-            AlbertConfig.from_dict(config["config"]), name=config.get("name", "albert_pretrainer")
-        )
 
 
 def pretraining_sums(outputs: dict, features: dict) -> dict:
