@@ -30,6 +30,7 @@ from absl import logging
 
 from bioalbert_tf import checkpoints, fileio, manifest, run_folder, run_settings
 from bioalbert_tf.evaluation import datasets, formats, metrics, scoring
+from bioalbert_tf.finetuning_config import FinetuningConfig
 
 METRICS_FILE = "metrics.json"
 BEST_WEIGHTS = "best.weights.h5"
@@ -38,49 +39,6 @@ QA_PREDICTIONS = "predictions.json"  # BioASQ
 SAVED_MODEL = "saved_model"
 # Every file fine-tuning writes in its output_dir (and in fold-<k>/): what --overwrite removes.
 OUTPUTS = (METRICS_FILE, manifest.SETTINGS_NAME, BEST_WEIGHTS, TEST_PREDICTIONS, QA_PREDICTIONS)
-
-
-@dataclasses.dataclass(frozen=True)
-class FinetuningConfig:
-    dataset: str
-    data_dir: str
-    output_dir: str
-    albert_config_file: str
-    spm_model_file: str
-    init_checkpoint: str | None = None
-    # The paper's Table 5: AdamW, lr 1e-5, batch 32, 10000 steps, 320 warm-up, lowercased;
-    # max length 512 for NER and 128 otherwise (None: the dataset registry's).
-    learning_rate: float = 1e-5
-    train_batch_size: int = 32
-    eval_batch_size: int = 64
-    num_train_steps: int = 10000
-    num_warmup_steps: int = 320
-    max_seq_length: int | None = None
-    eval_every_steps: int = 1000
-    # A resume checkpoint (model, optimizer, data position) this often, and at every dev
-    # evaluation; None: at the evaluations only.
-    save_checkpoints_steps: int | None = None
-    use_train_dev: bool = False
-    do_lower_case: bool = True
-    random_seed: int = 12345
-    weight_decay_rate: float = 0.01
-    folds: str | None = None  # cross-validation: which folds ("1,3"); None = all
-    # XLA-compiled training step (forward, backward, clipping, AdamW update) on CPU and GPU;
-    # False: the plain graph. Keras' own default ("auto") leaves XLA off on CPU-only machines.
-    jit_compile: bool = True
-
-    def __post_init__(self):
-        for name in ("learning_rate", "train_batch_size", "eval_batch_size", "num_train_steps",
-                     "eval_every_steps"):  # fmt: skip
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.save_checkpoints_steps is not None and not self.save_checkpoints_steps > 0:
-            raise ValueError(
-                f"save_checkpoints_steps must be > 0, got {self.save_checkpoints_steps}"
-            )
-        if not 0 <= self.num_warmup_steps <= self.num_train_steps:
-            raise ValueError(f"num_warmup_steps must be in [0, num_train_steps="
-                             f"{self.num_train_steps}], got {self.num_warmup_steps}")  # fmt: skip
 
 
 def run(config: FinetuningConfig, overwrite: bool = False) -> dict:

@@ -26,41 +26,64 @@ import time
 from absl import logging
 
 from bioalbert_tf import checkpoints, features, fileio, manifest, record_check, run_settings
+from bioalbert_tf.settings import setting
 
 AUTOTUNE = -1
 
 
 @dataclasses.dataclass(frozen=True)
 class PretrainingConfig:
-    input_file: tuple[str, ...]
-    output_dir: str
-    albert_config_file: str
-    init_checkpoint: str | None = None
-    eval_input_file: tuple[str, ...] = ()  # default: input_file, as the reference evaluates
-    train_batch_size: int = 1024  # global; BioALBERT base (8 TPU v3 replicas x 128)
-    eval_batch_size: int = 64
-    max_seq_length: int = 512
-    max_predictions_per_seq: int = 20
-    learning_rate: float = 0.00176
-    num_train_steps: int = 200_000
-    num_warmup_steps: int = 3125
-    poly_power: float = 1.0
-    optimizer: str = "lamb"
-    save_checkpoints_steps: int = 5000
-    keep_checkpoint_max: int = 5
-    iterations_per_loop: int = 1000
-    do_train: bool = True
-    do_eval: bool = False
-    max_eval_steps: int = 100
-    use_bfloat16: bool = False
-    random_seed: int = 12345
-    export_tf1: bool = False
-    spm_model_file: str | None = None  # if given, its size is checked against vocab_size
-    # XLA-compile the per-replica forward/backward/clipping on CPU and GPU (TPUs always compile).
-    # run_pretraining turns it on (benchmarks/pretraining_bench: 1.2-1.4x at ALBERT small on an
-    # AVX2 EPYC, 0.95-1.04x at tiny size on a Xeon); the library default is the plain graph, which
-    # starts without compiling (what tests and short runs want).
-    jit_compile: bool = False
+    """run_pretraining's settings (its flags are generated from these fields, `settings`)."""
+
+    input_file: tuple[str, ...] = setting(
+        help="TFRecord files: comma list or globs, local or gs://."
+    )
+    output_dir: str = setting(help="Checkpoints, summaries, eval results (local or gs://).")
+    albert_config_file: str = setting(help="albert_config.json of the model.")
+    init_checkpoint: str | None = setting(
+        None, "TF1 (Google ALBERT / BioALBERT) or our checkpoint, prefix or folder."
+    )
+    eval_input_file: tuple[str, ...] = setting(
+        (), "Eval TFRecords (default: --input_file, as the original)."
+    )
+    train_batch_size: int = setting(
+        1024, "Global training batch size (over all replicas); BioALBERT base: 8 TPU v3 x 128."
+    )
+    eval_batch_size: int = setting(64, "Global eval batch size.")
+    max_seq_length: int = setting(512, "Sequence length of the TFRecords.")
+    max_predictions_per_seq: int = setting(
+        20, "Masked-LM predictions per sequence in the TFRecords."
+    )
+    learning_rate: float = setting(0.00176, "Peak learning rate.")
+    num_train_steps: int = setting(200_000, "Training steps (the polynomial decay reaches 0 here).")
+    num_warmup_steps: int = setting(3125, "Linear warm-up steps.")
+    poly_power: float = setting(1.0, "Power of the polynomial decay.")
+    optimizer: str = setting("lamb", "ALBERT's LAMB, or BERT's AdamW.", choices=("lamb", "adamw"))
+    save_checkpoints_steps: int = setting(5000, "Checkpoint every this many steps.")
+    keep_checkpoint_max: int = setting(5, "Checkpoints to keep.")
+    iterations_per_loop: int = setting(
+        1000, "Steps per call into the device (steps per execution)."
+    )
+    do_train: bool = setting(True, "Train.")
+    do_eval: bool = setting(False, "Evaluate at each checkpoint; keep the best as model.ckpt-best.")
+    max_eval_steps: int = setting(100, "Eval batches.")
+    use_bfloat16: bool = setting(False, "mixed_bfloat16: bfloat16 compute, float32 variables.")
+    random_seed: int = setting(12345, "Seed of initialisation and data order.")
+    export_tf1: bool = setting(
+        False,
+        "Also write the final (and best) weights in the original TF1 layout under output_dir/tf1.",
+    )
+    spm_model_file: str | None = setting(
+        None,
+        "SentencePiece model of the TFRecords: checks that vocab_size holds all its ids (the "
+        "builder's stats.json, when beside the TFRecords, is checked anyway).",
+    )
+    jit_compile: bool = setting(
+        True,
+        "XLA-compile each replica's forward/backward on CPU and GPU (TPUs always compile); "
+        "--nojit_compile runs the plain graph, which starts without compiling "
+        "(benchmarks/pretraining_bench compares the two).",
+    )
 
     def validate(self) -> None:
         for name in ("train_batch_size", "eval_batch_size", "max_seq_length", "max_predictions_per_seq",

@@ -19,43 +19,12 @@ import sys
 
 from absl import app, flags
 
-from bioalbert_tf import fileio
+from bioalbert_tf import fileio, settings
 from bioalbert_tf.evaluation import datasets
+from bioalbert_tf.finetuning_config import FinetuningConfig
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("dataset", None, list(datasets.REGISTRY), "Dataset of the paper.")
-flags.DEFINE_string(
-    "data_dir",
-    None,
-    "Folder with train/dev(el)/test files, or with numbered fold folders 1/, 2/, ... (local or gs://).",
-)
-flags.DEFINE_string("output_dir", None, "Where predictions, metrics.json and saved_model/ go.")
-flags.DEFINE_string("albert_config_file", None, "albert_config.json of the pretrained model.")
-flags.DEFINE_string("spm_model_file", None, "SentencePiece model of the pretrained model.")
-flags.DEFINE_string("init_checkpoint", None, "TF1 (Google ALBERT / BioALBERT) or our checkpoint.")
-flags.DEFINE_float("learning_rate", 1e-5, "Peak learning rate (paper: 1e-5).")
-flags.DEFINE_integer("train_batch_size", 32, "Training batch size (paper: 32).")
-flags.DEFINE_integer("eval_batch_size", 64, "Prediction batch size.")
-flags.DEFINE_integer("num_train_steps", 10000, "Training steps (paper: 10000).")
-flags.DEFINE_integer("num_warmup_steps", 320, "Warm-up steps (paper: 320).")
-flags.DEFINE_integer("max_seq_length", None, "Default: 512 for NER, 128 otherwise (paper).")
-flags.DEFINE_integer("eval_every_steps", 1000, "Evaluate on dev (and keep the best) this often.")
-flags.DEFINE_integer(
-    "save_checkpoints_steps",
-    None,
-    "Also save a resume checkpoint (model, optimizer, data position) this often; by default "
-    "one is saved at every dev evaluation only.",
-)
-flags.DEFINE_bool("use_train_dev", False, "Train on train_dev.tsv (train + dev).")
-flags.DEFINE_bool("do_lower_case", True, "Lowercase in normalisation.")
-flags.DEFINE_integer("random_seed", 12345, "Seed.")
-flags.DEFINE_string("folds", None, "Cross-validation: the folds to run, e.g. 1,3 (default: all).")
-flags.DEFINE_bool(
-    "jit_compile",
-    True,
-    "XLA-compile the training step on CPU and GPU (benchmarks/finetuning_bench); "
-    "--nojit_compile trains with the plain graph.",
-)
+settings.define_flags(FinetuningConfig, choices={"dataset": list(datasets.REGISTRY)})
 flags.DEFINE_bool(
     "overwrite",
     False,
@@ -71,31 +40,8 @@ def main(argv):
     from bioalbert_tf.checkpoints import CheckpointMismatchError
     from bioalbert_tf.config import ConfigError
 
-    for name in ("dataset", "data_dir", "output_dir", "albert_config_file", "spm_model_file"):
-        if not getattr(FLAGS, name):
-            raise app.UsageError(f"--{name} is required")
     try:
-        config = finetuning.FinetuningConfig(
-            dataset=FLAGS.dataset,
-            data_dir=FLAGS.data_dir,
-            output_dir=FLAGS.output_dir,
-            albert_config_file=FLAGS.albert_config_file,
-            spm_model_file=FLAGS.spm_model_file,
-            init_checkpoint=FLAGS.init_checkpoint,
-            learning_rate=FLAGS.learning_rate,
-            train_batch_size=FLAGS.train_batch_size,
-            eval_batch_size=FLAGS.eval_batch_size,
-            num_train_steps=FLAGS.num_train_steps,
-            num_warmup_steps=FLAGS.num_warmup_steps,
-            max_seq_length=FLAGS.max_seq_length,
-            eval_every_steps=FLAGS.eval_every_steps,
-            save_checkpoints_steps=FLAGS.save_checkpoints_steps,
-            use_train_dev=FLAGS.use_train_dev,
-            do_lower_case=FLAGS.do_lower_case,
-            random_seed=FLAGS.random_seed,
-            folds=FLAGS.folds,
-            jit_compile=FLAGS.jit_compile,
-        )
+        config = settings.from_flags(FinetuningConfig)
         result = finetuning.run(config, overwrite=FLAGS.overwrite)
     except KeyboardInterrupt as e:
         then = (

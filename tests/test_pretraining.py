@@ -164,7 +164,7 @@ def _config(data, out, **kw):
     settings = dict(input_file=(f"{data}/tfrecords/*.tfrecord",), output_dir=str(out),
                     albert_config_file=f"{data}/albert_config.json", train_batch_size=8, max_seq_length=64,
                     max_predictions_per_seq=10, learning_rate=0.005, num_warmup_steps=1, num_train_steps=4,
-                    save_checkpoints_steps=2, iterations_per_loop=1)  # fmt: skip
+                    save_checkpoints_steps=2, iterations_per_loop=1, jit_compile=False)  # fmt: skip
     return PretrainingConfig(**{**settings, **kw})
 
 
@@ -407,7 +407,7 @@ def _small_setup(tmp_path, n=16, predictions=lambda i: 1 + i % PRED, **overrides
     records = _write_records(tmp_path / "train.tfrecord", n, predictions)
     values = dict(input_file=(records,), output_dir=str(tmp_path / "out"), albert_config_file=str(config_file),
                   train_batch_size=4, eval_batch_size=4, max_seq_length=SEQ, max_predictions_per_seq=PRED,
-                  learning_rate=0.01, num_train_steps=10, num_warmup_steps=0)  # fmt: skip
+                  learning_rate=0.01, num_train_steps=10, num_warmup_steps=0, jit_compile=False)  # fmt: skip
     return pretraining.PretrainingConfig(**{**values, **overrides})
 
 

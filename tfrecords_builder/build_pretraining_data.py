@@ -18,57 +18,12 @@ import sys
 
 from absl import app, flags, logging
 
-from bioalbert_tf import fileio, run_folder
+from bioalbert_tf import fileio, run_folder, settings
 from tfrecords_builder import corpus
 from tfrecords_builder.pipeline import BuildConfig, run, unknown_pipeline_args
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list(
-    "input_files",
-    None,
-    "Comma list of files or globs (local or gs://): MEDLINE .xml(.gz), PMC .nxml / .tar.gz, MIMIC NOTEEVENTS.csv(.gz), or plain text.",
-)
-flags.DEFINE_string(
-    "output_dir", None, "Where the *.tfrecord shards and stats.json go (local or gs://)."
-)
-flags.DEFINE_string(
-    "spm_model_file", None, "SentencePiece model with ALBERT's special ids (e.g. 30k-clean.model)."
-)
-flags.DEFINE_integer(
-    "max_seq_length", 512, "Maximum tokens per example, [CLS] and [SEP]s included."
-)
-flags.DEFINE_integer("max_predictions_per_seq", 20, "Maximum masked-LM predictions per example.")
-flags.DEFINE_float(
-    "masked_lm_prob", 0.15, "Share of tokens to mask (before the max_predictions cap)."
-)
-flags.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter random target length.")
-flags.DEFINE_integer("dupe_factor", 40, "Passes over each document, each with different masks.")
-flags.DEFINE_integer("ngram", 3, "Maximum n-gram (in whole words) of a masked span.")
-flags.DEFINE_bool(
-    "favor_shorter_ngram", True, "n-gram length n has probability proportional to 1/n."
-)
-flags.DEFINE_integer(
-    "random_seed", 12345, "Seed: same inputs, flags and seed give identical bytes."
-)
-flags.DEFINE_integer("num_shards", 0, "Output shards; 0 = one per input file.")
-flags.DEFINE_bool("do_lower_case", True, "Lowercase in normalisation (BioALBERT: true).")
-flags.DEFINE_enum(
-    "compression", "", ["", "GZIP"], "TFRecord compression; the original readers expect none."
-)
-flags.DEFINE_enum(
-    "input_format", "auto", ["auto", *corpus.FORMATS], "Corpus format; auto = by file extension."
-)
-flags.DEFINE_integer(
-    "docs_per_chunk",
-    1000,
-    "Documents per chunk: the unit of parallel work, held in memory at once per worker, and "
-    "the pool for random segment B.",
-)
-flags.DEFINE_bool(
-    "skip_bad_files",
-    False,
-    "Keep what was read of a truncated/malformed file, count it in stats, and go on.",
-)
+settings.define_flags(BuildConfig, exclude=("min_line_chars", "output_prefix"))
 flags.DEFINE_bool(
     "overwrite",
     False,
@@ -82,25 +37,7 @@ flags.DEFINE_string(
 
 
 def config_from_flags() -> BuildConfig:
-    return BuildConfig(
-        input_files=tuple(FLAGS.input_files),
-        output_dir=FLAGS.output_dir,
-        spm_model_file=FLAGS.spm_model_file,
-        max_seq_length=FLAGS.max_seq_length,
-        max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-        masked_lm_prob=FLAGS.masked_lm_prob,
-        short_seq_prob=FLAGS.short_seq_prob,
-        dupe_factor=FLAGS.dupe_factor,
-        ngram=FLAGS.ngram,
-        favor_shorter_ngram=FLAGS.favor_shorter_ngram,
-        random_seed=FLAGS.random_seed,
-        num_shards=FLAGS.num_shards,
-        do_lower_case=FLAGS.do_lower_case,
-        compression=FLAGS.compression,
-        input_format=FLAGS.input_format,
-        docs_per_chunk=FLAGS.docs_per_chunk,
-        skip_bad_files=FLAGS.skip_bad_files,
-    )
+    return settings.from_flags(BuildConfig)
 
 
 def _parse(argv):
@@ -109,15 +46,13 @@ def _parse(argv):
 
 
 def main(argv):
-    for name in ("input_files", "output_dir", "spm_model_file"):
-        if not getattr(FLAGS, name):
-            raise app.UsageError(f"--{name} is required")
+    config = config_from_flags()  # a missing required flag: a usage error
     beam_args = [f"--runner={FLAGS.runner}", *argv[1:]]
     # Beam logs a failing step's traceback before re-raising; an I/O fault is told in one line.
     py_logging.getLogger("apache_beam.runners.common").addFilter(_not_a_fault)
     try:
         _refuse_unknown(argv[1:])
-        stats = run(config_from_flags(), beam_args, overwrite=FLAGS.overwrite)
+        stats = run(config, beam_args, overwrite=FLAGS.overwrite)
     except KeyboardInterrupt as e:
         then = "finished groups and chunks are kept; rerun the same command to go on"
         print(run_folder.interrupted(e, then), file=sys.stderr)

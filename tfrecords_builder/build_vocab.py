@@ -14,35 +14,15 @@ import sys
 
 from absl import app, flags
 
-from bioalbert_tf import fileio, run_folder
+from bioalbert_tf import fileio, run_folder, settings
 from tfrecords_builder import corpus, vocab
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("input_files", None, "Comma list of files or globs, any corpus format.")
-flags.DEFINE_string("model_prefix", None, "Writes <model_prefix>.model and <model_prefix>.vocab.")
-flags.DEFINE_integer("vocab_size", 30000, "Pieces, specials included (ALBERT/BioALBERT: 30000).")
-flags.DEFINE_float(
-    "character_coverage", 0.99995, "SentencePiece character coverage (ALBERT's value)."
-)
-flags.DEFINE_integer("input_sentence_size", 10_000_000, "Sentences sampled for training.")
-flags.DEFINE_bool("do_lower_case", True, "Lowercase in normalisation, as at encoding time.")
-flags.DEFINE_enum(
-    "input_format", "auto", ["auto", *corpus.FORMATS], "Corpus format; auto = by extension."
-)
-flags.DEFINE_bool(
-    "hard_vocab_limit", True, "If false, a small corpus may give fewer pieces than vocab_size."
-)
-flags.DEFINE_integer("random_seed", 12345, "Seed of SentencePiece's sentence sampling.")
+settings.define_flags(vocab.VocabConfig, exclude=("model_type", "num_threads"))
 flags.DEFINE_string(
     "existing_model",
     None,
     "Instead of training: check this model's ids (e.g. ALBERT's 30k-clean.model) and copy it to model_prefix.",
-)
-flags.DEFINE_bool(
-    "skip_bad_files",
-    False,
-    "Keep what was read before the damage of a damaged input file and list it in the summary, "
-    "instead of stopping (as the TFRecord builder's flag).",
 )
 flags.DEFINE_bool(
     "overwrite",
@@ -89,19 +69,8 @@ def _build() -> dict:
         return vocab.adopt_existing(FLAGS.existing_model, FLAGS.model_prefix)
     from tfrecords_builder.pipeline import expand_inputs
 
-    config = vocab.VocabConfig(
-        input_files=tuple(expand_inputs(FLAGS.input_files)),
-        model_prefix=FLAGS.model_prefix,
-        vocab_size=FLAGS.vocab_size,
-        character_coverage=FLAGS.character_coverage,
-        input_sentence_size=FLAGS.input_sentence_size,
-        do_lower_case=FLAGS.do_lower_case,
-        input_format=FLAGS.input_format,
-        hard_vocab_limit=FLAGS.hard_vocab_limit,
-        random_seed=FLAGS.random_seed,
-        skip_bad_files=FLAGS.skip_bad_files,
-    )
-    return vocab.train(config)
+    inputs = tuple(expand_inputs(FLAGS.input_files))
+    return vocab.train(settings.from_flags(vocab.VocabConfig, input_files=inputs))
 
 
 if __name__ == "__main__":

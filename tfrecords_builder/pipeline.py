@@ -52,6 +52,7 @@ import numpy as np
 from absl import logging
 
 from bioalbert_tf import features, fileio, manifest, run_folder
+from bioalbert_tf.settings import setting
 from bioalbert_tf.tokenization import Tokenizer
 from tfrecords_builder import corpus, writer
 from tfrecords_builder.instances import PackingConfig, create_instances_from_document
@@ -66,25 +67,50 @@ LENGTH_BINS = 16
 
 @dataclasses.dataclass(frozen=True)
 class BuildConfig:
-    input_files: tuple[str, ...]
-    output_dir: str
-    spm_model_file: str
-    max_seq_length: int = 512
-    max_predictions_per_seq: int = 20
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
-    dupe_factor: int = 40
-    ngram: int = 3
-    favor_shorter_ngram: bool = True
-    random_seed: int = 12345
-    num_shards: int = 0  # 0: one shard per input file
-    do_lower_case: bool = True
-    compression: str = ""  # "" or "GZIP"
-    input_format: str = "auto"
-    docs_per_chunk: int = 1000
-    min_line_chars: int = corpus.MIN_LINE_CHARS
-    skip_bad_files: bool = False
-    output_prefix: str = "pretrain"
+    """build_pretraining_data's settings (its flags are generated from these fields)."""
+
+    input_files: tuple[str, ...] = setting(
+        help="Comma list of files or globs (local or gs://): MEDLINE .xml(.gz), PMC .nxml / "
+        ".tar.gz, MIMIC NOTEEVENTS.csv(.gz), or plain text."
+    )
+    output_dir: str = setting(
+        help="Where the *.tfrecord shards and stats.json go (local or gs://)."
+    )
+    spm_model_file: str = setting(
+        help="SentencePiece model with ALBERT's special ids (e.g. 30k-clean.model)."
+    )
+    max_seq_length: int = setting(512, "Maximum tokens per example, [CLS] and [SEP]s included.")
+    max_predictions_per_seq: int = setting(20, "Maximum masked-LM predictions per example.")
+    masked_lm_prob: float = setting(
+        0.15, "Share of tokens to mask (before the max_predictions cap)."
+    )
+    short_seq_prob: float = setting(0.1, "Probability of a shorter random target length.")
+    dupe_factor: int = setting(40, "Passes over each document, each with different masks.")
+    ngram: int = setting(3, "Maximum n-gram (in whole words) of a masked span.")
+    favor_shorter_ngram: bool = setting(
+        True, "n-gram length n has probability proportional to 1/n."
+    )
+    random_seed: int = setting(12345, "Seed: same inputs, flags and seed give identical bytes.")
+    num_shards: int = setting(0, "Output shards; 0 = one per input file.")
+    do_lower_case: bool = setting(True, "Lowercase in normalisation (BioALBERT: true).")
+    compression: str = setting(
+        "", "TFRecord compression; the original readers expect none.", choices=("", "GZIP")
+    )
+    input_format: str = setting(
+        "auto", "Corpus format; auto = by file extension.", choices=("auto", *corpus.FORMATS)
+    )
+    docs_per_chunk: int = setting(
+        1000,
+        "Documents per chunk: the unit of parallel work, held in memory at once per worker, and "
+        "the pool for random segment B.",
+    )
+    min_line_chars: int = setting(
+        corpus.MIN_LINE_CHARS, "Lines shorter than this are removed (the paper's cleaning)."
+    )
+    skip_bad_files: bool = setting(
+        False, "Keep what was read of a truncated/malformed file, count it in stats, and go on."
+    )
+    output_prefix: str = setting("pretrain", "Shard names: <prefix>-<i>-of-<n>.tfrecord.")
 
     def validate(self) -> None:
         checks = [

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from absl import logging
 
 from bioalbert_tf import fileio
+from bioalbert_tf.settings import setting
 from bioalbert_tf.tokenization import load_sentencepiece, preprocess_text
 from tfrecords_builder import corpus
 
@@ -24,19 +25,30 @@ ALBERT_USER_DEFINED_SYMBOLS = ["(", ")", '"', "-", ".", "\u2013", "\u00a3", "\u2
 
 @dataclasses.dataclass(frozen=True)
 class VocabConfig:
-    input_files: tuple[str, ...]
-    model_prefix: str
-    vocab_size: int = 30000
-    model_type: str = "unigram"
-    character_coverage: float = 0.99995
-    input_sentence_size: int = 10_000_000  # sentences sampled for training, as ALBERT did
-    do_lower_case: bool = True
-    input_format: str = "auto"
-    hard_vocab_limit: bool = True
-    random_seed: int = 12345
-    # A damaged input file: keep what was read before the damage and list it (as the builder).
-    skip_bad_files: bool = False
-    num_threads: int = os.cpu_count() or 1
+    """build_vocab's settings (its flags are generated from these fields)."""
+
+    input_files: tuple[str, ...] = setting(help="Comma list of files or globs, any corpus format.")
+    model_prefix: str = setting(help="Writes <model_prefix>.model and <model_prefix>.vocab.")
+    vocab_size: int = setting(30000, "Pieces, specials included (ALBERT/BioALBERT: 30000).")
+    model_type: str = setting("unigram", "SentencePiece model type (ALBERT's: unigram).")
+    character_coverage: float = setting(
+        0.99995, "SentencePiece character coverage (ALBERT's value)."
+    )
+    input_sentence_size: int = setting(10_000_000, "Sentences sampled for training, as ALBERT did.")
+    do_lower_case: bool = setting(True, "Lowercase in normalisation, as at encoding time.")
+    input_format: str = setting(
+        "auto", "Corpus format; auto = by extension.", choices=("auto", *corpus.FORMATS)
+    )
+    hard_vocab_limit: bool = setting(
+        True, "If false, a small corpus may give fewer pieces than vocab_size."
+    )
+    random_seed: int = setting(12345, "Seed of SentencePiece's sentence sampling.")
+    skip_bad_files: bool = setting(
+        False,
+        "Keep what was read before the damage of a damaged input file and list it in the "
+        "summary, instead of stopping (as the TFRecord builder's flag).",
+    )
+    num_threads: int = setting(os.cpu_count() or 1, "SentencePiece training threads.")
 
 
 def iter_sentences(

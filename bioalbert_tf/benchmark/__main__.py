@@ -18,40 +18,19 @@ import sys
 
 from absl import app, flags
 
-from bioalbert_tf import fileio, run_folder
+from bioalbert_tf import fileio, run_folder, settings
 from bioalbert_tf.benchmark import report, runner
-from bioalbert_tf.evaluation import datasets, formats, predictions
+from bioalbert_tf.evaluation import datasets, formats
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "saved_model",
-    None,
-    "SavedModel folder, local or gs://; for cross-validated datasets, the folder holding "
-    "fold-<k>/saved_model/ (run_finetuning's output_dir).",
+settings.define_flags(
+    runner.RunConfig, choices={"dataset": list(datasets.REGISTRY)}, exclude=("fold",)
 )
-flags.DEFINE_enum("dataset", None, list(datasets.REGISTRY), "Which dataset.")
-flags.DEFINE_string("data_dir", None, "The dataset's folder (split files or BioASQ batches).")
-flags.DEFINE_string("output_dir", None, "Where predictions, metrics and the report go.")
-flags.DEFINE_string("split", "test", "train, dev (devel.tsv or dev.tsv) or test.")
-flags.DEFINE_integer("batch_size", 32, "Examples per SavedModel call.")
-flags.DEFINE_integer("seed", None, "Fine-tuning seed of the SavedModel (recorded; names a folder).")
 flags.DEFINE_string(
     "suite", None, "JSON list of runs; replaces --saved_model/--dataset/--data_dir."
 )
 flags.DEFINE_bool("report", True, "Write report.md / report.json / charts into --output_dir.")
 flags.DEFINE_string("references", str(report.DEFAULT_REFERENCES), "Published scores (JSON).")
-flags.DEFINE_enum(
-    "answer_merge",
-    predictions.MERGE_BIOBERT,
-    list(predictions.MERGE_RULES),
-    "BioASQ: how a question's answers are merged over its snippets: biobert (BioBERT's rule, "
-    "probabilities of the same answer summed; the paper's numbers) or max (best probability).",
-)
-flags.DEFINE_bool(
-    "allow_other_dataset",
-    False,
-    "Score a SavedModel whose assets/task.json names another dataset of the same task and labels.",
-)
 flags.DEFINE_bool(
     "overwrite",
     False,
@@ -82,19 +61,7 @@ def main(argv):
         else:
             if not (FLAGS.saved_model and FLAGS.dataset and FLAGS.data_dir):
                 raise app.UsageError("--saved_model, --dataset and --data_dir (or --suite) needed")
-            configs = [
-                runner.RunConfig(
-                    saved_model=FLAGS.saved_model,
-                    dataset=FLAGS.dataset,
-                    data_dir=FLAGS.data_dir,
-                    output_dir=FLAGS.output_dir,
-                    split=FLAGS.split,
-                    batch_size=FLAGS.batch_size,
-                    seed=FLAGS.seed,
-                    answer_merge=FLAGS.answer_merge,
-                    allow_other_dataset=FLAGS.allow_other_dataset,
-                )
-            ]
+            configs = [settings.from_flags(runner.RunConfig)]
         with run_folder.hold(FLAGS.output_dir, "bioalbert_tf.benchmark"):
             results = runner.run_suite(configs, overwrite=FLAGS.overwrite)
             if FLAGS.report:

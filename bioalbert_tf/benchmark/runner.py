@@ -46,24 +46,40 @@ from absl import logging
 from bioalbert_tf import fileio, manifest
 from bioalbert_tf.evaluation import datasets, formats, predictions, scoring
 from bioalbert_tf.evaluation.datasets import DatasetSpec
+from bioalbert_tf.settings import setting
 
 METRICS_FILE = "metrics.json"
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    saved_model: str  # folder, local or gs://
-    dataset: str  # a name in datasets.REGISTRY
-    data_dir: str  # the dataset's folder (split files, or the BioASQ batches + golden files)
-    output_dir: str
-    split: str = "test"
-    batch_size: int = 32
-    seed: int | None = None  # the fine-tuning seed of this SavedModel; recorded, and names a folder
-    fold: int | None = None  # cross-validation fold (data_dir is then that fold's folder)
-    # BioASQ: how a question's answers are merged over its snippets (predictions.MERGE_RULES).
-    answer_merge: str = predictions.MERGE_BIOBERT
-    # Score a model fine-tuned on another dataset of the same task and labels (GAD on EU-ADR).
-    allow_other_dataset: bool = False
+    """One SavedModel on one dataset split (the command line's flags are generated from these
+    fields)."""
+
+    saved_model: str = setting(
+        help="SavedModel folder, local or gs://; for cross-validated datasets, the folder holding "
+        "fold-<k>/saved_model/ (run_finetuning's output_dir)."
+    )
+    dataset: str = setting(help="Which dataset.")
+    data_dir: str = setting(help="The dataset's folder (split files or BioASQ batches).")
+    output_dir: str = setting(help="Where predictions, metrics and the report go.")
+    split: str = setting("test", "train, dev (devel.tsv or dev.tsv) or test.")
+    batch_size: int = setting(32, "Examples per SavedModel call.")
+    seed: int | None = setting(
+        None, "Fine-tuning seed of the SavedModel (recorded; names a folder)."
+    )
+    fold: int | None = setting(None, "Cross-validation fold (data_dir is then that fold's folder).")
+    answer_merge: str = setting(
+        predictions.MERGE_BIOBERT,
+        "BioASQ: how a question's answers are merged over its snippets: biobert (BioBERT's rule, "
+        "probabilities of the same answer summed; the paper's numbers) or max (best probability).",
+        choices=tuple(predictions.MERGE_RULES),
+    )
+    allow_other_dataset: bool = setting(
+        False,
+        "Score a SavedModel whose assets/task.json names another dataset of the same task and "
+        "labels (GAD on EU-ADR).",
+    )
 
     @property
     def run_dir(self) -> str:
