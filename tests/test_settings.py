@@ -106,3 +106,30 @@ def test_flags_from_a_config_parse_to_it():
     values(["prog"])
     with pytest.raises(app.UsageError, match="--name is required"):
         settings.from_flags(_Example, values)
+
+
+def _flagfile_config(path) -> tuple:
+    from bioalbert_tf.evaluation import datasets
+    from bioalbert_tf.finetuning_config import FinetuningConfig
+
+    values = flags.FlagValues()
+    settings.define_flags(FinetuningConfig, flag_values=values)
+    values(["run_finetuning", f"--flagfile={path}", "--data_dir=d", "--output_dir=o",
+            "--albert_config_file=c", "--spm_model_file=s"])  # fmt: skip
+    config = settings.from_flags(FinetuningConfig, values)
+    return config, datasets.get(config.dataset)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "finetuning").glob("*.flags")))
+def test_each_finetuning_flagfile_gives_the_papers_setting(path):
+    """Table 5: AdamW, lr 1e-5, batch 32, 10000 steps, 320 warm-up, lowercased; 512 tokens for
+    NER and 128 otherwise; the flagfile's name is its dataset."""
+    if path.stem == "table5":
+        return
+    config, spec = _flagfile_config(path.relative_to(ROOT))
+    assert config.dataset == path.stem
+    recipe = {"learning_rate": 1e-5, "train_batch_size": 32, "num_train_steps": 10000,
+              "num_warmup_steps": 320, "eval_every_steps": 1000, "do_lower_case": True}  # fmt: skip
+    assert {k: getattr(config, k) for k in recipe} == recipe
+    length = config.max_seq_length or spec.max_seq_length
+    assert length == (512 if spec.task == "ner" else 128)

@@ -88,18 +88,6 @@ def assert_bash_syntax(command: str) -> None:
     assert proc.returncode == 0, (command, proc.stderr)
 
 
-def defined_flags() -> set[str]:
-    """run_pretraining's flags, as settings.define_flags makes them (and those it defines)."""
-    from absl import flags
-
-    from bioalbert_tf import settings
-    from bioalbert_tf.pretraining import PretrainingConfig
-
-    values = flags.FlagValues()
-    settings.define_flags(PretrainingConfig, flag_values=values)
-    return set(values) | {"tpu", "tpu_zone", "gcp_project", "tpu_connect_timeout"}
-
-
 def flagfile_settings(path: pathlib.Path) -> dict[str, str]:
     settings = {}
     for line in path.read_text().splitlines():
@@ -120,12 +108,24 @@ def test_the_eight_variant_flagfiles_exist():
     assert sorted(p.stem for p in FLAGS_DIR.glob("*.flags")) == sorted(VARIANTS)
 
 
+def _pretraining_flags():
+    """run_pretraining's flags, as settings.define_flags makes them, on a FlagValues of their own."""
+    from absl import flags
+
+    from bioalbert_tf import settings
+    from bioalbert_tf.pretraining import PretrainingConfig
+
+    values = flags.FlagValues()
+    settings.define_flags(PretrainingConfig, flag_values=values)
+    return values
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_flagfile_uses_only_run_pretraining_flags(variant):
     path = FLAGS_DIR / f"{variant}.flags"
     settings = flagfile_settings(path)
-    known = defined_flags()
-    assert "albert_config_file" in known  # the regex does find the definitions
+    known = set(_pretraining_flags())
+    assert "albert_config_file" in known
     assert set(settings) <= known, set(settings) - known
     # Per-run settings come from the command line (launch_pretraining.sh), never the flagfile.
     assert not set(settings) & {"input_file", "output_dir", "init_checkpoint", "tpu"}
@@ -134,25 +134,30 @@ def test_flagfile_uses_only_run_pretraining_flags(variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_flagfile_holds_the_original_recipe(variant):
-    settings = flagfile_settings(FLAGS_DIR / f"{variant}.flags")
+    """The flagfile with run_pretraining's defaults gives the original recipe, and holds only what
+    differs from those defaults."""
+    values = _pretraining_flags()
+    values(["run_pretraining", f"--flagfile={FLAGS_DIR / variant}.flags"])
     size = variant.split("_", 1)[0]
     expected = {
         "albert_config_file": f"configs/albert_{size}.json",
-        "train_batch_size": {"base": "1024", "large": "256"}[size],
-        "learning_rate": "0.00176",
-        "num_warmup_steps": "3125",
-        "num_train_steps": "200000",
-        "poly_power": "1.0",
+        "train_batch_size": {"base": 1024, "large": 256}[size],
+        "learning_rate": 0.00176,
+        "num_warmup_steps": 3125,
+        "num_train_steps": 200000,
+        "poly_power": 1.0,
         "optimizer": "lamb",
-        "max_seq_length": "512",
-        "max_predictions_per_seq": "20",
-        "save_checkpoints_steps": "5000",
-        "keep_checkpoint_max": "5",
-        "iterations_per_loop": "1000",
-        "do_train": "true",
-        "random_seed": "12345",
+        "max_seq_length": 512,
+        "max_predictions_per_seq": 20,
+        "save_checkpoints_steps": 5000,
+        "keep_checkpoint_max": 5,
+        "iterations_per_loop": 1000,
+        "do_train": True,
+        "random_seed": 12345,
     }
-    assert settings == expected
+    assert {name: values[name].value for name in expected} == expected
+    written = flagfile_settings(FLAGS_DIR / f"{variant}.flags")
+    assert all(values[name].default != values[name].value for name in written), written
     assert (ROOT / expected["albert_config_file"]).is_file()
 
 
