@@ -7,7 +7,7 @@ CORPUS := .cache/corpus
 MEDLINE := $(CORPUS)/pubmed20n0014.xml.gz
 DEMO   := output/demo
 
-.PHONY: setup corpus demo test lint format bench clean
+.PHONY: setup corpus demo check test lint format bench clean
 
 setup: $(STAMP) $(MEDLINE)
 
@@ -35,8 +35,13 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The fast tier for every edit: lint and the in-process tests (tests/conftest.py, --fast).
+check: setup lint
+	$(BIN)/python -m pytest -q --fast -n auto --maxprocesses=4 --dist=worksteal --timeout=300 --durations=10
+
+# Everything: the README's and CI's command.
 test: setup lint
-	$(BIN)/python -m pytest -q -m "not slow" -n auto --maxprocesses=4 --dist=worksteal --timeout=900 --durations=25
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist=worksteal --timeout=900 --durations=25
 
 bench: setup
 	$(BIN)/python -m benchmarks.builder_bench

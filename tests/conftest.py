@@ -1,9 +1,16 @@
-"""Shared fixtures: the embedded MEDLINE corpus, a small plain-text corpus, a tiny vocabulary."""
+"""Shared fixtures: the embedded MEDLINE corpus, a small plain-text corpus, a tiny vocabulary;
+and the two tiers of the suite.
+
+`make test` runs every test. `make check` runs the fast tier (`pytest --fast`): tests marked
+`slow` are left out, and a test that starts a subprocess (a command line, the GCS emulator, a
+second TensorFlow) is skipped at that moment, as are those that need torch or TensorFlow's C API.
+"""
 
 from __future__ import annotations
 
 import os
 import pathlib
+import subprocess
 
 import pytest
 
@@ -101,3 +108,45 @@ def small_disk(tmp_path):
     yield make
     for folder in mounts:
         subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the fast tier (make check): no slow test, no subprocess, torch or C API",
+    )
+
+
+# Modules of the slow tier as a whole: they compare against torch or TensorFlow's C API.
+SLOW_MODULES = {"test_parity_hf", "test_serving_loader", "test_serving_fuzz"}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--fast"):
+        return
+    kept, left = [], []
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        slow = item.get_closest_marker("slow") or module in SLOW_MODULES
+        (left if slow else kept).append(item)
+    items[:] = kept
+    config.hook.pytest_deselected(items=left)
+
+
+class _NoSubprocess(subprocess.Popen):
+    def __init__(self, *args, **kwargs):
+        pytest.skip("starts a subprocess: in make test, not in the fast tier")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_tier(request):
+    """In the fast tier, a test (or fixture) that starts a subprocess is skipped there and then.
+    Session-wide and first, so that module fixtures are covered too (in the test processes
+    only: pytest-xdist starts them before any fixture)."""
+    if not request.config.getoption("--fast"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(subprocess, "Popen", _NoSubprocess)
+        yield
