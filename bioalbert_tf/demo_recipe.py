@@ -1,25 +1,32 @@
-"""The small-model pretraining recipe of `make demo` and of benchmarks/domain_bench.
-
-Chosen by measurement on a 2-core CPU (README, "How the demo's recipe was chosen"): a small
-ALBERT (configs/albert_demo.json: hidden 128, 1 layer, 2 heads) on sequences of 32 pieces with
-5 masked-LM predictions each (ALBERT's 15%, in one-word spans), batch 32, LAMB at 0.005 after
-200 warm-up steps, 8,000 steps. At LAMB 0.005-0.01 and sequence 32 or 64, the masked-LM loss
-left the frequent-token plateau after about 3 million training tokens, whatever the batch; one layer
-learned as much per step as two (the same loss at the same step) at 1.6x the steps per second,
-so in the demo's time it gets furthest. One-word spans instead of ALBERT's up to 3 gave a lower
-eval loss at 8,000 steps, on one-word and on 3-word masks alike.
-"""
+"""The small-model pretraining recipe of `make demo` and of benchmarks/domain_bench: the
+flagfiles configs/demo/builder.flags and configs/demo/pretraining.flags (how it was chosen:
+docs/notes/demo_recipe.md), the demo's fill-mask sentences and the helpers that score them."""
 
 from __future__ import annotations
 
-CONFIG = "configs/albert_demo.json"
-SEQ, PREDICTIONS = 32, 5
-# Masked spans of one whole word (the builder's default is ALBERT's n-grams up to 3): with 5
-# predictions in 32 pieces, 2- and 3-word spans often hide the very neighbours a small model
-# learns from first, and the demo's fill-mask asks for one word between visible ones.
-NGRAM = 1
-BATCH, LEARNING_RATE, WARMUP = 32, 0.005, 200
-STEPS = 8000  # about 8 minutes of the demo's 15 on that CPU
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The recipe itself: flagfiles, passed to the builder and to run_pretraining as they are.
+BUILDER_FLAGS = ROOT / "configs" / "demo" / "builder.flags"
+PRETRAINING_FLAGS = ROOT / "configs" / "demo" / "pretraining.flags"
+
+
+def flagfile_values(path: pathlib.Path) -> dict[str, str]:
+    """{flag: value} of a flagfile's `--flag=value` lines."""
+    lines = path.read_text().splitlines()
+    return dict(line[2:].split("=", 1) for line in lines if line.startswith("--"))
+
+
+_PRETRAINING = flagfile_values(PRETRAINING_FLAGS)
+CONFIG = str(ROOT / _PRETRAINING["albert_config_file"])
+SEQ = int(_PRETRAINING["max_seq_length"])
+STEPS = int(_PRETRAINING["num_train_steps"])
+WARMUP = int(_PRETRAINING["num_warmup_steps"])
+LOOP = int(_PRETRAINING["iterations_per_loop"])
+PREDICTIONS = int(_PRETRAINING["max_predictions_per_seq"])
+BATCH = int(_PRETRAINING["train_batch_size"])
+LEARNING_RATE = float(_PRETRAINING["learning_rate"])
 
 # What the demo asks the pretrained model: the top 5 pieces for [MASK], and the expected word.
 FILL_MASK = [
@@ -66,16 +73,15 @@ def fill_mask_ids(tokenizer, sentence: str, mask_id: int) -> list[int]:
 
 def builder_args() -> list[str]:
     """build_pretraining_data flags for the recipe's TFRecords."""
-    return [
-        f"--max_seq_length={SEQ}",
-        f"--max_predictions_per_seq={PREDICTIONS}",
-        f"--ngram={NGRAM}",
-    ]
+    return [f"--flagfile={BUILDER_FLAGS}"]
 
 
 def pretraining_args(steps: int) -> list[str]:
     """run_pretraining flags for `steps` steps of the recipe (linear decay to 0 at the last)."""
-    return [f"--albert_config_file={CONFIG}", f"--train_batch_size={BATCH}", f"--max_seq_length={SEQ}",
-            f"--max_predictions_per_seq={PREDICTIONS}", f"--learning_rate={LEARNING_RATE}",
-            f"--num_train_steps={steps}", f"--num_warmup_steps={min(WARMUP, max(1, steps // 10))}",
-            f"--iterations_per_loop={min(100, steps)}"]  # fmt: skip
+    return [
+        f"--flagfile={PRETRAINING_FLAGS}",
+        f"--albert_config_file={CONFIG}",  # wherever the command runs
+        f"--num_train_steps={steps}",
+        f"--num_warmup_steps={min(WARMUP, max(1, steps // 10))}",
+        f"--iterations_per_loop={min(LOOP, steps)}",
+    ]

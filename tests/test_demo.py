@@ -34,7 +34,16 @@ def _stage_commands(tmp_path, monkeypatch) -> dict[str, tuple]:
 
 
 def _flags(command: list[str]) -> dict[str, str]:
-    return dict((a[2:] + "=").split("=")[:2] for a in command if a[:2] == "--")
+    """{flag: value} as the command line reads them: a flagfile's lines where it is named, a
+    later flag over an earlier one."""
+    out = {}
+    for arg in (a for a in command if a[:2] == "--"):
+        name, value = (arg[2:] + "=").split("=")[:2]
+        if name == "flagfile":
+            out.update(demo_recipe.flagfile_values(pathlib.Path(value)))
+        else:
+            out[name] = value
+    return out
 
 
 def test_stages_skip_and_redo(tmp_path, capsys):
