@@ -11,6 +11,7 @@ import glob as _glob
 import io
 import json
 import os
+import random
 import re
 import shutil
 
@@ -171,11 +172,35 @@ def rename(src: str, dst: str, overwrite: bool = True) -> None:
         os.rename(_local(src), _local(dst))
 
 
+TMP_MARK = ".tmp-"  # <path>.tmp-<pid>-<random>: a file being written, renamed to <path> whole
+
+
+def tmp_path(path: str) -> str:
+    """A temporary name beside `path`, unique to this writer (safe with concurrent writers)."""
+    return f"{path}{TMP_MARK}{os.getpid()}-{random.getrandbits(32):08x}"
+
+
+def final_name(name: str) -> str:
+    """The name a temporary file (`tmp_path`) will have; `name` itself for any other file."""
+    return name.split(TMP_MARK, 1)[0]
+
+
+def write_atomic(path: str, data: str | bytes) -> None:
+    """Written whole or not at all: a crash leaves the old file (or none), never half of one.
+    The one atomic write, local and gs://: under `tmp_path(path)`, then renamed."""
+    tmp = tmp_path(path)
+    try:
+        with open_file(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+        rename(tmp, path, overwrite=True)
+    except BaseException:
+        remove(tmp)
+        raise
+
+
 def write_text_atomic(path: str, text: str) -> None:
-    """Written whole or not at all: a crash leaves the old file (or none), never half of one."""
-    with open_file(path + ".tmp", "w") as f:
-        f.write(text)
-    rename(path + ".tmp", path, overwrite=True)
+    """`write_atomic` of a text."""
+    write_atomic(path, text)
 
 
 def write_json_atomic(path: str, value) -> None:

@@ -127,7 +127,7 @@ def settings_of(config: FinetuningConfig, folds: list[int] | None = None) -> dic
     paths = [
         fileio.join(config.data_dir, n)
         for n in names
-        if n.removesuffix(".tmp") not in OUTPUTS and n != run_folder.LOCK_NAME
+        if fileio.final_name(n) not in OUTPUTS and n != run_folder.LOCK_NAME
     ]
     values[DATA_FILES] = manifest.files_of(p for p in paths if not fileio.isdir(p))
     values[SPM_MODEL] = manifest.files_of([config.spm_model_file])
@@ -186,7 +186,7 @@ def clear_outputs(output_dir: str) -> None:
     removed = []
     for name in (n.rstrip("/") for n in fileio.listdir(output_dir)):
         path = fileio.join(output_dir, name)
-        if name.removesuffix(".tmp") in OUTPUTS:
+        if fileio.final_name(name) in OUTPUTS:
             fileio.remove(path)
         elif name in (SAVED_MODEL, RESUME_DIR):
             fileio.rmtree(path)

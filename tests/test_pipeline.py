@@ -16,7 +16,16 @@ import pytest
 
 from bioalbert_tf import features
 from tests.conftest import ROOT, medline_sample
-from tfrecords_builder import corpus, pipeline, writer
+from tfrecords_builder import (
+    corpus,
+    examples,
+    pipeline,
+    plan,
+    stage_chunks,
+    stage_parse,
+    work,
+    writer,
+)
 
 tf = pytest.importorskip("tensorflow")
 
@@ -193,7 +202,7 @@ def test_rerun_skips_finished_groups(built, two_files, tiny_spm, caplog):
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    from tfrecords_builder import pipeline, writer
+    from tfrecords_builder import pipeline, stage_chunks, writer
     inputs, out, spm, stage, n = sys.argv[1:6]
 
     def dying_at(n, function):
@@ -206,7 +215,7 @@ KILLER = textwrap.dedent(
         return dying
 
     if stage == "chunk":  # in stage 3, before the n-th chunk
-        pipeline.process_chunk = dying_at(int(n), pipeline.process_chunk)
+        stage_chunks.process_chunk = dying_at(int(n), stage_chunks.process_chunk)
     else:  # in stage 4, at the second chunk file the n-th group appends to its one shard
         write_group, calls = pipeline.write_group, [0]
         def writing(*args, **kwargs):
@@ -241,13 +250,13 @@ def _kill(two_files, tiny_spm, tmp_path, stage: str, n: int):
 
 def _counting_chunks(monkeypatch) -> list:
     calls = []
-    original = pipeline.process_chunk
+    original = stage_chunks.process_chunk
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "process_chunk", counting)  # in-process runner: seen by Beam
+    monkeypatch.setattr(stage_chunks, "process_chunk", counting)  # in-process runner: seen by Beam
     return calls
 
 
@@ -389,10 +398,10 @@ def _reference(config: pipeline.BuildConfig) -> tuple[dict, dict]:
     are chunk k, processed with the RNG of (seed, file, chunk); the group's records, in order,
     are dealt round-robin into its shards. Returns (shard bytes by name, statistics)."""
     files = pipeline.expand_inputs(config.input_files)
-    groups, total = pipeline.plan_groups(files, config.num_shards)
-    tokenizer = pipeline._tokenizer(config)
+    groups, total = plan.plan_groups(files, config.num_shards)
+    tokenizer = examples._tokenizer(config)
     is_start = np.array(tokenizer.start_piece_table(), dtype=bool)
-    stats, read, shards = pipeline.ChunkStats(config.max_seq_length), corpus.ReadStats(), {}
+    stats, read, shards = examples.ChunkStats(config.max_seq_length), corpus.ReadStats(), {}
     size = config.docs_per_chunk
     for group in groups:
         records = []
@@ -400,12 +409,12 @@ def _reference(config: pipeline.BuildConfig) -> tuple[dict, dict]:
             docs = list(corpus.iter_documents(path, read, config.input_format,
                                               config.min_line_chars, config.skip_bad_files))  # fmt: skip
             for k in range(0, len(docs), size):
-                seed = pipeline.chunk_seed(config.random_seed, position, path, k // size)
-                records += pipeline.process_chunk(
+                seed = examples.chunk_seed(config.random_seed, position, path, k // size)
+                records += examples.process_chunk(
                     docs[k : k + size], tokenizer, is_start, config, random.Random(seed), stats
                 )
         for i, shard in enumerate(group.shards):
-            name = pathlib.Path(pipeline.shard_path(config, shard, total)).name
+            name = pathlib.Path(plan.shard_path(config, shard, total)).name
             mine = records[i :: len(group.shards)]
             if mine:
                 shards[name] = b"".join(writer.tfrecord_frame(r) for r in mine)
@@ -469,31 +478,31 @@ def test_chunks_are_handed_out_costliest_first_across_files(
     (file, chunk) order, then the files' FileDone."""
     config = _config(uneven, tmp_path / "out", tiny_spm, docs_per_chunk=16)
     files = pipeline.expand_inputs(config.input_files)
-    work = str(tmp_path / "work")
+    work_dir = str(tmp_path / "work")
     planned, stats = [], []
     for position, path in enumerate(files):
-        task = pipeline.FileTask(0, position, path)
-        pieces = pipeline.split_file(task, config, work, 100_000)
-        parsed = [pipeline.parse_piece(p, config, work)[1] for p in pieces]
+        task = work.FileTask(0, position, path)
+        pieces = stage_parse.split_file(task, config, work_dir, 100_000)
+        parsed = [stage_parse.parse_piece(p, config, work_dir)[1] for p in pieces]
         assert [p.docs_bytes for p in parsed] == [os.path.getsize(p.docs) for p in parsed]
         with monkeypatch.context() as m:
             m.setattr(pipeline.fileio, "size", lambda p: stats.append(p) or os.path.getsize(p))
-            plan = pipeline.plan_file((position, parsed), config, work)
+            plan = stage_chunks.plan_file((position, parsed), config, work_dir)
         assert not stats
         planned += plan
         # piece records written before the bytes were counted: the files are stat'ed instead
         older = [dataclasses.replace(p, docs_bytes=None) for p in parsed]
-        assert pipeline.plan_file((position, older), config, work) == plan
-    order = [v for _, v in pipeline.largest_first(planned)]
-    chunks = [v for v in order if isinstance(v, pipeline.ChunkTask)]
-    assert len(chunks) == 25 and [type(v) for v in order[25:]] == [pipeline.FileDone] * 3
+        assert stage_chunks.plan_file((position, older), config, work_dir) == plan
+    order = [v for _, v in stage_chunks.largest_first(planned)]
+    chunks = [v for v in order if isinstance(v, work.ChunkTask)]
+    assert len(chunks) == 25 and [type(v) for v in order[25:]] == [work.FileDone] * 3
     for position in range(3):  # a file's chunk sizes add up to the bytes of its documents
         mine = [t for t in chunks if t.position == position]
         docs = {path for t in mine for path, _, _ in t.segments}
         total = sum(os.path.getsize(path) for path in docs)
         assert abs(sum(t.size for t in mine) - total) <= len(mine)
     for t in chunks:  # each one about its documents' bytes (the average of its pieces)
-        text = sum(len(json.dumps(d)) + 1 for d in pipeline._load_docs(t.segments))
+        text = sum(len(json.dumps(d)) + 1 for d in stage_chunks._load_docs(t.segments))
         assert 0.5 * text <= t.size <= 2 * text
     keys = [(-t.size, t.position, t.chunk) for t in chunks]
     assert keys == sorted(keys)

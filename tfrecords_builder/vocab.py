@@ -165,10 +165,7 @@ def _write_model(proto: bytes, model_prefix: str, summary: dict) -> dict:
     sp.LoadFromSerializedProto(proto)
     model_path, vocab_path = output_files(model_prefix)
     for path, data in ((model_path, proto), (vocab_path, _vocab_text(sp).encode("utf-8"))):
-        tmp = path + ".tmp"
-        with fileio.open_file(tmp, "wb") as f:
-            f.write(data)
-        fileio.rename(tmp, path)
+        fileio.write_atomic(path, data)
     load_sentencepiece(model_path)
     return {"model": model_path, "vocab": vocab_path, "vocab_size": sp.get_piece_size(), **summary}
 
