@@ -133,3 +133,32 @@ def test_each_finetuning_flagfile_gives_the_papers_setting(path):
     assert {k: getattr(config, k) for k in recipe} == recipe
     length = config.max_seq_length or spec.max_seq_length
     assert length == (512 if spec.task == "ner" else 128)
+
+
+def test_console_scripts_run_the_command_lines():
+    """Each console script of setup.cfg is a function of bioalbert_tf.console that runs the main()
+    of an existing command line; an installed one answers --helpfull with that command's flags."""
+    import configparser
+    import importlib.util
+    import os
+    import shutil
+
+    from bioalbert_tf import console
+
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    scripts = dict(
+        line.split(" = ")
+        for line in parser["options.entry_points"]["console_scripts"].strip().splitlines()
+    )
+    assert set(scripts) == set(console.COMMANDS)
+    for name, target in scripts.items():
+        module, function = target.split(":")
+        assert module == "bioalbert_tf.console" and callable(getattr(console, function)), name
+        command = importlib.util.find_spec(console.COMMANDS[name])
+        assert command is not None, name
+    script = shutil.which("bioalbert-finetune", path=os.path.dirname(sys.executable))
+    if script is None:
+        pytest.skip("console scripts not installed in this environment (make setup installs them)")
+    proc = subprocess.run([script, "--helpfull"], capture_output=True, text=True, timeout=120)
+    assert "--save_checkpoints_steps" in proc.stdout, proc.stderr[-2000:]
