@@ -39,10 +39,16 @@ def _vocab(files) -> str:
         # In its own process: Linux carries a process's peak RSS across fork and exec into
         # ru_maxrss, so training it here (~0.9 GB) would inflate every later measurement.
         subprocess.run(
-            [sys.executable, "-m", "tfrecords_builder.build_vocab", f"--model_prefix={prefix}",
-             "--input_files=" + ",".join(files)],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "tfrecords_builder.build_vocab",
+                f"--model_prefix={prefix}",
+                "--input_files=" + ",".join(files),
+            ],
+            check=True,
+            capture_output=True,
+        )
     return prefix + ".model"
 
 
@@ -102,7 +108,7 @@ for shard in sorted(pathlib.Path(out).glob("*.tfrecord")):
             digest.update(block)
 print(json.dumps({"examples": stats["examples"], "seconds": seconds, "shards_sha256": digest.hexdigest(),
     "peak_rss_mb": round(peak / 1024)}))
-"""
+"""  # noqa: E501
 
 
 def ours(inputs: str, spm: str, *extra: str, dupe_factor: int = 1) -> dict:
@@ -155,13 +161,15 @@ def main() -> None:
         )
         rows.append(r)
         print(
-            f"{name:<46} {r['examples']:>7} ex {r['seconds']:>7.1f} s {eps:>8.0f} ex/s {eps / cores:>8.0f} ex/s/core "
-            f"{text_mb / r['seconds']:>6.2f} MB/s  peak RSS {r['peak_rss_mb']:>5} MB",
+            f"{name:<46} {r['examples']:>7} ex {r['seconds']:>7.1f} s {eps:>8.0f} ex/s "
+            f"{eps / cores:>8.0f} ex/s/core {text_mb / r['seconds']:>6.2f} MB/s  "
+            f"peak RSS {r['peak_rss_mb']:>5} MB",
             flush=True,
         )
 
     print(
-        f"corpus: {len(files)} MEDLINE files, {mb[text_all]:.1f} MB of extracted text; vocabulary {spm}"
+        f"corpus: {len(files)} MEDLINE files, {mb[text_all]:.1f} MB of extracted text; "
+        f"vocabulary {spm}"
     )
     print(f"machine: {common.cpu()}\n")
     one = ours(files[0], spm, "--direct_num_workers=1")
@@ -203,42 +211,53 @@ def main() -> None:
 
     print("\nratios")
     print(
-        f"  examples/s per core, ours (plain text) / baseline:     {txt['examples_per_s'] / ref['examples_per_s']:.1f}x"
+        "  examples/s per core, ours (plain text) / baseline:     "
+        f"{txt['examples_per_s'] / ref['examples_per_s']:.1f}x"
     )
     print(
-        f"  examples/s per core, ours (XML) / baseline (text):     {both['examples_per_s'] / ref['examples_per_s']:.1f}x"
+        "  examples/s per core, ours (XML) / baseline (text):     "
+        f"{both['examples_per_s'] / ref['examples_per_s']:.1f}x"
     )
     print(
-        f"  peak RSS ours, 2 files / 1 file:                       {both['peak_rss_mb'] / one['peak_rss_mb']:.2f}"
+        "  peak RSS ours, 2 files / 1 file:                       "
+        f"{both['peak_rss_mb'] / one['peak_rss_mb']:.2f}"
     )
     print(
-        f"  peak RSS baseline, 1 file / 3k abstracts:              {ref['peak_rss_mb'] / small['peak_rss_mb']:.2f}"
+        "  peak RSS baseline, 1 file / 3k abstracts:              "
+        f"{ref['peak_rss_mb'] / small['peak_rss_mb']:.2f}"
     )
     print(
-        f"  speed-up, 2 workers vs 1 core in-process (2 files):    {both['seconds'] / two['seconds']:.2f}x"
+        "  speed-up, 2 workers vs 1 core in-process (2 files):    "
+        f"{both['seconds'] / two['seconds']:.2f}x"
         f"  (target >= 1.8x; {common.cpu()})"
     )
     print(
-        f"  speed-up, 2 workers vs 1 worker process (2 files):     {one_process['seconds'] / two['seconds']:.2f}x"
+        "  speed-up, 2 workers vs 1 worker process (2 files):     "
+        f"{one_process['seconds'] / two['seconds']:.2f}x"
     )
     print(
-        f"  speed-up, 2 workers vs 1 core in-process, dupe 40:     {both40['seconds'] / two40['seconds']:.2f}x"
+        "  speed-up, 2 workers vs 1 core in-process, dupe 40:     "
+        f"{both40['seconds'] / two40['seconds']:.2f}x"
         "  (target >= 1.8x)"
     )
     # The reference script itself is not part of this project; its figures on this machine type
     # (44 MB of MEDLINE text, seq 512, dupe 1) were measured once and are quoted here.
     ref_eps, ref_rss = 260, 1790
     print(
-        "  quoted reference create_pretraining_data.py: 260 ex/s, 0.31 MB/s, peak RSS 1.79 GB on 44 MB"
+        "  quoted reference create_pretraining_data.py: 260 ex/s, 0.31 MB/s, "
+        "peak RSS 1.79 GB on 44 MB"
     )
     print(
-        f"  examples/s per core, ours (plain text) / quoted reference: {txt['examples_per_s'] / ref_eps:.1f}x"
+        "  examples/s per core, ours (plain text) / quoted reference: "
+        f"{txt['examples_per_s'] / ref_eps:.1f}x"
     )
     print(
-        f"  examples/s per core, ours (XML) / quoted reference:        {both['examples_per_s'] / ref_eps:.1f}x"
+        "  examples/s per core, ours (XML) / quoted reference:        "
+        f"{both['examples_per_s'] / ref_eps:.1f}x"
     )
     print(
-        f"  peak RSS, ours (2 files) / quoted reference:                {both['peak_rss_mb'] / ref_rss:.2f}"
+        "  peak RSS, ours (2 files) / quoted reference:                "
+        f"{both['peak_rss_mb'] / ref_rss:.2f}"
     )
     with open(os.path.join(OUT, "builder_bench.json"), "w") as f:
         json.dump(

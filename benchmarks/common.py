@@ -33,8 +33,14 @@ def medline_spm(out: str, vocab_size: int) -> str:
     prefix = os.path.join(out, f"medline-{vocab_size}")
     if not os.path.exists(prefix + ".model"):
         os.makedirs(out, exist_ok=True)
-        vocab.train(vocab.VocabConfig(input_files=(VOCAB_CORPUS,), model_prefix=prefix,
-                                      vocab_size=vocab_size, input_sentence_size=200_000))  # fmt: skip
+        vocab.train(
+            vocab.VocabConfig(
+                input_files=(VOCAB_CORPUS,),
+                model_prefix=prefix,
+                vocab_size=vocab_size,
+                input_sentence_size=200_000,
+            )
+        )
     return prefix + ".model"
 
 

@@ -181,15 +181,27 @@ def _bench(out: str) -> None:
     corpus_stats: dict[str, dict] = {"wikipedia_pieces": {"pieces": wiki_pieces}}
     corpora = (("b_wikipedia", wiki), ("c_medline", ",".join(MEDLINE)), ("d_medline_small", small))
     for name, corpus in corpora:
-        build = [f"--input_files={corpus}", f"--spm_model_file={vocab}.model", *recipe.builder_args(),
-                 "--dupe_factor=2", "--num_shards=2"]  # fmt: skip
+        build = [
+            f"--input_files={corpus}",
+            f"--spm_model_file={vocab}.model",
+            *recipe.builder_args(),
+            "--dupe_factor=2",
+            "--num_shards=2",
+        ]
         records = os.path.join(out, "tfrecords", f"{name}-{_tag(build)}")
         _run(["tfrecords_builder.build_pretraining_data", f"--output_dir={records}", *build])
         steps = FLAGS.pretraining_steps
         tag = _tag(build, recipe.pretraining_args(steps), model_config)
         run_dir = os.path.join(out, "pretraining", f"{name}-{steps}steps-{tag}")
-        _run(["bioalbert_tf.run_pretraining", f"--input_file={records}/*.tfrecord", f"--output_dir={run_dir}",
-              *recipe.pretraining_args(steps), f"--save_checkpoints_steps={steps}"])  # fmt: skip
+        _run(
+            [
+                "bioalbert_tf.run_pretraining",
+                f"--input_file={records}/*.tfrecord",
+                f"--output_dir={run_dir}",
+                *recipe.pretraining_args(steps),
+                f"--save_checkpoints_steps={steps}",
+            ]
+        )
         starts[name] = run_dir
         with open(os.path.join(records, "stats.json")) as f:
             corpus_stats[name] = {k: v for k, v in json.load(f).items() if isinstance(v, int)}
@@ -203,11 +215,22 @@ def _bench(out: str) -> None:
                 metrics_file = os.path.join(run_dir, "metrics.json")
                 # A finished run with these settings is skipped by run_finetuning itself; one
                 # with other settings (a changed recipe) is redone (--overwrite).
-                args = ["bioalbert_tf.run_finetuning", f"--dataset={dataset}", f"--data_dir={FLAGS.data_dir}/ner/{folder}",
-                        f"--output_dir={run_dir}", f"--albert_config_file={CONFIG}", f"--spm_model_file={vocab}.model",
-                        f"--max_seq_length={FLAGS.finetuning_max_seq_length}", "--train_batch_size=32",
-                        "--learning_rate=1e-4", f"--num_train_steps={FLAGS.finetuning_steps}", "--num_warmup_steps=50",
-                        f"--eval_every_steps={FLAGS.finetuning_steps // 2}", f"--random_seed={seed}", "--overwrite"]  # fmt: skip
+                args = [
+                    "bioalbert_tf.run_finetuning",
+                    f"--dataset={dataset}",
+                    f"--data_dir={FLAGS.data_dir}/ner/{folder}",
+                    f"--output_dir={run_dir}",
+                    f"--albert_config_file={CONFIG}",
+                    f"--spm_model_file={vocab}.model",
+                    f"--max_seq_length={FLAGS.finetuning_max_seq_length}",
+                    "--train_batch_size=32",
+                    "--learning_rate=1e-4",
+                    f"--num_train_steps={FLAGS.finetuning_steps}",
+                    "--num_warmup_steps=50",
+                    f"--eval_every_steps={FLAGS.finetuning_steps // 2}",
+                    f"--random_seed={seed}",
+                    "--overwrite",
+                ]
                 if init:
                     args.append(f"--init_checkpoint={init}")
                 _run(args)
@@ -215,7 +238,8 @@ def _bench(out: str) -> None:
                     f1 = json.load(f)["test"]["entity_f1"]
                 results.setdefault(dataset, {}).setdefault(name, []).append(100 * f1)
                 print(
-                    f"{dataset} {name} seed {seed}: test entity F1 {100 * f1:.2f} ({time.time() - start:.0f} s elapsed)",
+                    f"{dataset} {name} seed {seed}: test entity F1 {100 * f1:.2f} "
+                    f"({time.time() - start:.0f} s elapsed)",
                     flush=True,
                 )
     seconds = time.time() - start
@@ -230,11 +254,29 @@ def _bench(out: str) -> None:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(
-        f"\ntest entity-level F1 (mean +- sd over seeds {','.join(FLAGS.seeds)}), total {seconds / 60:.1f} min\n{table}"
+        f"\ntest entity-level F1 (mean +- sd over seeds {','.join(FLAGS.seeds)}), "
+        f"total {seconds / 60:.1f} min\n{table}"
     )
     with open(os.path.join(out, "domain_bench.json"), "w") as f:
-        json.dump({"results": results, "seconds": seconds, "corpora": corpus_stats, "flags": {k: str(FLAGS[k].value) for k in
-                   ("pretraining_steps", "finetuning_steps", "finetuning_max_seq_length", "seeds", "datasets")}}, f, indent=2)  # fmt: skip
+        json.dump(
+            {
+                "results": results,
+                "seconds": seconds,
+                "corpora": corpus_stats,
+                "flags": {
+                    k: str(FLAGS[k].value)
+                    for k in (
+                        "pretraining_steps",
+                        "finetuning_steps",
+                        "finetuning_max_seq_length",
+                        "seeds",
+                        "datasets",
+                    )
+                },
+            },
+            f,
+            indent=2,
+        )
     import matplotlib
 
     matplotlib.use("Agg")

@@ -138,17 +138,30 @@ def main(argv):
     if not examples:
         raise SystemExit(f"no records in {FLAGS.records}")
     epochs = FLAGS.steps * FLAGS.batch_size / examples
-    print(f"{examples} examples; {FLAGS.steps} steps at batch {FLAGS.batch_size} read "
-          f"{epochs:.2f} times as many\n")  # fmt: skip
-    print("| sentence | context | anywhere | masked | after the context | masked there, "
-          f"context visible | the same in {FLAGS.steps} steps |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        f"{examples} examples; {FLAGS.steps} steps at batch {FLAGS.batch_size} read "
+        f"{epochs:.2f} times as many\n"
+    )
+    print(
+        "| sentence | context | anywhere | masked | after the context | masked there, "
+        f"context visible | the same in {FLAGS.steps} steps |\n|---|---|---|---|---|---|---|"
+    )
     for total, probe in zip(totals, wanted, strict=True):
         context = " ".join(tokenizer.id_to_piece(i) for i in probe.context)
-        print(f"| {probe.sentence} | {context} | {total.anywhere} | {total.masked} | "
-              f"{total.in_context} | {total.masked_in_context} | "
-              f"{total.masked_in_context * epochs:.0f} |")  # fmt: skip
-    print(json.dumps({"examples": examples, "epochs": round(epochs, 3),
-                      "counts": {p.sentence: vars(t) for p, t in zip(wanted, totals, strict=True)}}))  # fmt: skip
+        print(
+            f"| {probe.sentence} | {context} | {total.anywhere} | {total.masked} | "
+            f"{total.in_context} | {total.masked_in_context} | "
+            f"{total.masked_in_context * epochs:.0f} |"
+        )
+    print(
+        json.dumps(
+            {
+                "examples": examples,
+                "epochs": round(epochs, 3),
+                "counts": {p.sentence: vars(t) for p, t in zip(wanted, totals, strict=True)},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -49,12 +49,15 @@ def measure(mode: str, spm: str, sentences: list[str]) -> dict:
     rng = np.random.default_rng(0)
     if name == "ner":
         dataset, labels = "ncbi_disease", ("O", "B", "I")
-        rows = [formats.NerSentence(tuple(s.split()), tuple(rng.choice(labels, len(s.split()))))
-                for s in sentences]  # fmt: skip
+        rows = [
+            formats.NerSentence(tuple(s.split()), tuple(rng.choice(labels, len(s.split()))))
+            for s in sentences
+        ]
     else:
         dataset, labels = "gad", ("0", "1")
-        rows = [formats.Example(str(i), s, label=str(rng.integers(2)))
-                for i, s in enumerate(sentences)]  # fmt: skip
+        rows = [
+            formats.Example(str(i), s, label=str(rng.integers(2))) for i, s in enumerate(sentences)
+        ]
     config = AlbertConfig.from_json_file("configs/albert_base.json")
     config = AlbertConfig.from_dict({**config.to_dict(), "vocab_size": FLAGS.vocab_size})
     keras.utils.set_random_seed(0)
@@ -62,10 +65,16 @@ def measure(mode: str, spm: str, sentences: list[str]) -> dict:
         task = create_task(datasets.get(dataset), labels, config, f.read(), FLAGS.max_seq_length)
     steps = FLAGS.warmup + FLAGS.steps
     settings = finetuning.FinetuningConfig(
-        dataset=dataset, data_dir="", output_dir="", albert_config_file="", spm_model_file=spm,
-        num_train_steps=steps, num_warmup_steps=1, train_batch_size=FLAGS.batch_size,
+        dataset=dataset,
+        data_dir="",
+        output_dir="",
+        albert_config_file="",
+        spm_model_file=spm,
+        num_train_steps=steps,
+        num_warmup_steps=1,
+        train_batch_size=FLAGS.batch_size,
         jit_compile=compiler == "xla",
-    )  # fmt: skip
+    )
     finetuning.compile_task(task, settings)
     ends = []
 
@@ -75,13 +84,22 @@ def measure(mode: str, spm: str, sentences: list[str]) -> dict:
             ends.append(time.perf_counter())
 
     start = time.perf_counter()
-    task.model.fit(task.train_dataset(rows, FLAGS.batch_size, 0), steps_per_epoch=steps,
-                   epochs=1, callbacks=[Clock()], verbose=0)  # fmt: skip
+    task.model.fit(
+        task.train_dataset(rows, FLAGS.batch_size, 0),
+        steps_per_epoch=steps,
+        epochs=1,
+        callbacks=[Clock()],
+        verbose=0,
+    )
     times = np.diff(ends[FLAGS.warmup - 1 :]).tolist()
     median = statistics.median(times)
-    return {"mode": mode, "first_step_s": round(ends[0] - start, 1),
-            "median_step_s": round(median, 3), "examples_per_s": round(FLAGS.batch_size / median, 3),
-            "steps_s": [round(t, 3) for t in times]}  # fmt: skip
+    return {
+        "mode": mode,
+        "first_step_s": round(ends[0] - start, 1),
+        "median_step_s": round(median, 3),
+        "examples_per_s": round(FLAGS.batch_size / median, 3),
+        "steps_s": [round(t, 3) for t in times],
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -94,21 +112,34 @@ def main(argv: list[str]) -> None:
     spm = common.medline_spm(FLAGS.output_dir, FLAGS.vocab_size)
     with open(sentences_file, "w", encoding="utf-8") as f:
         json.dump(common.medline_sentences(256), f)
-    print(f"{common.cpu()}; ALBERT-base, random weights, MEDLINE sentences, max_seq_length "
-          f"{FLAGS.max_seq_length}, batch {FLAGS.batch_size}, median of {FLAGS.steps} steps after "
-          f"{FLAGS.warmup}", flush=True)  # fmt: skip
-    print("| mode | examples/s | median step (s) | first step (s) | XLA / graph |\n"
-          "|---|---|---|---|---|", flush=True)  # fmt: skip
+    print(
+        f"{common.cpu()}; ALBERT-base, random weights, MEDLINE sentences, max_seq_length "
+        f"{FLAGS.max_seq_length}, batch {FLAGS.batch_size}, median of {FLAGS.steps} steps after "
+        f"{FLAGS.warmup}",
+        flush=True,
+    )
+    print(
+        "| mode | examples/s | median step (s) | first step (s) | XLA / graph |\n"
+        "|---|---|---|---|---|",
+        flush=True,
+    )
     results = {}
     for mode in FLAGS.modes:
         r = results[mode] = common.run_mode("benchmarks.finetuning_bench", mode, spm)
         base = results.get(mode.replace("_xla", "_graph")) if mode.endswith("_xla") else None
         ratio = f"{r['examples_per_s'] / base['examples_per_s']:.2f}x" if base else "-"
-        print(f"| {mode} | {r['examples_per_s']} | {r['median_step_s']} | {r['first_step_s']} | "
-              f"{ratio} |", flush=True)  # fmt: skip
+        print(
+            f"| {mode} | {r['examples_per_s']} | {r['median_step_s']} | {r['first_step_s']} | "
+            f"{ratio} |",
+            flush=True,
+        )
     with open(os.path.join(FLAGS.output_dir, "finetuning_bench.json"), "w") as f:
-        json.dump({"cpu": common.cpu(), "flags": FLAGS.flag_values_dict(), "results": results},
-                  f, indent=1, default=str)  # fmt: skip
+        json.dump(
+            {"cpu": common.cpu(), "flags": FLAGS.flag_values_dict(), "results": results},
+            f,
+            indent=1,
+            default=str,
+        )
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ defaults are the demo's recipe (bioalbert_tf/demo_recipe.py and its config file)
 change that config (the result is written to <output_dir>/albert_config.json). The learning rate
 decays linearly to 0 at --steps, as in every run.
 
-  python -m benchmarks.mlm_curve --records=output/demo/tfrecords --spm_model_file=output/demo/vocab/bio8k.model \
-      --num_hidden_layers=2 --steps=12000
+  python -m benchmarks.mlm_curve --records=output/demo/tfrecords \
+      --spm_model_file=output/demo/vocab/bio8k.model --num_hidden_layers=2 --steps=12000
 """
 
 from __future__ import annotations
@@ -59,8 +59,14 @@ def main(argv):
 
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     config = AlbertConfig.from_json_file(FLAGS.albert_config_file).to_dict()
-    for name in ("hidden_size", "embedding_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
-                 "initializer_range"):  # fmt: skip
+    for name in (
+        "hidden_size",
+        "embedding_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "vocab_size",
+        "initializer_range",
+    ):
         if FLAGS[name].value is not None:
             config[name] = FLAGS[name].value
     if FLAGS.hidden_size is not None:
@@ -82,7 +88,7 @@ def main(argv):
             num_warmup_steps=FLAGS.warmup_steps,
             optimizer=FLAGS.optimizer,
             jit_compile=True,
-        ),  # fmt: skip
+        ),
         tf.distribute.get_strategy(),
     )
     tok = Tokenizer(FLAGS.spm_model_file)
@@ -90,8 +96,14 @@ def main(argv):
     for sentence, _ in recipe.FILL_MASK:
         ids = recipe.fill_mask_ids(tok, sentence, MASK_ID)
         x = tf.constant([ids], tf.int32)
-        batches.append({"input_ids": x, "input_mask": tf.ones_like(x), "segment_ids": tf.zeros_like(x),
-                        "masked_lm_positions": tf.constant([[ids.index(MASK_ID)]])})  # fmt: skip
+        batches.append(
+            {
+                "input_ids": x,
+                "input_mask": tf.ones_like(x),
+                "segment_ids": tf.zeros_like(x),
+                "masked_lm_positions": tf.constant([[ids.index(MASK_ID)]]),
+            }
+        )
     start, step = time.time(), 0
     while step < FLAGS.steps and time.time() - start < FLAGS.minutes * 60:
         n = min(FLAGS.log_every, FLAGS.steps - step)
@@ -106,9 +118,21 @@ def main(argv):
             recipe.names_expected(top, expected)
             for top, (_, expected) in zip(tops, recipe.FILL_MASK, strict=True)
         )
-        print(json.dumps({"step": step, "seconds": round(time.time() - start),
-                          "mlm_accuracy": round(metrics["mlm_accuracy"], 4), "mlm_loss": round(metrics["mlm_loss"], 3),
-                          "fill_mask_hits": hits, "expected_ranks": ranks, "top5": [" ".join(t) for t in tops]}, ensure_ascii=False), flush=True)  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "step": step,
+                    "seconds": round(time.time() - start),
+                    "mlm_accuracy": round(metrics["mlm_accuracy"], 4),
+                    "mlm_loss": round(metrics["mlm_loss"], 3),
+                    "fill_mask_hits": hits,
+                    "expected_ranks": ranks,
+                    "top5": [" ".join(t) for t in tops],
+                },
+                ensure_ascii=False,
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -98,8 +98,13 @@ def measure(mode: str, spm: str, sentences: list[str]) -> dict:
         predict()
         passes.append(time.perf_counter() - start)
     median = statistics.median(passes)
-    return {"mode": mode, "first_pass_s": round(first, 2), "median_pass_s": round(median, 3),
-            "sentences_per_s": round(len(sentences) / median, 2), "passes": passes}  # fmt: skip
+    return {
+        "mode": mode,
+        "first_pass_s": round(first, 2),
+        "median_pass_s": round(median, 3),
+        "sentences_per_s": round(len(sentences) / median, 2),
+        "passes": passes,
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -112,9 +117,12 @@ def main(argv: list[str]) -> None:
     spm = common.medline_spm(FLAGS.output_dir, FLAGS.vocab_size)
     with open(sentences_file, "w", encoding="utf-8") as f:
         json.dump(common.medline_sentences(FLAGS.sentences), f)
-    print(f"{common.cpu()}; ALBERT-base, random weights, {FLAGS.sentences} MEDLINE sentences, "
-          f"max_seq_length {FLAGS.max_seq_length}, batch {FLAGS.batch_size}, median of {FLAGS.passes} "
-          "passes after a first one", flush=True)  # fmt: skip
+    print(
+        f"{common.cpu()}; ALBERT-base, random weights, {FLAGS.sentences} MEDLINE sentences, "
+        f"max_seq_length {FLAGS.max_seq_length}, batch {FLAGS.batch_size}, "
+        f"median of {FLAGS.passes} passes after a first one",
+        flush=True,
+    )
     print("| mode | sentences/s | first pass (s) | vs eager |\n|---|---|---|---|", flush=True)
     results = {}
     for mode in FLAGS.modes:
@@ -123,8 +131,12 @@ def main(argv: list[str]) -> None:
         ratio = f"{r['sentences_per_s'] / base['sentences_per_s']:.2f}x" if base else "-"
         print(f"| {mode} | {r['sentences_per_s']} | {r['first_pass_s']} | {ratio} |", flush=True)
     with open(os.path.join(FLAGS.output_dir, "prediction_bench.json"), "w") as f:
-        json.dump({"cpu": common.cpu(), "flags": FLAGS.flag_values_dict(), "results": results},
-                  f, indent=1, default=str)  # fmt: skip
+        json.dump(
+            {"cpu": common.cpu(), "flags": FLAGS.flag_values_dict(), "results": results},
+            f,
+            indent=1,
+            default=str,
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""`make bench` for pretraining: one training step at batch 8, ours against keras-hub and transformers.
+"""`make bench` for pretraining: one training step at batch 8, ours against keras-hub and
+transformers.
 
 At small (hidden 256, 4 layers) and base (hidden 768, 12 layers) ALBERT, both with a 30k
 vocabulary, at sequence 128 and 512, batch 8, 20 predictions per sequence:
@@ -32,14 +33,24 @@ from benchmarks import common
 
 OUT = os.path.join("output", "bench")
 BATCH, PREDICTIONS = 8, 20
-SMALL = {"embedding_size": 128, "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
-         "intermediate_size": 1024}  # fmt: skip
+SMALL = {
+    "embedding_size": 128,
+    "hidden_size": 256,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "intermediate_size": 1024,
+}
 SIZES = {"small": SMALL, "base": {}}  # base: AlbertConfig()'s defaults (configs/albert_base.json)
 CASES = [("small", 128, 20), ("small", 512, 20), ("base", 128, 6), ("base", 512, 5)]
 WARMUP = 2  # steps after the first (compiling) one, before measuring
 COLUMNS = ["ours", "ours_xla", "keras_hub", "hf_stock", "hf_masked"]
-TITLES = {"ours": "ours", "ours_xla": "ours XLA", "keras_hub": "keras-hub (XLA)",
-          "hf_stock": "HF stock", "hf_masked": "HF masked"}  # fmt: skip
+TITLES = {
+    "ours": "ours",
+    "ours_xla": "ours XLA",
+    "keras_hub": "keras-hub (XLA)",
+    "hf_stock": "HF stock",
+    "hf_masked": "HF masked",
+}
 
 _TIMED = """
 import json, resource, statistics, time
@@ -62,7 +73,7 @@ def timed(step, steps, warmup):
     for _ in range(steps):
         t = time.perf_counter(); step(); times.append(time.perf_counter() - t)
     report(first, times)
-"""
+"""  # noqa: E501
 
 OURS = """
 import sys
@@ -74,7 +85,7 @@ config = pretraining.PretrainingConfig(input_file=(records,), output_dir=out, al
     num_warmup_steps=0, iterations_per_loop=1, learning_rate=1e-4, jit_compile=jit == "1")
 trainer = pretraining.Trainer(config, tf.distribute.get_strategy())
 timed(lambda: trainer.train_steps(1), int(steps), WARMUP)
-"""
+"""  # noqa: E501
 
 KERAS_HUB = """
 import sys, time
@@ -105,7 +116,7 @@ class Times(keras.callbacks.Callback):
 times = []
 model.fit(x, y, sample_weight=w, batch_size=BATCH, epochs=1, verbose=0, shuffle=False, callbacks=[Times()])
 report(times[0], times[1 + WARMUP :])
-"""
+"""  # noqa: E501
 
 HF = """
 import sys
@@ -145,7 +156,7 @@ def step():
     optimizer.step()
 
 timed(step, steps, WARMUP)
-"""
+"""  # noqa: E501
 
 MATMUL = """
 import json, time
@@ -170,8 +181,13 @@ print(json.dumps({"gflops": max(best.values()), "by_size": best}))
 def model_flops(c: dict, seq: int) -> float:
     """Training FLOPs of one example: 3x the forward (backward is twice the forward), counting
     the matmuls of the reference computation (MLM head on the masked positions only)."""
-    h, e, i, v, layers = (c["hidden_size"], c["embedding_size"], c["intermediate_size"],
-                          c["vocab_size"], c["num_hidden_layers"])  # fmt: skip
+    h, e, i, v, layers = (
+        c["hidden_size"],
+        c["embedding_size"],
+        c["intermediate_size"],
+        c["vocab_size"],
+        c["num_hidden_layers"],
+    )
     layer = 2 * seq * (4 * h * h + 2 * h * i) + 2 * 2 * seq * seq * h  # projections, FFN, QK^T, AV
     forward = 2 * seq * e * h + layers * layer + 2 * PREDICTIONS * (h * e + e * v) + 2 * h * h
     return 3.0 * forward
@@ -231,19 +247,24 @@ def measure(work: str, size: str, seq: int, steps: int, columns=COLUMNS) -> dict
         command = commands[column]
         result[column] = _run(*command)
         # A base / 512 column takes minutes: each is shown as soon as it is measured.
-        print(f"  {size} / {seq}, {TITLES[column]}: {result[column]['examples_per_s']:.3f} "
-              f"examples/s, peak RSS {result[column]['peak_rss_mb'] / 1024:.1f} GB", flush=True)  # fmt: skip
+        print(
+            f"  {size} / {seq}, {TITLES[column]}: {result[column]['examples_per_s']:.3f} "
+            f"examples/s, peak RSS {result[column]['peak_rss_mb'] / 1024:.1f} GB",
+            flush=True,
+        )
     return result
 
 
 def table(rows: list[dict], peak: float) -> str:
     lines = [
-        "| model / seq | " + " | ".join(f"{TITLES[c]} ex/s" for c in COLUMNS)
+        "| model / seq | "
+        + " | ".join(f"{TITLES[c]} ex/s" for c in COLUMNS)
         + " | ours XLA / keras-hub | ours XLA / HF stock | ours / HF stock"
         + " | GFLOP/s (ours XLA, % of matmul peak) | peak RSS GB ("
-        + ", ".join(TITLES[c] for c in COLUMNS) + ") |",
+        + ", ".join(TITLES[c] for c in COLUMNS)
+        + ") |",
         "|---" * (len(COLUMNS) + 6) + "|",
-    ]  # fmt: skip
+    ]
     for r in rows:
         ex = {c: r[c]["examples_per_s"] for c in COLUMNS if c in r}
 
@@ -252,11 +273,16 @@ def table(rows: list[dict], peak: float) -> str:
 
         gflops = ex.get("ours_xla", 0.0) * r["gflop_per_example"]
         lines.append(
-            f"| {r['size']} / {r['seq']} | " + " | ".join(f"{ex[c]:.2f}" if c in ex else "-" for c in COLUMNS)
-            + f" | {ratio('ours_xla', 'keras_hub')} | {ratio('ours_xla', 'hf_stock')} | {ratio('ours', 'hf_stock')}"
+            f"| {r['size']} / {r['seq']} | "
+            + " | ".join(f"{ex[c]:.2f}" if c in ex else "-" for c in COLUMNS)
+            + (
+                f" | {ratio('ours_xla', 'keras_hub')} | {ratio('ours_xla', 'hf_stock')}"
+                f" | {ratio('ours', 'hf_stock')}"
+            )
             + (f" | {gflops:.0f} ({100 * gflops / peak:.0f}%) | " if gflops else " | - | ")
-            + ", ".join(f"{r[c]['peak_rss_mb'] / 1024:.1f}" if c in r else "-" for c in COLUMNS) + " |"
-        )  # fmt: skip
+            + ", ".join(f"{r[c]['peak_rss_mb'] / 1024:.1f}" if c in r else "-" for c in COLUMNS)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -269,8 +295,11 @@ def main(argv: list[str]) -> None:
     cases = [c for c in CASES if not only or c[0] in only or f"{c[0]}/{c[1]}" in only]
     cpu = common.cpu()
     matmul = _run(MATMUL)
-    print(f"{cpu}; TensorFlow fp32 matmul peak {matmul['gflops']:.0f} GFLOP/s "
-          f"(best of n = 1024, 2048, 4096); batch {BATCH}, {PREDICTIONS} predictions", flush=True)  # fmt: skip
+    print(
+        f"{cpu}; TensorFlow fp32 matmul peak {matmul['gflops']:.0f} GFLOP/s "
+        f"(best of n = 1024, 2048, 4096); batch {BATCH}, {PREDICTIONS} predictions",
+        flush=True,
+    )
     rows = []
     for size, seq, steps in cases:
         r = {
@@ -284,8 +313,10 @@ def main(argv: list[str]) -> None:
     result = {"cpu": cpu, "matmul_peak": matmul, "batch": BATCH, "rows": rows}
     with open(os.path.join(OUT, "pretraining_bench.json"), "w") as f:
         json.dump(result, f, indent=2)
-    print(f"\n{cpu}; TF fp32 matmul peak {matmul['gflops']:.0f} GFLOP/s; batch {BATCH}; median "
-          f"step time after {WARMUP + 1} warm-up steps\n" + table(rows, matmul["gflops"]))  # fmt: skip
+    print(
+        f"\n{cpu}; TF fp32 matmul peak {matmul['gflops']:.0f} GFLOP/s; batch {BATCH}; median "
+        f"step time after {WARMUP + 1} warm-up steps\n" + table(rows, matmul["gflops"])
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Reads the whole plain-text corpus into memory, tokenizes sentence by sentence in
 creates instances and masks with the reference algorithms (tests/reference_albert.py, including
 its numpy draw of n per candidate and its per-token `_is_start_piece`), builds tf.train.Example
 protos and writes them with tf.io.TFRecordWriter. It leaves out the reference's Python-level
-`encode_pieces` post-processing, so it is faster than the reference itself. Run as a separate process so its peak RSS can be read.
+`encode_pieces` post-processing, so it is faster than the reference itself. Run as a separate
+process so its peak RSS can be read.
 
   python -m benchmarks.reference_style_builder TEXT_FILE SPM_MODEL OUTPUT
 """

@@ -76,13 +76,24 @@ def _checkpoint(out: str):
 def _hf_config(config, **extra):
     from transformers import AlbertConfig as HFConfig
 
-    return HFConfig(vocab_size=config.vocab_size, embedding_size=config.embedding_size, hidden_size=config.hidden_size,
-                    num_hidden_layers=config.num_hidden_layers, num_hidden_groups=config.num_hidden_groups,
-                    num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
-                    inner_group_num=config.inner_group_num, hidden_act="gelu_new", hidden_dropout_prob=0.0,
-                    attention_probs_dropout_prob=0.0, classifier_dropout_prob=0.0,
-                    max_position_embeddings=config.max_position_embeddings, type_vocab_size=config.type_vocab_size,
-                    layer_norm_eps=1e-12, **extra)  # fmt: skip
+    return HFConfig(
+        vocab_size=config.vocab_size,
+        embedding_size=config.embedding_size,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_hidden_groups=config.num_hidden_groups,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        inner_group_num=config.inner_group_num,
+        hidden_act="gelu_new",
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        classifier_dropout_prob=0.0,
+        max_position_embeddings=config.max_position_embeddings,
+        type_vocab_size=config.type_vocab_size,
+        layer_norm_eps=1e-12,
+        **extra,
+    )
 
 
 def _fast_tokenizer(cls, spm_path: str):
@@ -111,8 +122,12 @@ def _hf_model(task, config, prefix: str, spm_path: str, folder: str):
     from transformers import AlbertForPreTraining, AlbertForTokenClassification, AlbertTokenizerFast
     from transformers.models.albert.modeling_albert import load_tf_weights_in_albert
 
-    hf_config = _hf_config(config, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
-                           label2id={k: i for i, k in enumerate(LABELS)})  # fmt: skip
+    hf_config = _hf_config(
+        config,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={k: i for i, k in enumerate(LABELS)},
+    )
     pretrainer = AlbertForPreTraining(_hf_config(config))
     with contextlib.redirect_stdout(io.StringIO()):  # it prints a line per variable
         load_tf_weights_in_albert(pretrainer, pretrainer.config, prefix)
@@ -162,22 +177,37 @@ def _sentences(task, tokenizer, needed: int) -> tuple[list[str], dict]:
         raise RuntimeError(
             f"{INPUT_CORPUS}: only {len(chosen)} of {needed} sentences fit {fit} pieces"
         )
-    stats = {"sentence_count": needed, "read": seen, "ours_pieces_mean": sum(ours_pieces) / needed,
-             "hf_pieces_mean": sum(hf_pieces) / needed, "ours_pieces_max": max(ours_pieces),
-             "hf_pieces_max": max(hf_pieces)}  # fmt: skip
+    stats = {
+        "sentence_count": needed,
+        "read": seen,
+        "ours_pieces_mean": sum(ours_pieces) / needed,
+        "hf_pieces_mean": sum(hf_pieces) / needed,
+        "ours_pieces_max": max(ours_pieces),
+        "hf_pieces_max": max(hf_pieces),
+    }
     return chosen, stats
 
 
 def _logit_difference(task, model, tokenizer, sentences: list[str]) -> float:
-    """Max |logit| difference of the two models on the same ids (HF's tokenization): same weights."""
+    """Max |logit| difference of the two models on the same ids (HF's tokenization): same
+    weights."""
     import numpy as np
     import torch
 
-    enc = tokenizer(sentences, padding="max_length", max_length=FLAGS.max_seq_length,
-                    truncation=True, return_tensors="np")  # fmt: skip
-    ours = task.model({"input_ids": enc["input_ids"].astype("int32"),
-                       "input_mask": enc["attention_mask"].astype("int32"),
-                       "segment_ids": enc["token_type_ids"].astype("int32")})  # fmt: skip
+    enc = tokenizer(
+        sentences,
+        padding="max_length",
+        max_length=FLAGS.max_seq_length,
+        truncation=True,
+        return_tensors="np",
+    )
+    ours = task.model(
+        {
+            "input_ids": enc["input_ids"].astype("int32"),
+            "input_mask": enc["attention_mask"].astype("int32"),
+            "segment_ids": enc["token_type_ids"].astype("int32"),
+        }
+    )
     with torch.no_grad():
         theirs = model(**{k: torch.tensor(v) for k, v in enc.items()}).logits.numpy()
     real = enc["attention_mask"].astype(bool)
@@ -196,8 +226,14 @@ def setup(out: str) -> dict:
     config, prefix = _checkpoint(out)
     keras.utils.set_random_seed(0)  # the random head
     with open(spm_path, "rb") as f:
-        task = create_task(datasets.get("ncbi_disease"), LABELS, config, f.read(),
-                           FLAGS.max_seq_length, classifier_dropout=0.0)  # fmt: skip
+        task = create_task(
+            datasets.get("ncbi_disease"),
+            LABELS,
+            config,
+            f.read(),
+            FLAGS.max_seq_length,
+            classifier_dropout=0.0,
+        )
     checkpoints.load_init_checkpoint(task.encoder, prefix)
     saved_model = export.export_task(task, os.path.join(out, f"saved_model_{FLAGS.max_seq_length}"))
     hf_dir = os.path.join(out, f"hf_{FLAGS.max_seq_length}")
@@ -214,10 +250,19 @@ def setup(out: str) -> dict:
 # --- one side, in its own process ------------------------------------------------------------
 def _entity_rows(out: dict, count: int, text) -> list[list[dict]]:
     """Our signature's outputs (numpy arrays, or nested lists) as the pipeline's entity dicts."""
-    return [[{"entity_group": text(out["entity_types"][r][k]), "word": text(out["entity_texts"][r][k]),
-              "start": int(out["entity_starts"][r][k]), "end": int(out["entity_ends"][r][k]),
-              "score": float(out["entity_scores"][r][k])} for k in range(out["num_entities"][r])]
-            for r in range(count)]  # fmt: skip
+    return [
+        [
+            {
+                "entity_group": text(out["entity_types"][r][k]),
+                "word": text(out["entity_texts"][r][k]),
+                "start": int(out["entity_starts"][r][k]),
+                "end": int(out["entity_ends"][r][k]),
+                "score": float(out["entity_scores"][r][k]),
+            }
+            for k in range(out["num_entities"][r])
+        ]
+        for r in range(count)
+    ]
 
 
 def _ours(paths: dict, threads: int):
@@ -234,8 +279,10 @@ def _ours(paths: dict, threads: int):
         out = {k: v.numpy() for k, v in serve(text=tf.constant(texts)).items()}
         return _entity_rows(out, len(texts), bytes.decode)
 
-    return call, {"tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-                  "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}  # fmt: skip
+    return call, {
+        "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
 
 
 def _ours_c_api(paths: dict, threads: int):
@@ -261,16 +308,23 @@ def _theirs(paths: dict, threads: int):
     torch.set_num_threads(threads)
     model = AlbertForTokenClassification.from_pretrained(paths["hf_dir"]).eval()
     tokenizer = AlbertTokenizerFast.from_pretrained(paths["hf_dir"])
-    pipe = pipeline("token-classification", model=model, tokenizer=tokenizer, device=-1,
-                    aggregation_strategy=FLAGS.aggregation_strategy)  # fmt: skip
+    pipe = pipeline(
+        "token-classification",
+        model=model,
+        tokenizer=tokenizer,
+        device=-1,
+        aggregation_strategy=FLAGS.aggregation_strategy,
+    )
 
     def call(texts: list[str]) -> list[list[dict]]:
         with torch.inference_mode():
             out = pipe(texts, batch_size=len(texts))
         return out
 
-    return call, {"torch_threads": torch.get_num_threads(),
-                  "attention": model.config._attn_implementation}  # fmt: skip
+    return call, {
+        "torch_threads": torch.get_num_threads(),
+        "attention": model.config._attn_implementation,
+    }
 
 
 SIDES = {"ours": _ours, "ours_c_api": _ours_c_api, "hf": _theirs}
@@ -297,11 +351,22 @@ class Worker:
     def __init__(self, side: str, paths: dict):
         import subprocess
 
-        argv = [sys.executable, "-m", "benchmarks.serving_bench", f"--measure={side}",
-                f"--paths={json.dumps(paths)}"] + [a for a in sys.argv[1:] if not a.startswith("--measure")]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.serving_bench",
+            f"--measure={side}",
+            f"--paths={json.dumps(paths)}",
+        ] + [a for a in sys.argv[1:] if not a.startswith("--measure")]
         self.side = side
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, env=common.child_env())  # fmt: skip
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=common.child_env(),
+        )
         self.info = self._reply()
 
     def _reply(self) -> dict:
@@ -354,11 +419,14 @@ def measure(sides: list[str], paths: dict) -> dict:
     for worker in workers:
         ms = np.array(times[worker.side])
         single, batched = ms[:n], ms[n:]
-        results[worker.side] = {**worker.info, "b1_sentences_per_s": n / single.sum() * 1000,
-                                "b1_p50_ms": float(np.percentile(single, 50)),
-                                "b1_p99_ms": float(np.percentile(single, 99)),
-                                f"b{b}_sentences_per_s": len(batched) * b / batched.sum() * 1000,
-                                "entities": entities[worker.side]}  # fmt: skip
+        results[worker.side] = {
+            **worker.info,
+            "b1_sentences_per_s": n / single.sum() * 1000,
+            "b1_p50_ms": float(np.percentile(single, 50)),
+            "b1_p99_ms": float(np.percentile(single, 99)),
+            f"b{b}_sentences_per_s": len(batched) * b / batched.sum() * 1000,
+            "entities": entities[worker.side],
+        }
     return results
 
 
@@ -384,26 +452,37 @@ def main(argv: list[str]) -> None:
     load_before = os.getloadavg()[0]
     results = measure(FLAGS.sides, paths)
     b, hf = FLAGS.batch_size, results["hf"]
-    print(f"CPU: {common.cpu()}; 1-minute load average {load_before:.2f} before timing, "
-          f"{os.getloadavg()[0]:.2f} after")  # fmt: skip
-    threads = [f"{NAMES[s]}: " + ", ".join(f"{k} {v}" for k, v in r.items() if "thread" in k)
-               for s, r in results.items()]  # fmt: skip
+    print(
+        f"CPU: {common.cpu()}; 1-minute load average {load_before:.2f} before timing, "
+        f"{os.getloadavg()[0]:.2f} after"
+    )
+    threads = [
+        f"{NAMES[s]}: " + ", ".join(f"{k} {v}" for k, v in r.items() if "thread" in k)
+        for s, r in results.items()
+    ]
     print(f"threads ({'; '.join(threads)}); HF attention: {hf['attention']}")
-    print(f"ALBERT-base, vocabulary {FLAGS.vocab_size}, max_seq_length {FLAGS.max_seq_length}; "
-          f"{paths['sentence_count']} MEDLINE sentences fitting one window: "
-          f"pieces mean {paths['ours_pieces_mean']:.1f} (ours) / {paths['hf_pieces_mean']:.1f} (HF), "
-          f"max {paths['ours_pieces_max']} / {paths['hf_pieces_max']}")  # fmt: skip
-    print(f"same weights: max |logit difference| {paths['max_logit_difference']:.1e}; "
-          f"HF aggregation_strategy={FLAGS.aggregation_strategy}; {FLAGS.requests} requests at "
-          f"batch 1, {FLAGS.batches} batches of {b}, sides called in turn\n")  # fmt: skip
-    rows = [("sentences/s, batch 1", "b1_sentences_per_s", True),
-            (f"sentences/s, batch {b}", f"b{b}_sentences_per_s", True),
-            ("p50 latency ms, batch 1", "b1_p50_ms", False),
-            ("p99 latency ms, batch 1", "b1_p99_ms", False)]  # fmt: skip
+    print(
+        f"ALBERT-base, vocabulary {FLAGS.vocab_size}, max_seq_length {FLAGS.max_seq_length}; "
+        f"{paths['sentence_count']} MEDLINE sentences fitting one window: "
+        f"pieces mean {paths['ours_pieces_mean']:.1f} (ours) / {paths['hf_pieces_mean']:.1f} (HF), "
+        f"max {paths['ours_pieces_max']} / {paths['hf_pieces_max']}"
+    )
+    print(
+        f"same weights: max |logit difference| {paths['max_logit_difference']:.1e}; "
+        f"HF aggregation_strategy={FLAGS.aggregation_strategy}; {FLAGS.requests} requests at "
+        f"batch 1, {FLAGS.batches} batches of {b}, sides called in turn\n"
+    )
+    rows = [
+        ("sentences/s, batch 1", "b1_sentences_per_s", True),
+        (f"sentences/s, batch {b}", f"b{b}_sentences_per_s", True),
+        ("p50 latency ms, batch 1", "b1_p50_ms", False),
+        ("p99 latency ms, batch 1", "b1_p99_ms", False),
+    ]
     ours = [s for s in FLAGS.sides if s != "hf"]
     header = "".join(f"{NAMES[s]:>22}" for s in ours)
-    ratios = "".join(f"{'/'.join(NAMES[s].split(', ')[1:] or ['ours'])[:18] + ' /HF':>22}"
-                     for s in ours)  # fmt: skip
+    ratios = "".join(
+        f"{'/'.join(NAMES[s].split(', ')[1:] or ['ours'])[:18] + ' /HF':>22}" for s in ours
+    )
     print(f"{'':<26}{header}{NAMES['hf']:>14}{ratios}")
     for name, key, higher in rows:
         line = "".join(f"{results[s][key]:>22.2f}" for s in ours) + f"{hf[key]:>14.2f}"
@@ -415,8 +494,17 @@ def main(argv: list[str]) -> None:
     print(f"\nentities found: {found}")
     print(f"(ratios > 1 favour ours; latency ratio is HF/ours; setup {setup_s:.0f} s)")
     with open(os.path.join(FLAGS.output_dir, "serving_bench.json"), "w") as f:
-        json.dump({"paths": paths, "results": results, "cpu": common.cpu(),
-                   "max_seq_length": FLAGS.max_seq_length, "threads": FLAGS.threads}, f, indent=2)  # fmt: skip
+        json.dump(
+            {
+                "paths": paths,
+                "results": results,
+                "cpu": common.cpu(),
+                "max_seq_length": FLAGS.max_seq_length,
+                "threads": FLAGS.threads,
+            },
+            f,
+            indent=2,
+        )
 
 
 if __name__ == "__main__":

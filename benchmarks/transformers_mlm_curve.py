@@ -32,8 +32,14 @@ flags.DEFINE_integer("log_every", 100, "Steps per printed line.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights and the shuffle.")
 flags.DEFINE_enum("optimizer", "torch", ["torch", "bert"], "PyTorch's AdamW or BERT's.")
 
-INT_FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
-                "next_sentence_labels")  # fmt: skip
+INT_FEATURES = (
+    "input_ids",
+    "input_mask",
+    "segment_ids",
+    "masked_lm_positions",
+    "masked_lm_ids",
+    "next_sentence_labels",
+)
 
 
 def bert_adamw(named_parameters, lr: float, weight_decay: float = 0.01):
@@ -63,8 +69,10 @@ def bert_adamw(named_parameters, lr: float, weight_decay: float = 0.01):
     for name, p in named_parameters:
         excluded = any(k in name for k in ("LayerNorm", "layer_norm", "bias"))  # as ALBERT
         (no_decay if excluded else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]  # fmt: skip
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return BertAdamW(groups, {"lr": lr})
 
 
@@ -78,10 +86,25 @@ def main(argv):
     with open(FLAGS.albert_config_file, encoding="utf-8") as f:
         c = json.load(f)
     act = {"gelu": "gelu_new"}.get(c["hidden_act"], c["hidden_act"])  # ALBERT's tanh GELU
-    config = AlbertConfig(**{k: c[k] for k in ("vocab_size", "embedding_size", "hidden_size",
-                             "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                             "max_position_embeddings", "initializer_range", "type_vocab_size",
-                             "hidden_dropout_prob", "attention_probs_dropout_prob")}, hidden_act=act)  # fmt: skip
+    config = AlbertConfig(
+        **{
+            k: c[k]
+            for k in (
+                "vocab_size",
+                "embedding_size",
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "intermediate_size",
+                "max_position_embeddings",
+                "initializer_range",
+                "type_vocab_size",
+                "hidden_dropout_prob",
+                "attention_probs_dropout_prob",
+            )
+        },
+        hidden_act=act,
+    )
     model = AlbertForPreTraining(config)
     files = sorted(glob.glob(os.path.join(FLAGS.records, "*.tfrecord")))
     spec = {k: tf.io.VarLenFeature(tf.int64) for k in INT_FEATURES}
@@ -112,9 +135,13 @@ def main(argv):
         labels = torch.full_like(ids, -100)  # transformers' labels: -100 where not masked
         rows = torch.arange(ids.shape[0])[:, None].expand_as(pos)
         labels[rows[real], pos[real]] = lab[real]
-        out = model(input_ids=ids, attention_mask=torch.tensor(b["input_mask"]),
-                    token_type_ids=torch.tensor(b["segment_ids"]), labels=labels,
-                    sentence_order_label=torch.tensor(b["next_sentence_labels"]).view(-1))  # fmt: skip
+        out = model(
+            input_ids=ids,
+            attention_mask=torch.tensor(b["input_mask"]),
+            token_type_ids=torch.tensor(b["segment_ids"]),
+            labels=labels,
+            sentence_order_label=torch.tensor(b["next_sentence_labels"]).view(-1),
+        )
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -126,8 +153,11 @@ def main(argv):
             counted += masked.sum().item()
         if step % FLAGS.log_every == 0 or step == total:
             rate = step * FLAGS.batch_size / (time.time() - start)
-            print(f"step {step}/{total}  loss {out.loss.item():.4f}  mlm_acc {correct / counted:.4f}"
-                  f"  {rate:.1f} examples/s", flush=True)  # fmt: skip
+            print(
+                f"step {step}/{total}  loss {out.loss.item():.4f}  mlm_acc {correct / counted:.4f}"
+                f"  {rate:.1f} examples/s",
+                flush=True,
+            )
             correct = counted = 0
 
 

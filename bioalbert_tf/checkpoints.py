@@ -257,7 +257,8 @@ def save_tf1_checkpoint(model, prefix: str, global_step: int | None = None) -> l
 
 
 def object_checkpoint(model):
-    """The object graph our checkpoints use: the pretrainer under `model`, its encoder under `encoder`."""
+    """The object graph our checkpoints use: the pretrainer under `model`, its encoder under
+    `encoder`."""
     import tensorflow as tf
 
     if hasattr(model, "sop_output_weights"):
@@ -330,7 +331,8 @@ def load_keras_checkpoint(model, prefix: str) -> None:
 
 
 def load_init_checkpoint(model, path: str) -> str:
-    """`--init_checkpoint`: a TF1 prefix (Google ALBERT / BioALBERT) or ours, detected automatically.
+    """`--init_checkpoint`: a TF1 prefix (Google ALBERT / BioALBERT) or ours, detected
+    automatically.
 
     `path` may be a prefix or a folder with a `checkpoint` state file (local or gs://).
     Returns "tf1" or "keras".

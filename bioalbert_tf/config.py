@@ -97,7 +97,8 @@ class AlbertConfig:
         if self.down_scale_factor != 1 or self.net_structure_type != 0:
             raise ConfigError(
                 "albert config: only the released ALBERT structure is supported "
-                f"(down_scale_factor 1, net_structure_type 0), got {self.down_scale_factor}, {self.net_structure_type}"
+                "(down_scale_factor 1, net_structure_type 0), "
+                f"got {self.down_scale_factor}, {self.net_structure_type}"
             )
 
     @classmethod

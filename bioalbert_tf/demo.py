@@ -167,23 +167,63 @@ def _demo() -> None:
     )
     started = time.time()
     vocab = os.path.join(out, "vocab", "bio8k")
-    _stage("vocabulary", os.path.join(out, "vocab"), {"inputs": medline, "size": 8000},
-           _python("tfrecords_builder.build_vocab", f"--input_files={medline}", f"--model_prefix={vocab}", "--vocab_size=8000",
-                   "--overwrite"))  # fmt: skip
+    _stage(
+        "vocabulary",
+        os.path.join(out, "vocab"),
+        {"inputs": medline, "size": 8000},
+        _python(
+            "tfrecords_builder.build_vocab",
+            f"--input_files={medline}",
+            f"--model_prefix={vocab}",
+            "--vocab_size=8000",
+            "--overwrite",
+        ),
+    )
     records = os.path.join(out, "tfrecords")
-    _stage("tfrecords", records, {"inputs": medline, "vocab": vocab, "seq": recipe.SEQ},
-           _python("tfrecords_builder.build_pretraining_data", f"--input_files={medline}", f"--output_dir={records}",
-                   f"--spm_model_file={vocab}.model", *recipe.builder_args(), "--dupe_factor=1", "--num_shards=4"))  # fmt: skip
+    _stage(
+        "tfrecords",
+        records,
+        {"inputs": medline, "vocab": vocab, "seq": recipe.SEQ},
+        _python(
+            "tfrecords_builder.build_pretraining_data",
+            f"--input_files={medline}",
+            f"--output_dir={records}",
+            f"--spm_model_file={vocab}.model",
+            *recipe.builder_args(),
+            "--dupe_factor=1",
+            "--num_shards=4",
+        ),
+    )
     pretrain = os.path.join(out, "pretraining")
     steps = FLAGS.pretraining_steps
-    _stage("pretraining", pretrain, {"steps": steps, "records": records},
-           _python("bioalbert_tf.run_pretraining", f"--input_file={records}/*.tfrecord", f"--output_dir={pretrain}",
-                   *recipe.pretraining_args(steps), f"--save_checkpoints_steps={max(1, steps // 3)}", "--do_eval",
-                   "--max_eval_steps=20", "--export_tf1"))  # fmt: skip
+    _stage(
+        "pretraining",
+        pretrain,
+        {"steps": steps, "records": records},
+        _python(
+            "bioalbert_tf.run_pretraining",
+            f"--input_file={records}/*.tfrecord",
+            f"--output_dir={pretrain}",
+            *recipe.pretraining_args(steps),
+            f"--save_checkpoints_steps={max(1, steps // 3)}",
+            "--do_eval",
+            "--max_eval_steps=20",
+            "--export_tf1",
+        ),
+    )
     saved = os.path.join(out, "saved_model", "pretrainer")
-    _stage("export", os.path.join(out, "saved_model"), {"steps": steps},
-           _python("bioalbert_tf.export_saved_model", "--model=pretrainer", f"--checkpoint={pretrain}", f"--output_dir={saved}",
-                   "--overwrite"))  # fmt: skip
+    _stage(
+        "export",
+        os.path.join(out, "saved_model"),
+        {"steps": steps},
+        _python(
+            "bioalbert_tf.export_saved_model",
+            "--model=pretrainer",
+            f"--checkpoint={pretrain}",
+            f"--output_dir={saved}",
+            "--overwrite",
+        ),
+    )
     print("\nfill-mask with the pretrainer SavedModel (top 5 pieces for [MASK]):")
     rows = fill_mask(saved, vocab + ".model")
     for row in rows:
@@ -197,33 +237,61 @@ def _demo() -> None:
     plot_curve(os.path.join(pretrain, "train_metrics.jsonl"), png)
     best = json.loads(pathlib.Path(pretrain, "best_eval.json").read_text())
     print(
-        f"\neval after pretraining: MLM accuracy {best['mlm_accuracy']:.3f}, SOP accuracy {best['sop_accuracy']:.3f} (step {best['global_step']})"
+        f"\neval after pretraining: MLM accuracy {best['mlm_accuracy']:.3f}, "
+        f"SOP accuracy {best['sop_accuracy']:.3f} (step {best['global_step']})"
     )
     if FLAGS.data_dir:
         ncbi = os.path.join(FLAGS.data_dir, "ner", "NCBI-disease")
         ner_out = os.path.join(out, "finetuning", "ncbi_disease")
-        _stage("finetuning", ner_out, {"steps": FLAGS.finetuning_steps, "pretrain": steps},
-               _python("bioalbert_tf.run_finetuning", "--dataset=ncbi_disease", f"--data_dir={ncbi}", f"--output_dir={ner_out}",
-                       f"--init_checkpoint={pretrain}", f"--albert_config_file={recipe.CONFIG}",
-                       f"--spm_model_file={vocab}.model", f"--max_seq_length={recipe.SEQ}", "--train_batch_size=32",
-                       "--learning_rate=1e-4", f"--num_train_steps={FLAGS.finetuning_steps}", "--num_warmup_steps=30",
-                       f"--eval_every_steps={max(1, FLAGS.finetuning_steps // 2)}", "--overwrite"))  # fmt: skip
+        _stage(
+            "finetuning",
+            ner_out,
+            {"steps": FLAGS.finetuning_steps, "pretrain": steps},
+            _python(
+                "bioalbert_tf.run_finetuning",
+                "--dataset=ncbi_disease",
+                f"--data_dir={ncbi}",
+                f"--output_dir={ner_out}",
+                f"--init_checkpoint={pretrain}",
+                f"--albert_config_file={recipe.CONFIG}",
+                f"--spm_model_file={vocab}.model",
+                f"--max_seq_length={recipe.SEQ}",
+                "--train_batch_size=32",
+                "--learning_rate=1e-4",
+                f"--num_train_steps={FLAGS.finetuning_steps}",
+                "--num_warmup_steps=30",
+                f"--eval_every_steps={max(1, FLAGS.finetuning_steps // 2)}",
+                "--overwrite",
+            ),
+        )
         bench = os.path.join(out, "benchmark")
-        _stage("benchmark", bench, {"finetuned": FLAGS.finetuning_steps},
-               _python("bioalbert_tf.benchmark", f"--saved_model={ner_out}/saved_model", "--dataset=ncbi_disease",
-                       f"--data_dir={ncbi}", f"--output_dir={bench}"))  # fmt: skip
+        _stage(
+            "benchmark",
+            bench,
+            {"finetuned": FLAGS.finetuning_steps},
+            _python(
+                "bioalbert_tf.benchmark",
+                f"--saved_model={ner_out}/saved_model",
+                "--dataset=ncbi_disease",
+                f"--data_dir={ncbi}",
+                f"--output_dir={bench}",
+            ),
+        )
         print("\n" + pathlib.Path(bench, "report.md").read_text())
     print(f"\ndemo finished in {time.time() - started:.0f} s. Outputs under {out}/:")
     print(
-        "  vocab/bio8k.model          SentencePiece vocabulary\n  tfrecords/                 pretraining examples + stats.json"
+        "  vocab/bio8k.model          SentencePiece vocabulary\n"
+        "  tfrecords/                 pretraining examples + stats.json"
     )
     print(
-        "  pretraining/               checkpoints, TensorBoard logs, model.ckpt-best, tf1/ export\n  saved_model/pretrainer     SavedModel (serving_default)"
+        "  pretraining/               checkpoints, TensorBoard logs, model.ckpt-best, tf1/ export\n"
+        "  saved_model/pretrainer     SavedModel (serving_default)"
     )
     print("  pretraining_accuracy.png   MLM/SOP accuracy curve")
     if FLAGS.data_dir:
         print(
-            "  finetuning/ncbi_disease    NER model, predictions, metrics.json, saved_model/\n  benchmark/                 report.md, report.json, charts"
+            "  finetuning/ncbi_disease    NER model, predictions, metrics.json, saved_model/\n"
+            "  benchmark/                 report.md, report.json, charts"
         )
 
 

@@ -129,7 +129,8 @@ def get_strategy(
     gcp_project: str | None = None,
     connect_timeout_s: float = 120.0,
 ):
-    """--tpu -> TPUStrategy; TF_CONFIG -> MultiWorkerMirrored; >1 GPU -> Mirrored; else the default."""
+    """--tpu -> TPUStrategy; TF_CONFIG -> MultiWorkerMirrored; >1 GPU -> Mirrored; else the
+    default."""
     import tensorflow as tf
 
     if tpu:

@@ -1,15 +1,17 @@
 r"""Exports a SavedModel for TF Serving.
 
   python -m bioalbert_tf.export_saved_model --model=pretrainer \
-      --checkpoint=<TF1 prefix or ours> --albert_config_file=albert_config.json --output_dir=saved_model/
+      --checkpoint=<TF1 prefix or ours> --albert_config_file=albert_config.json \
+      --output_dir=saved_model/
 
 `serving_default` of the pretrainer takes int32 input_ids, input_mask, segment_ids [batch, seq]
 and returns sequence_output [batch, seq, hidden], pooled_output [batch, hidden],
 mlm_logits [batch, seq, vocab] (every position) and sop_logits [batch, 2].
 A folder holding another kind of run (checkpoints, a run's settings, TFRecords) is never
-replaced. Another non-empty --output_dir is left alone unless --overwrite, which replaces it whole: the export is
-written beside it (<output_dir>.writing) and takes its place once complete, so nothing of an
-earlier export is left in it, and a crash while exporting leaves the earlier one as it was.
+replaced. Another non-empty --output_dir is left alone unless --overwrite, which replaces it
+whole: the export is written beside it (<output_dir>.writing) and takes its place once complete,
+so nothing of an earlier export is left in it, and a crash while exporting leaves the earlier one
+as it was.
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ def parsing_spec(max_seq_length: int, max_predictions_per_seq: int) -> dict:
 
 
 def parse_pretraining_examples(serialized, max_seq_length: int, max_predictions_per_seq: int):
-    """Parses a batch (or one) of serialized Examples; int64 features become int32 (as TPUs need)."""
+    """Parses a batch (or one) of serialized Examples; int64 features become int32 (as TPUs
+    need)."""
     import tensorflow as tf
 
     spec = parsing_spec(max_seq_length, max_predictions_per_seq)

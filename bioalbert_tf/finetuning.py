@@ -64,8 +64,12 @@ def _run(config: FinetuningConfig, overwrite: bool) -> dict:
     settings = settings_of(config, [k for k, _ in selected] or None)
     fold_runs = []
     for k, fold_dir in selected:
-        fold = dataclasses.replace(config, data_dir=fold_dir, output_dir=fileio.join(config.output_dir, f"fold-{k}"),
-                                   folds=None)  # fmt: skip
+        fold = dataclasses.replace(
+            config,
+            data_dir=fold_dir,
+            output_dir=fileio.join(config.output_dir, f"fold-{k}"),
+            folds=None,
+        )
         fold_runs.append((k, fold, settings_of(fold)))
     for run_config, now in [(config, settings)] + [(fold, s) for _, fold, s in fold_runs]:
         check_settings(run_config, now, overwrite)
@@ -174,8 +178,12 @@ def check_settings(config: FinetuningConfig, now: dict, overwrite: bool = False)
         return
     was, folds = before.get(CROSS_VALIDATION), now[CROSS_VALIDATION]
     if was != folds:
-        logging.info("%s: folds %s before, %s now; metrics.json will summarise those run now",
-                     config.output_dir, was, folds)  # fmt: skip
+        logging.info(
+            "%s: folds %s before, %s now; metrics.json will summarise those run now",
+            config.output_dir,
+            was,
+            folds,
+        )
 
 
 def clear_outputs(output_dir: str) -> None:
@@ -219,11 +227,21 @@ def run_one(config: FinetuningConfig, records: dict[str, dict]) -> dict:
                 f"--init_checkpoint={config.init_checkpoint} does not fit the model of "
                 f"--albert_config_file={config.albert_config_file}: {e}"
             ) from None
-    logging.info("%s: %d train rows, %d dev, %d test; labels %s; init %s",
-                 spec.name, len(train), len(dev), len(test), task.labels, init)  # fmt: skip
+    logging.info(
+        "%s: %d train rows, %d dev, %d test; labels %s; init %s",
+        spec.name,
+        len(train),
+        len(dev),
+        len(test),
+        task.labels,
+        init,
+    )
     if not dev:
-        logging.warning("%s: no dev rows in %s: training without dev selection; the last weights are kept",
-                        spec.name, config.data_dir)  # fmt: skip
+        logging.warning(
+            "%s: no dev rows in %s: training without dev selection; the last weights are kept",
+            spec.name,
+            config.data_dir,
+        )
     fileio.makedirs(config.output_dir)
     for folder, settings in records.items():
         manifest.record(fileio.join(folder, manifest.SETTINGS_NAME), settings)
@@ -263,11 +281,19 @@ def run_one(config: FinetuningConfig, records: dict[str, dict]) -> dict:
     predict = lambda rows: task.predict(rows, config.eval_batch_size)  # noqa: E731
     test_scores = scoring.evaluate(test, predict, fileio.join(config.output_dir, name)).scores
     result = {
-        "dataset": config.dataset, "task": spec.task, "init_checkpoint": config.init_checkpoint, "init": init,
-        "dev_selection": bool(dev), "best_dev": dev_eval.best, "history": dev_eval.history, **after,
-        "test": test_scores, "train_seconds": round(train_seconds, 1),
-        "seconds_per_1000_steps": round(1000 * train_seconds / dev_eval.steps, 1), "config": dataclasses.asdict(config),
-    }  # fmt: skip
+        "dataset": config.dataset,
+        "task": spec.task,
+        "init_checkpoint": config.init_checkpoint,
+        "init": init,
+        "dev_selection": bool(dev),
+        "best_dev": dev_eval.best,
+        "history": dev_eval.history,
+        **after,
+        "test": test_scores,
+        "train_seconds": round(train_seconds, 1),
+        "seconds_per_1000_steps": round(1000 * train_seconds / dev_eval.steps, 1),
+        "config": dataclasses.asdict(config),
+    }
     from bioalbert_tf import export
 
     # Written beside and renamed into place: never half of one export and half of another.
@@ -389,8 +415,14 @@ class DevEvaluation(keras.callbacks.Callback):
         ).scores
         entry = self.history[-1]
         entry["dev"] = scores["main_score"]
-        logging.info("step %d/%d: loss %.4f, dev %s %s", self.steps, self.rounds * self.per_round,
-                     entry["loss"], scores["main_key"], entry["dev"])  # fmt: skip
+        logging.info(
+            "step %d/%d: loss %.4f, dev %s %s",
+            self.steps,
+            self.rounds * self.per_round,
+            entry["loss"],
+            scores["main_key"],
+            entry["dev"],
+        )
         # An undefined dev score (None: STS on constant predictions) is worse than any number.
         if not self.best or _better(scores["main_score"], self.best["main_score"]):
             self.best = {
@@ -487,10 +519,13 @@ def run_cross_validation(
         summary["sd"].get(main_key),
     )
     result = {
-        "dataset": config.dataset, "task": datasets.get(config.dataset).task, "main_key": main_key,
-        "cross_validation": summary, "fold_dirs": {str(k): fold.output_dir for k, fold, _ in folds},
+        "dataset": config.dataset,
+        "task": datasets.get(config.dataset).task,
+        "main_key": main_key,
+        "cross_validation": summary,
+        "fold_dirs": {str(k): fold.output_dir for k, fold, _ in folds},
         "config": dataclasses.asdict(config),
-    }  # fmt: skip
+    }
     manifest.record(fileio.join(config.output_dir, manifest.SETTINGS_NAME), settings)  # folds now
     write_json(fileio.join(config.output_dir, METRICS_FILE), result)
     return result

@@ -17,8 +17,9 @@ def to_keras_hub_backbone(encoder):
     c = encoder.config
     if c.num_hidden_layers % c.num_hidden_groups:
         raise ValueError(
-            f"keras-hub's AlbertBackbone needs num_hidden_layers ({c.num_hidden_layers}) to be a multiple "
-            f"of num_hidden_groups ({c.num_hidden_groups}); this model cannot be expressed as a keras-hub preset"
+            f"keras-hub's AlbertBackbone needs num_hidden_layers ({c.num_hidden_layers}) to be a "
+            f"multiple of num_hidden_groups ({c.num_hidden_groups}); this model cannot be "
+            "expressed as a keras-hub preset"
         )
     if c.hidden_act not in ("gelu", "gelu_new"):
         raise ValueError(
@@ -80,7 +81,8 @@ def to_keras_hub_backbone(encoder):
 
 
 def save_keras_hub_preset(encoder, preset_dir: str, spm_model_file: str | None = None) -> str:
-    """Writes a keras-hub preset folder (`keras_hub.models.AlbertBackbone.from_preset(preset_dir)`)."""
+    """Writes a keras-hub preset folder
+    (`keras_hub.models.AlbertBackbone.from_preset(preset_dir)`)."""
     import keras_hub
 
     to_keras_hub_backbone(encoder).save_to_preset(preset_dir)

@@ -96,7 +96,8 @@ class AlbertWeightDecayOptimizer(keras.optimizers.Optimizer):
         self.exclude_from_weight_decay = tuple(exclude_from_weight_decay or ())
 
     def excluded(self, variable) -> bool:
-        """Whether decay and the trust ratio skip this variable (matched on its path, as on TF1 names)."""
+        """Whether decay and the trust ratio skip this variable (matched on its path, as on TF1
+        names)."""
         name = getattr(variable, "path", None) or variable.name
         return any(re.search(pattern, name) for pattern in self.exclude_from_weight_decay)
 

@@ -86,9 +86,17 @@ class PretrainingConfig:
     )
 
     def validate(self) -> None:
-        for name in ("train_batch_size", "eval_batch_size", "max_seq_length", "max_predictions_per_seq",
-                     "num_train_steps", "save_checkpoints_steps", "keep_checkpoint_max", "iterations_per_loop",
-                     "max_eval_steps"):  # fmt: skip
+        for name in (
+            "train_batch_size",
+            "eval_batch_size",
+            "max_seq_length",
+            "max_predictions_per_seq",
+            "num_train_steps",
+            "save_checkpoints_steps",
+            "keep_checkpoint_max",
+            "iterations_per_loop",
+            "max_eval_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if self.num_warmup_steps < 0:
@@ -179,7 +187,8 @@ def _distributed(strategy, files, global_batch, config, is_training):
 
     if global_batch % strategy.num_replicas_in_sync:
         raise ValueError(
-            f"global batch {global_batch} is not divisible by {strategy.num_replicas_in_sync} replicas"
+            f"global batch {global_batch} is not divisible by "
+            f"{strategy.num_replicas_in_sync} replicas"
         )
 
     def fn(ctx: tf.distribute.InputContext):
@@ -214,16 +223,22 @@ class Trainer:
             )
         self.files = expand_files(config.input_file)
         compression = _compression(self.files[0])
-        run_settings.check_inputs(self.files, config, self.albert_config, compression,
-                                  spm_model_file=config.spm_model_file)  # fmt: skip
+        run_settings.check_inputs(
+            self.files,
+            config,
+            self.albert_config,
+            compression,
+            spm_model_file=config.spm_model_file,
+        )
         # Every record whole and matching its CRCs before step 1: a damaged shard is named now,
         # not met by the reader mid-run (and again at every resume).
         record_check.check_files(self.files, compression)
         if config.do_eval and config.eval_input_file:
             eval_files = expand_files(config.eval_input_file)
             compression = _compression(eval_files[0])
-            run_settings.check_inputs(eval_files, config, self.albert_config, compression,
-                                      flag="--eval_input_file")  # fmt: skip
+            run_settings.check_inputs(
+                eval_files, config, self.albert_config, compression, flag="--eval_input_file"
+            )
             record_check.check_files(eval_files, compression, "--eval_input_file")
         keras.utils.set_random_seed(config.random_seed)
         if config.use_bfloat16:
@@ -282,7 +297,8 @@ class Trainer:
         return int(self.optimizer.iterations.numpy())
 
     def restore_or_initialize(self) -> str:
-        """Resumes from output_dir's latest checkpoint, else loads --init_checkpoint, else random."""
+        """Resumes from output_dir's latest checkpoint, else loads --init_checkpoint, else
+        random."""
         import tensorflow as tf
 
         latest = tf.train.latest_checkpoint(self.config.output_dir)  # the chief's, on every worker
@@ -503,10 +519,16 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
                         tf.summary.scalar(k, v)
             logging.info(
                 "step %d/%d  loss %.4f  mlm_acc %.4f  sop_acc %.4f  lr %.3g  %.1f examples/s",
-                trainer.step, total, metrics["loss"], metrics["mlm_accuracy"], metrics["sop_accuracy"],
-                lr, metrics["examples_per_second"],
-            )  # fmt: skip
-            # One JSON line per loop: the curve survives restarts (appended) and needs no TensorBoard.
+                trainer.step,
+                total,
+                metrics["loss"],
+                metrics["mlm_accuracy"],
+                metrics["sop_accuracy"],
+                lr,
+                metrics["examples_per_second"],
+            )
+            # One JSON line per loop: the curve survives restarts (appended) and needs no
+            # TensorBoard.
             if chief:
                 with fileio.open_file(
                     fileio.join(config.output_dir, "train_metrics.jsonl"), "a"

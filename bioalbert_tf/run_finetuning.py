@@ -1,4 +1,5 @@
-r"""Fine-tunes a pretrained (Bio)ALBERT on one of the paper's 20 datasets and exports it for serving.
+r"""Fine-tunes a pretrained (Bio)ALBERT on one of the paper's 20 datasets and exports it for
+serving.
 
   python -m bioalbert_tf.run_finetuning --dataset=ncbi_disease --data_dir=data/NCBI-disease \
     --init_checkpoint=bioalbert/model.ckpt-best --albert_config_file=configs/albert_base.json \

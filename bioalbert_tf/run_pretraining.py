@@ -2,7 +2,8 @@ r"""Pretrains (Bio)ALBERT: MLM + SOP with ALBERT's LAMB, on TPU, GPUs, several w
 
   python -m bioalbert_tf.run_pretraining --tpu=my-tpu --tpu_zone=europe-west4-a \
     --input_file='gs://bucket/tfrecords/*.tfrecord' --output_dir=gs://bucket/bioalbert_base \
-    --albert_config_file=configs/albert_base.json --init_checkpoint=gs://bucket/albert_base/model.ckpt-best \
+    --albert_config_file=configs/albert_base.json \
+    --init_checkpoint=gs://bucket/albert_base/model.ckpt-best \
     --flagfile=configs/pretraining/base_pubmed.flags
 
 Flag names are those of google-research/albert run_pretraining.py. Rerunning the same command
@@ -43,7 +44,8 @@ def main(argv):
         if not distribute.is_accelerated(strategy):
             import tensorflow as tf
 
-            tf.config.experimental.enable_op_determinism()  # CPU: resumed runs give identical weights
+            # CPU: resumed runs give identical weights
+            tf.config.experimental.enable_op_determinism()
         with run_folder.hold(
             config.output_dir, "run_pretraining", lock=strategy.extended.should_checkpoint
         ):

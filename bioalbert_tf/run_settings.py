@@ -127,8 +127,10 @@ def check_resume(config, now: dict) -> str | None:
         logging.warning(
             "--num_train_steps changed from %d to %d on resume: the learning-rate decay is "
             "recomputed over %d steps",
-            steps_before, config.num_train_steps, config.num_train_steps,
-        )  # fmt: skip
+            steps_before,
+            config.num_train_steps,
+            config.num_train_steps,
+        )
     return latest
 
 
@@ -147,8 +149,10 @@ def trim_metrics(output_dir: str, step: int) -> int:
         fileio.write_text_atomic(path, "".join(line + "\n" for line in kept))
         logging.info(
             "%s: dropped %d line(s) logged after step %d (the checkpoint resumed from)",
-            path, dropped, step,
-        )  # fmt: skip
+            path,
+            dropped,
+            step,
+        )
     return dropped
 
 
@@ -224,8 +228,12 @@ def check_inputs(
                     f"this run has --{name}={value}; pass --{name}={built[name]} (or rebuild)"
                 )
         if stats.get("vocab_size"):
-            check_vocab_size(stats["vocab_size"], f"{stats_path} (vocab_size)", albert_config,
-                             config.albert_config_file)  # fmt: skip
+            check_vocab_size(
+                stats["vocab_size"],
+                f"{stats_path} (vocab_size)",
+                albert_config,
+                config.albert_config_file,
+            )
     if spm_model_file:
         check_spm_model(spm_model_file, albert_config, config.albert_config_file)
     # A repeated dataset with nothing in it never yields a batch: the run would spin forever.

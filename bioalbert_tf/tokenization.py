@@ -26,7 +26,8 @@ def _combining_table() -> dict[int, None]:
 
 
 def preprocess_text(text: str, lower: bool = True) -> str:
-    """ALBERT's normalisation; ASCII text (most of PubMed) takes a fast path with the same result."""
+    """ALBERT's normalisation; ASCII text (most of PubMed) takes a fast path with the same
+    result."""
     text = " ".join(text.split())
     text = text.replace("``", '"').replace("''", '"')
     if not text.isascii():
@@ -70,7 +71,8 @@ def check_special_ids(sp, source: str = "SentencePiece model") -> None:
     if problems:
         raise SpecialIdsError(
             f"{source}: " + "; ".join(problems) + ". Train it with tfrecords_builder.build_vocab "
-            "(pad 0, unk 1, control symbols [CLS] [SEP] [MASK], no BOS/EOS) or use ALBERT's 30k-clean.model."
+            "(pad 0, unk 1, control symbols [CLS] [SEP] [MASK], no BOS/EOS) "
+            "or use ALBERT's 30k-clean.model."
         )
 
 

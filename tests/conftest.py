@@ -24,8 +24,15 @@ def small_config(**overrides):
     """A small ALBERT config (one group unless overridden) for numeric tests at CPU speed."""
     from bioalbert_tf.config import AlbertConfig
 
-    sizes = dict(vocab_size=211, embedding_size=16, hidden_size=48, num_hidden_layers=3,
-                 num_attention_heads=4, intermediate_size=60, max_position_embeddings=32)  # fmt: skip
+    sizes = dict(
+        vocab_size=211,
+        embedding_size=16,
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=60,
+        max_position_embeddings=32,
+    )
     return AlbertConfig(**{**sizes, **overrides})
 
 
@@ -54,7 +61,8 @@ def medline_sample(n_articles: int) -> bytes:
 
 @pytest.fixture(scope="session")
 def small_text_corpus(tmp_path_factory) -> pathlib.Path:
-    """The first 400 MEDLINE abstracts in the plain format (sentence per line, blank between docs)."""
+    """The first 400 MEDLINE abstracts in the plain format (sentence per line, blank between
+    docs)."""
     from tfrecords_builder import corpus
 
     stats = corpus.ReadStats()

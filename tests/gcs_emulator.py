@@ -154,7 +154,8 @@ class _ProxyHandler(socketserver.StreamRequestHandler):
                 if any(k.lower() == "expect" and v.lower() == "100-continue" for k, v in headers):
                     stream.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 body = _read_body(reader, headers)
-                # fake-gcs-server answers 501 to "Transfer-Encoding: identity"; the body is whole here.
+                # fake-gcs-server answers 501 to "Transfer-Encoding: identity"; the body is whole
+                # here.
                 drop = {
                     "transfer-encoding",
                     "expect",
@@ -197,7 +198,8 @@ class _ThreadingServer(socketserver.ThreadingTCPServer):
 
 
 class GCSEmulator:
-    """`with GCSEmulator(tmp) as gcs: subprocess.run(..., env=gcs.env)`; `gcs.create_bucket(name)`."""
+    """`with GCSEmulator(tmp) as gcs: subprocess.run(..., env=gcs.env)`;
+    `gcs.create_bucket(name)`."""
 
     def __init__(self, folder: pathlib.Path):
         self.folder = pathlib.Path(folder)
@@ -213,11 +215,22 @@ class GCSEmulator:
         self.gcs_port = 0 if on_proc else _free_port()
         binary = _server._get_binary_path()
         self.process = subprocess.Popen(
-            [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.gcs_port), "-backend", "memory",
-             "-log-level", "error"],
+            [
+                str(binary),
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(self.gcs_port),
+                "-backend",
+                "memory",
+                "-log-level",
+                "error",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.folder / "fake-gcs-server.log", "wb"),  # noqa: SIM115
-        )  # fmt: skip
+        )
         deadline = time.time() + 30
         while True:
             try:
@@ -290,6 +303,9 @@ class GCSEmulator:
         urllib.request.urlopen(request, timeout=60).close()
 
     def download(self, bucket: str, name: str) -> bytes:
-        url = f"http://127.0.0.1:{self.gcs_port}/storage/v1/b/{bucket}/o/{urllib.parse.quote(name, safe='')}?alt=media"
+        url = (
+            f"http://127.0.0.1:{self.gcs_port}/storage/v1/b/{bucket}/o/"
+            f"{urllib.parse.quote(name, safe='')}?alt=media"
+        )
         with urllib.request.urlopen(url, timeout=60) as r:
             return r.read()

@@ -1,5 +1,5 @@
-"""One tiny task SavedModel per task (random weights), the serving examples of docs/serving.md, and TF
-Serving's REST row format, shared by tests/test_serving_loader.py and by docs/serving.md.
+"""One tiny task SavedModel per task (random weights), the serving examples of docs/serving.md,
+and TF Serving's REST row format, shared by tests/test_serving_loader.py and by docs/serving.md.
 
 `python -m tests.serving_examples SPM_MODEL` builds the tiny models, runs every example through
 its signature with `tf.saved_model.load` and prints each REST request and the response that
@@ -27,8 +27,14 @@ TASK_MODELS = {
     "qa": ("bioasq4b", ()),
 }
 # task -> the model name of docs/serving.md's TF Serving URLs
-MODEL_NAMES = {"ner": "ner", "re": "gad", "hoc": "hoc", "nli": "mednli", "sts": "biosses",
-               "qa": "bioasq"}  # fmt: skip
+MODEL_NAMES = {
+    "ner": "ner",
+    "re": "gad",
+    "hoc": "hoc",
+    "nli": "mednli",
+    "sts": "biosses",
+    "qa": "bioasq",
+}
 MAX_SEQ_LENGTH = 48  # short, so that the tests' long texts are cut into windows
 
 # (task, signature) -> columns of one batch, as the signature takes them
@@ -73,8 +79,9 @@ def build_models(spm_model: str, out_dir: str, seed: int = 0) -> dict[str, str]:
     paths = {}
     for task_name, (dataset, labels) in TASK_MODELS.items():
         spec = datasets.get(dataset)
-        task = create_task(spec, spec.labels if labels is None else labels, config, spm,
-                           MAX_SEQ_LENGTH)  # fmt: skip
+        task = create_task(
+            spec, spec.labels if labels is None else labels, config, spm, MAX_SEQ_LENGTH
+        )
         paths[task_name] = export.export_task(task, str(pathlib.Path(out_dir) / task_name))
     return paths
 

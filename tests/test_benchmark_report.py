@@ -56,10 +56,16 @@ def output_dir(tmp_path):
 
 def test_report_rows_aggregates_and_files(output_dir):
     refs = output_dir / "refs.json"
-    refs.write_text(json.dumps({
-        "sources": {"x2020": "Someone et al. 2020"},
-        "scores": {"ncbi_disease": {"BioBERT": {"score": 89.0, "source": "x2020", "year": 2020}}},
-    }))  # fmt: skip
+    refs.write_text(
+        json.dumps(
+            {
+                "sources": {"x2020": "Someone et al. 2020"},
+                "scores": {
+                    "ncbi_disease": {"BioBERT": {"score": 89.0, "source": "x2020", "year": 2020}}
+                },
+            }
+        )
+    )
     rep = report.build_report(str(output_dir), str(refs))
     rows = {r["dataset"]: r for r in rep["rows"]}
     assert list(rows) == ["ncbi_disease", "gad", "biosses", "bioasq6b"]  # the paper's order

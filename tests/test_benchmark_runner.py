@@ -26,8 +26,18 @@ tf = pytest.importorskip("tensorflow")
 
 NCBI = SHARED_DATA / "ner" / "NCBI-disease"
 QA = SHARED_DATA / "qa" / "BioASQ"
-HOC_KEYWORDS = ["tumor", "cell", "growth", "apoptosis", "angiogen", "invasi", "immune", "dna",
-                "inflamm", "metabol"]  # fmt: skip
+HOC_KEYWORDS = [
+    "tumor",
+    "cell",
+    "growth",
+    "apoptosis",
+    "angiogen",
+    "invasi",
+    "immune",
+    "dna",
+    "inflamm",
+    "metabol",
+]
 CHEMPROT_RULES = [("inhibit", "CPR:4"), ("activat", "CPR:3")]
 GAD_RULES = [("associat", "1")]
 
@@ -99,9 +109,12 @@ class HallmarkTagger(tf.Module):
         lower = tf.strings.lower(text)
         order = list(reversed(range(len(HOC_KEYWORDS))))
         active = tf.stack(
-            [tf.cast(tf.strings.regex_full_match(lower, f"(?s).*{HOC_KEYWORDS[j]}.*"), tf.int32)
-             for j in order], axis=1,
-        )  # fmt: skip
+            [
+                tf.cast(tf.strings.regex_full_match(lower, f"(?s).*{HOC_KEYWORDS[j]}.*"), tf.int32)
+                for j in order
+            ],
+            axis=1,
+        )
         names = tf.tile(tf.constant([[str(j) for j in order]]), [tf.shape(text)[0], 1])
         return {
             "active": active,
@@ -241,8 +254,10 @@ def test_ner_on_ncbi_disease_test_is_fast_and_scored_right(models, tmp_path):
     t0 = time.perf_counter()
     result = runner.run(config)
     seconds = time.perf_counter() - t0
-    print(f"\nNCBI-disease test, 940 sentences: {seconds:.2f} s "
-          f"({result['run']['examples_per_second']:.0f} sentences/s)")  # fmt: skip
+    print(
+        f"\nNCBI-disease test, 940 sentences: {seconds:.2f} s "
+        f"({result['run']['examples_per_second']:.0f} sentences/s)"
+    )
     assert seconds < 30, f"NCBI-disease test took {seconds:.1f} s"
     gold = formats.read_ner(str(NCBI / "test.tsv"))
     assert result["run"]["num_examples"] == len(gold) == 940
@@ -399,9 +414,11 @@ def test_mednli_on_rows_in_its_documented_format(models, tmp_path):
     paths, _ = models
     mednli = tmp_path / "mednli"
     mednli.mkdir()
-    rows = [("Patient is afebrile today.", "No fever.", "entailment"),
-            ("No fever.", "The patient has a documented fever of 39 C.", "contradiction"),
-            ("Cough.", "Patient reports a cough since Monday.", "neutral")]  # fmt: skip
+    rows = [
+        ("Patient is afebrile today.", "No fever.", "entailment"),
+        ("No fever.", "The patient has a documented fever of 39 C.", "contradiction"),
+        ("Cough.", "Patient reports a cough since Monday.", "neutral"),
+    ]
     (mednli / "mli_test_v1.jsonl").write_text(
         "".join(
             json.dumps({"sentence1": a, "sentence2": b, "gold_label": g, "pairID": f"p{i}"}) + "\n"
@@ -428,10 +445,22 @@ def test_tiny_ner_and_bioasq_files_without_shared_data(models, tmp_path):
     assert result["correct_entities"] == 1 and result["entity_f1"] == 0.5
     qa_dir = tmp_path / "qa"
     qa_dir.mkdir()
-    squad = {"data": [{"paragraphs": [
-        {"context": "Zika belongs to Flaviviridae", "qas": [{"id": "q1_000", "question": "?"}]},
-        {"context": "Flaviviridae zika is a family", "qas": [{"id": "q1_001", "question": "?"}]},
-    ]}]}  # fmt: skip
+    squad = {
+        "data": [
+            {
+                "paragraphs": [
+                    {
+                        "context": "Zika belongs to Flaviviridae",
+                        "qas": [{"id": "q1_000", "question": "?"}],
+                    },
+                    {
+                        "context": "Flaviviridae zika is a family",
+                        "qas": [{"id": "q1_001", "question": "?"}],
+                    },
+                ]
+            }
+        ]
+    }
     golden = {"questions": [{"id": "q1", "type": "factoid", "exact_answer": [["flaviviridae"]]}]}
     for n in range(1, 6):
         (qa_dir / f"BioASQ-test-factoid-4b-{n}.json").write_text(json.dumps(squad))
@@ -461,23 +490,37 @@ def test_another_runs_results_are_refused_not_replaced(models, tmp_path):
     folder = out / "bc2gm"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     dev = dataclasses.replace(first, split="dev")
-    message = (rf"{folder} holds the result of another run made with other settings; 1 differ:\n"
-               rf"  split: 'test' in {folder}/metrics.json, 'dev' now\n"
-               r"Use another --output_dir \(or --seed\), or pass --overwrite")  # fmt: skip
+    message = (
+        rf"{folder} holds the result of another run made with other settings; 1 differ:\n"
+        rf"  split: 'test' in {folder}/metrics.json, 'dev' now\n"
+        r"Use another --output_dir \(or --seed\), or pass --overwrite"
+    )
     with pytest.raises(ValueError, match=message):
         runner.run(dev)
     with pytest.raises(ValueError, match=r"  saved_model: '.*/ner' in .*, '.*/re' now"):
         runner.run_suite([dataclasses.replace(first, saved_model=paths["re"])], progress=False)
     with pytest.raises(ValueError, match=rf"would both write {tmp_path}/other/bc2gm; give them"):
-        runner.run_suite([dataclasses.replace(c, output_dir=str(tmp_path / "other")) for c in (first, dev)],
-                         progress=False)  # fmt: skip
-    cmd = [sys.executable, "-m", "bioalbert_tf.benchmark", f"--saved_model={paths['ner']}",
-           "--dataset=bc2gm", f"--data_dir={ner_dir}", f"--output_dir={out}", "--split=dev"]  # fmt: skip
+        runner.run_suite(
+            [dataclasses.replace(c, output_dir=str(tmp_path / "other")) for c in (first, dev)],
+            progress=False,
+        )
+    cmd = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.benchmark",
+        f"--saved_model={paths['ner']}",
+        "--dataset=bc2gm",
+        f"--data_dir={ner_dir}",
+        f"--output_dir={out}",
+        "--split=dev",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 1 and re.search("error: " + message, proc.stderr), proc.stderr
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert not (tmp_path / "other").exists()
-    proc = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        cmd + ["--overwrite"], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((folder / "metrics.json").read_text())["run"]["split"] == "dev"
 
@@ -513,13 +556,37 @@ def test_suite_cli_with_seeds_writes_the_report(models, tmp_path):
     _need(biosses / "test.tsv")
     ner_dir = _subset(NCBI / "test.tsv", tmp_path / "ncbi" / "test.tsv", 2000)
     suite = tmp_path / "suite.json"
-    suite.write_text(json.dumps([
-        {"dataset": "biosses", "saved_model": paths["sts"], "data_dir": str(biosses), "seed": 1},
-        {"dataset": "biosses", "saved_model": paths["sts2"], "data_dir": str(biosses), "seed": 2},
-        {"dataset": "biosses", "saved_model": paths["sts"], "data_dir": str(biosses), "seed": 3,
-         "split": "dev"},
-        {"dataset": "ncbi_disease", "saved_model": paths["ner"], "data_dir": ner_dir, "seed": 1},
-    ]))  # fmt: skip
+    suite.write_text(
+        json.dumps(
+            [
+                {
+                    "dataset": "biosses",
+                    "saved_model": paths["sts"],
+                    "data_dir": str(biosses),
+                    "seed": 1,
+                },
+                {
+                    "dataset": "biosses",
+                    "saved_model": paths["sts2"],
+                    "data_dir": str(biosses),
+                    "seed": 2,
+                },
+                {
+                    "dataset": "biosses",
+                    "saved_model": paths["sts"],
+                    "data_dir": str(biosses),
+                    "seed": 3,
+                    "split": "dev",
+                },
+                {
+                    "dataset": "ncbi_disease",
+                    "saved_model": paths["ner"],
+                    "data_dir": ner_dir,
+                    "seed": 1,
+                },
+            ]
+        )
+    )
     out = tmp_path / "out"
     cmd = [
         sys.executable,
@@ -563,7 +630,8 @@ def _modules_loaded_by(imports: str, top: tuple, prefixes: tuple) -> list[str]:
     """Modules of `top` packages or under `prefixes` that a fresh process loads for `imports`."""
     code = (
         f"import sys, pkgutil, importlib\n{imports}\n"
-        f"print([m for m in sys.modules if m.split('.')[0] in {top!r} or m.startswith({prefixes!r})])"
+        "print([m for m in sys.modules "
+        f"if m.split('.')[0] in {top!r} or m.startswith({prefixes!r})])"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -571,19 +639,33 @@ def _modules_loaded_by(imports: str, top: tuple, prefixes: tuple) -> list[str]:
 
 
 def test_benchmark_imports_no_modeling_code_and_no_tensorflow():
-    imports = ("import bioalbert_tf.benchmark.runner, bioalbert_tf.benchmark.score, "
-               "bioalbert_tf.benchmark.report, bioalbert_tf.benchmark.__main__")  # fmt: skip
-    downstream = ("bioalbert_tf.modeling", "bioalbert_tf.checkpoints", "bioalbert_tf.tasks",
-                  "bioalbert_tf.pretraining", "bioalbert_tf.finetuning")  # fmt: skip
+    imports = (
+        "import bioalbert_tf.benchmark.runner, bioalbert_tf.benchmark.score, "
+        "bioalbert_tf.benchmark.report, bioalbert_tf.benchmark.__main__"
+    )
+    downstream = (
+        "bioalbert_tf.modeling",
+        "bioalbert_tf.checkpoints",
+        "bioalbert_tf.tasks",
+        "bioalbert_tf.pretraining",
+        "bioalbert_tf.finetuning",
+    )
     assert _modules_loaded_by(imports, ("tensorflow",), downstream) == []
 
 
 def test_the_evaluation_core_imports_nothing_downstream():
     """Fine-tuning and the runner import the evaluation core, never the other way round."""
-    imports = ("import bioalbert_tf.evaluation as ev\nfor m in pkgutil.iter_modules(ev.__path__):\n"
-               "    importlib.import_module('bioalbert_tf.evaluation.' + m.name)")  # fmt: skip
-    downstream = ("bioalbert_tf.benchmark", "bioalbert_tf.finetuning", "bioalbert_tf.tasks",
-                  "bioalbert_tf.modeling", "bioalbert_tf.run_")  # fmt: skip
+    imports = (
+        "import bioalbert_tf.evaluation as ev\nfor m in pkgutil.iter_modules(ev.__path__):\n"
+        "    importlib.import_module('bioalbert_tf.evaluation.' + m.name)"
+    )
+    downstream = (
+        "bioalbert_tf.benchmark",
+        "bioalbert_tf.finetuning",
+        "bioalbert_tf.tasks",
+        "bioalbert_tf.modeling",
+        "bioalbert_tf.run_",
+    )
     loaded = _modules_loaded_by(imports, ("tensorflow", "keras"), downstream)
     assert loaded == []
     # the check sees what it should: the runner does load the evaluation core
@@ -652,8 +734,11 @@ def test_a_suite_is_checked_whole_before_its_first_run(models, tmp_path):
     suite.write_text('[{"dataset": "biosses",\n "saved_model": }]')
     with pytest.raises(formats.FormatError, match=rf"^{suite}:2: expected valid JSON"):
         runner.read_suite(str(suite), str(out))
-    good = {"dataset": "biosses", "saved_model": paths["sts"],
-            "data_dir": str(SHARED_DATA / "sts" / "BIOSSES")}  # fmt: skip
+    good = {
+        "dataset": "biosses",
+        "saved_model": paths["sts"],
+        "data_dir": str(SHARED_DATA / "sts" / "BIOSSES"),
+    }
     for bad, message in (
         ({**good, "seed": "one"}, r"run 1: seed as a JSON int; got '\"one\"'"),
         ({**good, "batch_size": True}, r"run 1: batch_size as a JSON int; got 'true'"),
@@ -663,11 +748,19 @@ def test_a_suite_is_checked_whole_before_its_first_run(models, tmp_path):
         suite.write_text(json.dumps([bad]))
         with pytest.raises(formats.FormatError, match=rf"^{suite}: expected {message}"):
             runner.read_suite(str(suite), str(out))
-    runs = [{**good, "seed": 1}, {**good, "seed": 2},
-            {**good, "seed": 3, "saved_model": str(tmp_path / "gone")}]  # fmt: skip
+    runs = [
+        {**good, "seed": 1},
+        {**good, "seed": 2},
+        {**good, "seed": 3, "saved_model": str(tmp_path / "gone")},
+    ]
     suite.write_text(json.dumps(runs))
-    cmd = [sys.executable, "-m", "bioalbert_tf.benchmark", f"--suite={suite}",
-           f"--output_dir={out}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.benchmark",
+        f"--suite={suite}",
+        f"--output_dir={out}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert f"error: {tmp_path / 'gone'} is not a SavedModel folder" in proc.stderr

@@ -205,10 +205,25 @@ def test_mednli_jsonl_gold(tmp_path):
     # MedNLI is credentialed; a few rows in its documented format stand in for it.
     gold_path = tmp_path / "mli_test_v1.jsonl"
     rows = [
-        {"sentence1": "No fever.", "sentence2": "Afebrile.", "gold_label": "entailment", "pairID": "a1"},
-        {"sentence1": "Has fever.", "sentence2": "Afebrile.", "gold_label": "contradiction", "pairID": "a2"},
-        {"sentence1": "Has cough.", "sentence2": "Has flu.", "gold_label": "neutral", "pairID": "a3"},
-    ]  # fmt: skip
+        {
+            "sentence1": "No fever.",
+            "sentence2": "Afebrile.",
+            "gold_label": "entailment",
+            "pairID": "a1",
+        },
+        {
+            "sentence1": "Has fever.",
+            "sentence2": "Afebrile.",
+            "gold_label": "contradiction",
+            "pairID": "a2",
+        },
+        {
+            "sentence1": "Has cough.",
+            "sentence2": "Has flu.",
+            "gold_label": "neutral",
+            "pairID": "a3",
+        },
+    ]
     gold_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     pred_path = tmp_path / "pred.tsv"
     pred_path.write_text("a1\tentailment\na2\tneutral\na3\tneutral\n")
@@ -257,8 +272,15 @@ def test_cli_writes_metrics_and_reports_errors(tmp_path, ncbi):
         str(pred_path), ((s.words, t) for s, t in zip(sentences, tags, strict=True))
     )
     out = tmp_path / "metrics.json"
-    cmd = [sys.executable, "-m", "bioalbert_tf.benchmark.score", "--dataset=ncbi_disease",
-           f"--gold={gold_path}", f"--predictions={pred_path}", f"--output={out}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.benchmark.score",
+        "--dataset=ncbi_disease",
+        f"--gold={gold_path}",
+        f"--predictions={pred_path}",
+        f"--output={out}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())

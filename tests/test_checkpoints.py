@@ -103,11 +103,18 @@ def test_equal_widths_have_no_projection_and_round_trip(tmp_path):
         **values,
         "bert/encoder/embedding_hidden_mapping_in/kernel": np.eye(48, dtype=np.float32),
     }
-    tf.raw_ops.SaveV2(prefix=wide, tensor_names=sorted(extra), shape_and_slices=[""] * len(extra),
-                      tensors=[extra[n] for n in sorted(extra)])  # fmt: skip
+    tf.raw_ops.SaveV2(
+        prefix=wide,
+        tensor_names=sorted(extra),
+        shape_and_slices=[""] * len(extra),
+        tensors=[extra[n] for n in sorted(extra)],
+    )
     with pytest.raises(
         checkpoints.CheckpointMismatchError,
-        match=r"unknown to the model:\n  bert/encoder/embedding_hidden_mapping_in/kernel \[48, 48\]",
+        match=(
+            r"unknown to the model:\n  "
+            r"bert/encoder/embedding_hidden_mapping_in/kernel \[48, 48\]"
+        ),
     ):
         checkpoints.load_tf1_checkpoint(_pretrainer(config), wide)
 
@@ -170,8 +177,8 @@ def test_mismatches_are_listed_with_both_shapes(tmp_path):
     )
     assert "1 missing from the checkpoint:\n  bert/pooler/dense/bias [12]" in msg
     assert (
-        "1 unknown to the model:\n  bert/encoder/transformer/group_7/inner_group_0/LayerNorm/beta [12]"
-        in msg
+        "1 unknown to the model:\n"
+        "  bert/encoder/transformer/group_7/inner_group_0/LayerNorm/beta [12]" in msg
     )
 
 
@@ -233,8 +240,14 @@ def test_cli_replaces_a_conversion_only_with_overwrite_and_never_a_run(tmp_path)
     config = _tiny()
     src = tmp_path / "google" / "model.ckpt-best"
     write_random_tf1_checkpoint(config, str(src))
-    run = [sys.executable, "-m", "bioalbert_tf.convert_checkpoint", f"--tf1_checkpoint={src}",
-           f"--albert_config_file={TINY}", f"--output_dir={tmp_path}/pretraining"]  # fmt: skip
+    run = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.convert_checkpoint",
+        f"--tf1_checkpoint={src}",
+        f"--albert_config_file={TINY}",
+        f"--output_dir={tmp_path}/pretraining",
+    ]
     folder = tmp_path / "pretraining"  # an earlier conversion's folder
     folder.mkdir()
     (folder / "checkpoint").write_text('model_checkpoint_path: "ckpt-200"\n')
@@ -268,9 +281,15 @@ def test_cli_refuses_a_non_empty_keras_hub_preset_folder_without_overwrite(tmp_p
     preset = tmp_path / "preset"
     preset.mkdir()
     (preset / "config.json").write_text("{}")  # another model's preset
-    run = [sys.executable, "-m", "bioalbert_tf.convert_checkpoint", f"--tf1_checkpoint={src}",
-           f"--albert_config_file={TINY}", f"--output_dir={tmp_path}/converted",
-           f"--keras_hub_preset_dir={preset}"]  # fmt: skip
+    run = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.convert_checkpoint",
+        f"--tf1_checkpoint={src}",
+        f"--albert_config_file={TINY}",
+        f"--output_dir={tmp_path}/converted",
+        f"--keras_hub_preset_dir={preset}",
+    ]
     proc = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 1
     assert f"{preset} (a non-empty folder)" in proc.stderr and "--overwrite" in proc.stderr

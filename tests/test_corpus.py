@@ -38,7 +38,8 @@ def test_medline_newer_file_counts_deletions():
 def test_sentence_splitter_keeps_biomedical_abbreviations():
     text = (
         "Patients received 2.5 mg of drug X, e.g. aspirin, as described by Smith et al. in 2005. "
-        "The difference was significant (p < 0.05). As shown in Fig. 3, the effect was larger in vitro."
+        "The difference was significant (p < 0.05). "
+        "As shown in Fig. 3, the effect was larger in vitro."
     )
     assert corpus.split_sentences(text) == [
         "Patients received 2.5 mg of drug X, e.g. aspirin, as described by Smith et al. in 2005.",
@@ -64,11 +65,14 @@ def test_pmc_nxml_real_article_body_without_tables_or_references():
 
 def test_pmc_tar_package(tmp_path):
     article = (
-        b"<article><front><article-meta><title-group><article-title>A study of kinase signalling in cells"
-        b"</article-title></title-group><abstract><p>We studied the kinase in detail. It was active in cells.</p>"
-        b"</abstract></article-meta></front><body><sec><p>The body paragraph has one sentence here.</p>"
-        b"<table-wrap><table><tr><td>table cell text that is long enough</td></tr></table></table-wrap></sec></body>"
-        b"<back><ref-list><ref><mixed-citation>Reference text that should not appear.</mixed-citation></ref></ref-list></back></article>"
+        b"<article><front><article-meta><title-group>"
+        b"<article-title>A study of kinase signalling in cells</article-title></title-group>"
+        b"<abstract><p>We studied the kinase in detail. It was active in cells.</p></abstract>"
+        b"</article-meta></front><body><sec><p>The body paragraph has one sentence here.</p>"
+        b"<table-wrap><table><tr><td>table cell text that is long enough</td></tr></table>"
+        b"</table-wrap></sec></body><back><ref-list><ref>"
+        b"<mixed-citation>Reference text that should not appear.</mixed-citation>"
+        b"</ref></ref-list></back></article>"
     )
     pkg = tmp_path / "oa_package.tar.gz"
     with tarfile.open(pkg, "w:gz") as tar:
@@ -91,9 +95,12 @@ def test_mimic_noteevents(tmp_path):
     path.write_text(
         "ROW_ID,SUBJECT_ID,HADM_ID,CHARTDATE,CHARTTIME,STORETIME,CATEGORY,DESCRIPTION,CGID,ISERROR,TEXT\n"
         '1,10,100,2151-07-16,,,Discharge summary,Report,,,"Admission Date:  [**2151-7-16**]\n\n'
-        'The patient was admitted with chest pain and\nshortness of breath. She was treated with aspirin.\n\nShort."\n'
-        '2,11,101,2151-07-17,,,Nursing,Note,,1,"This note was marked as an error by the hospital."\n'
-        '3,12,102,2151-07-18,,,Radiology,Report,,,"Chest x-ray shows no acute process in the lungs."\n',
+        "The patient was admitted with chest pain and\n"
+        'shortness of breath. She was treated with aspirin.\n\nShort."\n'
+        '2,11,101,2151-07-17,,,Nursing,Note,,1,"This note was marked as an error '
+        'by the hospital."\n'
+        '3,12,102,2151-07-18,,,Radiology,Report,,,"Chest x-ray shows no acute process '
+        'in the lungs."\n',
         encoding="utf-8",
     )
     docs, stats = _read(path)
@@ -266,10 +273,19 @@ def test_pieces_of_a_medline_file_parse_alone_to_its_documents_and_counts(tmp_pa
 
 
 def test_pieces_of_a_text_file_are_cut_after_empty_lines(tmp_path):
-    lines = [b"A first document of plain text, one sentence.", b"", b"", b" \t ", b"\xa0",
-             b"Lines of blanks separate documents too, as here.", b"x" * 1_000_000, b"",
-             b"An invalid byte \xff in this line, which is skipped.", b"short one",
-             b"The last document of this file ends without a newline"]  # fmt: skip
+    lines = [
+        b"A first document of plain text, one sentence.",
+        b"",
+        b"",
+        b" \t ",
+        b"\xa0",
+        b"Lines of blanks separate documents too, as here.",
+        b"x" * 1_000_000,
+        b"",
+        b"An invalid byte \xff in this line, which is skipped.",
+        b"short one",
+        b"The last document of this file ends without a newline",
+    ]
     path = tmp_path / "corpus.txt"
     path.write_bytes(b"\n".join(lines * 3))
     pieces = _pieces(path, "text", 10)
@@ -295,7 +311,9 @@ def test_a_cut_inside_a_comment_leaves_pieces_that_do_not_parse(tmp_path):
 
 def test_a_medline_prolog_with_content_is_not_split(tmp_path):
     path = tmp_path / "odd.xml"
-    path.write_bytes(b"<PubmedArticleSet><DeleteCitation><PMID>1</PMID></DeleteCitation>"
-                     b"<PubmedArticle></PubmedArticle></PubmedArticleSet>")  # fmt: skip
+    path.write_bytes(
+        b"<PubmedArticleSet><DeleteCitation><PMID>1</PMID></DeleteCitation>"
+        b"<PubmedArticle></PubmedArticle></PubmedArticleSet>"
+    )
     with pytest.raises(corpus.NotSplittable):
         _pieces(path, "medline", 10)

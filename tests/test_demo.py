@@ -1,4 +1,5 @@
-"""The demo's stage bookkeeping: skip a finished stage, redo it (and what follows) when settings change."""
+"""The demo's stage bookkeeping: skip a finished stage, redo it (and what follows) when settings
+change."""
 
 import pathlib
 import sys
@@ -81,8 +82,10 @@ def test_a_stage_interrupted_after_writing_is_rerun_with_overwrite(
     # The demo's vocabulary command, on the small corpus, after a run killed once the .model was
     # written: it runs again and writes a usable model.
     small = {"--input_files": str(small_text_corpus), "--vocab_size": "1000"}
-    command = [f"{a.split('=')[0]}={small[a.split('=')[0]]}" if a.split("=")[0] in small else a
-               for a in command]  # fmt: skip
+    command = [
+        f"{a.split('=')[0]}={small[a.split('=')[0]]}" if a.split("=")[0] in small else a
+        for a in command
+    ]
     prefix = next(a.split("=", 1)[1] for a in command if a.startswith("--model_prefix="))
     pathlib.Path(marker_dir).mkdir(parents=True)
     pathlib.Path(prefix + ".model").write_bytes(b"half of a model")
@@ -118,10 +121,20 @@ def test_fill_mask_ids_are_the_sentence_ids_with_the_slot_masked(tiny_spm):
     "," gets no word-boundary piece of its own between the mask and the punctuation."""
     tok = tokenization.Tokenizer(tiny_spm)
     pieces = [tok.id_to_piece(i) for i in range(tok.sp.get_piece_size())]
-    sentences = ("The cells were treated by [MASK].", "[MASK], and then the patients",
-                 "Expression of the [MASK] was measured.", "in the [MASK]")  # fmt: skip
-    words = [p[1:] for p in pieces if p.startswith("\u2581") and len(p) > 4 and p[1:].isalpha()
-             and not any(p[1:] in s.lower() for s in sentences)][:5]  # fmt: skip
+    sentences = (
+        "The cells were treated by [MASK].",
+        "[MASK], and then the patients",
+        "Expression of the [MASK] was measured.",
+        "in the [MASK]",
+    )
+    words = [
+        p[1:]
+        for p in pieces
+        if p.startswith("\u2581")
+        and len(p) > 4
+        and p[1:].isalpha()
+        and not any(p[1:] in s.lower() for s in sentences)
+    ][:5]
     assert words
     for word in words:
         for sentence in sentences:
@@ -129,7 +142,9 @@ def test_fill_mask_ids_are_the_sentence_ids_with_the_slot_masked(tiny_spm):
             slot = ids.index(pieces.index("\u2581" + word))
             expected = ids[:slot] + [tokenization.MASK_ID] + ids[slot + 1 :]
             assert demo_recipe.fill_mask_ids(tok, sentence, tokenization.MASK_ID) == expected, (
-                word, sentence)  # fmt: skip
+                word,
+                sentence,
+            )
 
 
 def test_every_flag_the_demo_passes_is_defined_by_its_stage(tmp_path, monkeypatch):
@@ -141,10 +156,16 @@ def test_every_flag_the_demo_passes_is_defined_by_its_stage(tmp_path, monkeypatc
     for name, (_, _, command) in commands.items():
         module = command[command.index("-m") + 1]
         listing = subprocess.run(
-            [sys.executable, "-c", "import importlib, sys; from absl import flags; "
-             f"importlib.import_module({module!r}); print(' '.join(flags.FLAGS))"],
-            capture_output=True, text=True, check=True,
-        ).stdout.split()  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                "import importlib, sys; from absl import flags; "
+                f"importlib.import_module({module!r}); print(' '.join(flags.FLAGS))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         for flag in _flags(command):
             assert flag in listing or (flag[:2] == "no" and flag[2:] in listing), (name, flag)
 

@@ -83,12 +83,18 @@ def _http_error(status: int):
 @pytest.mark.parametrize(
     "status, expected",
     [
-        (404, "there is no TPU 'my-tpu' in zone europe-west4-a of project my-project: check "
-              "`gcloud compute tpus tpu-vm list --zone=europe-west4-a`"),
-        (403, "the credentials may not read TPU 'my-tpu' (HTTP 403): check the account's TPU "
-              "permissions in project my-project"),
+        (
+            404,
+            "there is no TPU 'my-tpu' in zone europe-west4-a of project my-project: check "
+            "`gcloud compute tpus tpu-vm list --zone=europe-west4-a`",
+        ),
+        (
+            403,
+            "the credentials may not read TPU 'my-tpu' (HTTP 403): check the account's TPU "
+            "permissions in project my-project",
+        ),
     ],
-)  # fmt: skip
+)
 def test_unknown_tpu_and_no_permission(monkeypatch, status, expected):
     monkeypatch.setattr(_FakeResolver, "error", _http_error(status))
     monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", _FakeResolver)

@@ -37,7 +37,8 @@ What is checked
   - `make T`: the Makefile has target T.
 
 One test per module (so pytest-xdist spreads the --helpfull subprocesses), one for make
-targets and `python script.py` paths, and tests of the reading and reporting rules themselves (a wrong flag, module or flagfile is reported).
+targets and `python script.py` paths, and tests of the reading and reporting rules themselves
+(a wrong flag, module or flagfile is reported).
 """
 
 from __future__ import annotations

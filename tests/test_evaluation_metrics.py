@@ -127,8 +127,13 @@ def test_ner_typed_wrong_type_is_wrong_at_both_levels():
     m = _ner(["B-Disease", "I-Disease", "O"], ["B-Chemical", "I-Chemical", "O"])
     assert m["entity_f1"] == 0.0
     assert m["per_type"]["Disease"] == {
-        "precision": 0.0, "recall": 0.0, "f1": 0.0, "gold": 1, "predicted": 0, "correct": 0
-    }  # fmt: skip
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "gold": 1,
+        "predicted": 0,
+        "correct": 0,
+    }
     assert (m["gold_entity_tokens"], m["predicted_entity_tokens"]) == (2, 2)
     assert m["correct_entity_tokens"] == 0 and m["token_f1"] == 0.0
 
@@ -394,7 +399,10 @@ def test_dataset_table_is_complete():
     assert len(names) == 20
     assert {s.task for s in datasets.REGISTRY.values()} == set(datasets.TASK_TITLES)
     assert datasets.get("chemprot").positive_labels == ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9")
-    assert all("entity" in s.main_key and "f1" in s.main_key for s in datasets.REGISTRY.values()
-               if s.task == "ner")  # fmt: skip
+    assert all(
+        "entity" in s.main_key and "f1" in s.main_key
+        for s in datasets.REGISTRY.values()
+        if s.task == "ner"
+    )
     with pytest.raises(ValueError, match="unknown dataset"):
         datasets.get("squad")

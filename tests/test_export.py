@@ -111,7 +111,11 @@ def test_saved_model_cli_show_and_run(exported):
         "sop_logits",
     ):
         assert f"['{name}']" in show.stdout
-    exprs = "input_ids=[[2,11,12,13,3,21,22,3]];input_mask=[[1,1,1,1,1,1,1,1]];segment_ids=[[0,0,0,0,0,1,1,1]]"
+    exprs = (
+        "input_ids=[[2,11,12,13,3,21,22,3]];"
+        "input_mask=[[1,1,1,1,1,1,1,1]];"
+        "segment_ids=[[0,0,0,0,0,1,1,1]]"
+    )
     run = subprocess.run(
         [
             str(SAVED_MODEL_CLI),
@@ -181,8 +185,10 @@ def test_export_refuses_a_non_empty_output_dir_without_overwrite(exported):
     cmd = _export_cmd(tmp, folder)
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert (f"error: 1 output file(s) already exist and would be replaced: {folder} (a non-empty "
-            "folder). Choose another --output_dir, or pass --overwrite") in proc.stderr  # fmt: skip
+    assert (
+        f"error: 1 output file(s) already exist and would be replaced: {folder} (a non-empty "
+        "folder). Choose another --output_dir, or pass --overwrite"
+    ) in proc.stderr
     assert {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
     proc = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]

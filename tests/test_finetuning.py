@@ -36,8 +36,13 @@ def setup(tiny_spm, tmp_path_factory):
     values = AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json")).to_dict()
     # Two layers in one group: albert_tiny's 5 layers in 2 groups of 2 inner layers (tested in
     # test_model, test_export, test_checkpoints) take 2.5x as long to trace here, 45 s a run.
-    values.update(vocab_size=1000, max_position_embeddings=128, num_hidden_layers=2,
-                  num_hidden_groups=1, inner_group_num=1)  # fmt: skip
+    values.update(
+        vocab_size=1000,
+        max_position_embeddings=128,
+        num_hidden_layers=2,
+        num_hidden_groups=1,
+        inner_group_num=1,
+    )
     (folder / "albert_config.json").write_text(json.dumps(values))
     return folder
 
@@ -58,7 +63,12 @@ def _data(name: str, root: pathlib.Path) -> pathlib.Path:
         for split, n in (("train", 150), ("devel", 40), ("test", 40)):
             _ner_subset(src / f"{split}.tsv", d / f"{split}.tsv", n)
     elif name == "share_clefe":  # typed tags, -DOCSTART-, as the BLUE layout
-        rows = "-DOCSTART-\tO\n\nThe\tO\npatient\tO\nhad\tO\nacute\tB-Disorder\nrenal\tI-Disorder\nfailure\tI-Disorder\n.\tO\n\nNo\tO\nchest\tB-Disorder\npain\tI-Disorder\n.\tO\n"
+        rows = (
+            "-DOCSTART-\tO\n\n"
+            "The\tO\npatient\tO\nhad\tO\nacute\tB-Disorder\n"
+            "renal\tI-Disorder\nfailure\tI-Disorder\n.\tO\n\n"
+            "No\tO\nchest\tB-Disorder\npain\tI-Disorder\n.\tO\n"
+        )
         for split in ("train", "dev", "test"):
             (d / f"{split}.tsv").write_text(rows * 6)
     elif name == "gad":
@@ -81,9 +91,22 @@ def _data(name: str, root: pathlib.Path) -> pathlib.Path:
         for split, n in (("train", 150), ("dev", 60), ("test", 60)):
             _head(src / f"{split}.tsv", d / f"{split}.tsv", n)
     elif name == "mednli":  # MedNLI JSON lines, as distributed (credentialed, so written here)
-        rows = [{"sentence1": "The patient has a fever.", "sentence2": s, "gold_label": g, "pairID": str(i)}
-                for i, (s, g) in enumerate([("The patient is febrile.", "entailment"), ("The patient is afebrile.", "contradiction"),
-                                            ("The patient has an infection.", "neutral")] * 8)]  # fmt: skip
+        rows = [
+            {
+                "sentence1": "The patient has a fever.",
+                "sentence2": s,
+                "gold_label": g,
+                "pairID": str(i),
+            }
+            for i, (s, g) in enumerate(
+                [
+                    ("The patient is febrile.", "entailment"),
+                    ("The patient is afebrile.", "contradiction"),
+                    ("The patient has an infection.", "neutral"),
+                ]
+                * 8
+            )
+        ]
         for fname in ("mli_train_v1.jsonl", "mli_dev_v1.jsonl", "mli_test_v1.jsonl"):
             (d / fname).write_text("".join(json.dumps(r) + "\n" for r in rows))
     elif name == "biosses":
@@ -99,15 +122,31 @@ def _data(name: str, root: pathlib.Path) -> pathlib.Path:
             q["id"]: q.get("exact_answer", [])
             for q in json.loads((d / "4B1_golden.json").read_text())["questions"]
         }
-        paragraphs = []  # a training file in BioBERT's SQuAD layout, answers located in their snippets
+        # a training file in BioBERT's SQuAD layout, answers located in their snippets
+        paragraphs = []
         for p in test["data"][0]["paragraphs"]:
             for qa in p["qas"]:
                 for syn in golden.get(qa["id"].split("_")[0], []):
                     s = syn[0] if isinstance(syn, list) else syn
                     at = p["context"].lower().find(s.lower())
                     if at >= 0:
-                        paragraphs.append({"context": p["context"], "qas": [{"id": qa["id"], "question": qa["question"],
-                                           "answers": [{"text": p["context"][at : at + len(s)], "answer_start": at}]}]})  # fmt: skip
+                        paragraphs.append(
+                            {
+                                "context": p["context"],
+                                "qas": [
+                                    {
+                                        "id": qa["id"],
+                                        "question": qa["question"],
+                                        "answers": [
+                                            {
+                                                "text": p["context"][at : at + len(s)],
+                                                "answer_start": at,
+                                            }
+                                        ],
+                                    }
+                                ],
+                            }
+                        )
                         break
         (d / "BioASQ-train-factoid-4b.json").write_text(
             json.dumps({"data": [{"paragraphs": paragraphs}]})
@@ -145,12 +184,20 @@ def trained(setup, tiny_spm):
         if name not in cache:
             out = setup / "runs" / name
             config = finetuning.FinetuningConfig(
-                dataset=name, data_dir=str(_data(name, setup)), output_dir=str(out),
-                albert_config_file=str(setup / "albert_config.json"), spm_model_file=tiny_spm,
-                learning_rate=1e-3, train_batch_size=8, eval_batch_size=32, num_train_steps=6,
-                num_warmup_steps=1, max_seq_length=64, eval_every_steps=3,
+                dataset=name,
+                data_dir=str(_data(name, setup)),
+                output_dir=str(out),
+                albert_config_file=str(setup / "albert_config.json"),
+                spm_model_file=tiny_spm,
+                learning_rate=1e-3,
+                train_batch_size=8,
+                eval_batch_size=32,
+                num_train_steps=6,
+                num_warmup_steps=1,
+                max_seq_length=64,
+                eval_every_steps=3,
                 jit_compile=datasets.get(name).task in XLA_RUNS,
-            )  # fmt: skip
+            )
             cache[name] = (finetuning.run(config), out)
         return cache[name]
 
@@ -196,7 +243,7 @@ SERVE = textwrap.dedent(
     args = json.loads(sys.argv[3])
     out = model.signatures[sys.argv[2]](**{k: tf.constant(v) for k, v in args.items()})
     print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}, default=lambda b: b.decode("utf-8")))
-    """
+    """  # noqa: E501
 )
 
 
@@ -234,8 +281,14 @@ def test_ner_saved_model_in_a_fresh_process_matches_keras(trained, setup, tiny_s
     )  # > 64 pieces: windows
     keras_tags = task.predict(sentences)
     width = max(len(s.words) for s in sentences)
-    served = _serve(out / "saved_model", "tag_words", {
-        "words": [list(s.words) + [""] * (width - len(s.words)) for s in sentences], "num_words": [len(s.words) for s in sentences]})  # fmt: skip
+    served = _serve(
+        out / "saved_model",
+        "tag_words",
+        {
+            "words": [list(s.words) + [""] * (width - len(s.words)) for s in sentences],
+            "num_words": [len(s.words) for s in sentences],
+        },
+    )
     assert [
         row[: len(s.words)] for row, s in zip(served["tags"], sentences, strict=True)
     ] == keras_tags
@@ -275,8 +328,13 @@ def test_raw_text_ner_edge_cases_and_offsets(trained, setup, tiny_spm, tmp_path)
     bias = task.model.get_layer("token_classifier").bias
     bias.assign(np.where(np.array(task.labels) == "B", 50.0, 0.0).astype(np.float32))
     export.export_task(task, str(tmp_path / "sm"))
-    texts = ["", "Tumour of the βcell in Müller's glia — 5 µm.", "word " * 20000, "APC2",
-             "breast cancer\x00ovarian cancer"]  # fmt: skip
+    texts = [
+        "",
+        "Tumour of the βcell in Müller's glia — 5 µm.",
+        "word " * 20000,
+        "APC2",
+        "breast cancer\x00ovarian cancer",
+    ]
     result = _serve(tmp_path / "sm", "serving_default", {"text": texts})
     assert result["num_entities"][0] == 0
     assert result["num_entities"][2] == 20000
@@ -301,7 +359,10 @@ def test_saved_model_cli_show_and_run_on_strings(trained):
     _, out = trained("gad")
     cli = pathlib.Path(sys.executable).parent / "saved_model_cli"
     # saved_model_cli has no hook to import tensorflow_text: a wrapper registers the ops first
-    wrapper = "import sys, tensorflow_text; from tensorflow.python.tools import saved_model_cli; sys.argv[0] = 'saved_model_cli'; saved_model_cli.main()"
+    wrapper = (
+        "import sys, tensorflow_text; from tensorflow.python.tools import saved_model_cli; "
+        "sys.argv[0] = 'saved_model_cli'; saved_model_cli.main()"
+    )
     show = subprocess.run(
         [sys.executable, "-c", wrapper, "show", "--dir", str(out / "saved_model"), "--all"],
         capture_output=True,
@@ -309,9 +370,24 @@ def test_saved_model_cli_show_and_run_on_strings(trained):
     )
     assert show.returncode == 0, show.stderr[-2000:]
     assert "inputs['text']" in show.stdout and "outputs['label']" in show.stdout
-    run = subprocess.run([sys.executable, "-c", wrapper, "run", "--dir", str(out / "saved_model"), "--tag_set", "serve",
-                          "--signature_def", "serving_default", "--input_exprs", "text=['@GENE$ variants raise @DISEASE$ risk .']"],
-                         capture_output=True, text=True)  # fmt: skip
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            wrapper,
+            "run",
+            "--dir",
+            str(out / "saved_model"),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--input_exprs",
+            "text=['@GENE$ variants raise @DISEASE$ risk .']",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Result for output key label" in run.stdout
     assert cli.exists()
@@ -366,8 +442,11 @@ def test_merge_windows_keeps_the_most_context():
     for piece in range(
         20
     ):  # the first example's windows are 0.. ; pick by min(left, right) context
-        candidates = [(min(piece - s, s + n - 1 - piece), -s, w) for w, (s, n) in enumerate(zip(starts, lengths, strict=True))
-                      if win["example"].numpy()[w] == 0 and s <= piece < s + n]  # fmt: skip
+        candidates = [
+            (min(piece - s, s + n - 1 - piece), -s, w)
+            for w, (s, n) in enumerate(zip(starts, lengths, strict=True))
+            if win["example"].numpy()[w] == 0 and s <= piece < s + n
+        ]
         assert chosen[piece] == max(candidates)[2], piece
     assert set(chosen[20:]) == {int(np.flatnonzero(win["example"].numpy() == 1)[0])}
 
@@ -379,8 +458,13 @@ def test_ner_window_logits_in_length_sorted_chunks_equal_the_padded_model(tiny_s
     from bioalbert_tf.tasks import preprocessing as pp
     from tests.conftest import small_config
 
-    task = create_task(datasets.get("ncbi_disease"), ("O", "B", "I"), small_config(vocab_size=1000),
-                       pathlib.Path(tiny_spm).read_bytes(), 16)  # fmt: skip
+    task = create_task(
+        datasets.get("ncbi_disease"),
+        ("O", "B", "I"),
+        small_config(vocab_size=1000),
+        pathlib.Path(tiny_spm).read_bytes(),
+        16,
+    )
     rng = np.random.default_rng(4)
     lengths = [int(n) for n in rng.integers(0, 40, 3 * ner.PREDICT_CHUNK + 1)]  # 4 chunks
     pieces = tf.ragged.constant([list(rng.integers(5, 1000, n)) for n in lengths], tf.int32)
@@ -401,12 +485,19 @@ def test_ner_training_batches_are_windows_of_one_shape_holding_every_window(tiny
     from tests.conftest import small_config
 
     labels = ("O", "B", "I")
-    task = create_task(datasets.get("ncbi_disease"), labels, small_config(vocab_size=1000),
-                       pathlib.Path(tiny_spm).read_bytes(), 16)  # fmt: skip
+    task = create_task(
+        datasets.get("ncbi_disease"),
+        labels,
+        small_config(vocab_size=1000),
+        pathlib.Path(tiny_spm).read_bytes(),
+        16,
+    )
     rng = np.random.default_rng(6)
     vocab = ["protein", "binds", "the", "receptor", "kinase", "in", "human", "cells", "of"]
-    rows = [formats.NerSentence(tuple(rng.choice(vocab, n)), tuple(rng.choice(labels, n)))
-            for n in (3, 30, 5, 22, 9, 40, 2, 14)]  # fmt: skip
+    rows = [
+        formats.NerSentence(tuple(rng.choice(vocab, n)), tuple(rng.choice(labels, n)))
+        for n in (3, 30, 5, 22, 9, 40, 2, 14)
+    ]
     words = tf.ragged.constant([r.words for r in rows])
     tags = tf.ragged.constant([[labels.index(t) for t in r.tags] for r in rows], tf.int32)
     pieces, first = pp.word_pieces(task.text_encoder, words)
@@ -444,8 +535,13 @@ def test_bucketed_prediction_equals_the_model_on_full_length_batches(tiny_spm, j
     from bioalbert_tf.tasks.base import bucket_width
     from tests.conftest import small_config
 
-    task = create_task(datasets.get("chemprot"), ("false", "CPR:3", "CPR:4"),
-                       small_config(vocab_size=1000, max_position_embeddings=128), pathlib.Path(tiny_spm).read_bytes(), 128)  # fmt: skip
+    task = create_task(
+        datasets.get("chemprot"),
+        ("false", "CPR:3", "CPR:4"),
+        small_config(vocab_size=1000, max_position_embeddings=128),
+        pathlib.Path(tiny_spm).read_bytes(),
+        128,
+    )
     task.predict_jit_compile = jit
     rng = np.random.default_rng(7)
     words = ["protein", "binds", "the", "receptor", "inhibits", "kinase", "in", "human", "cells"]
@@ -479,19 +575,38 @@ def test_xla_and_graph_training_steps_give_the_same_losses_and_weights(tiny_spm,
     rng = np.random.default_rng(5)
     words = ["protein", "binds", "the", "receptor", "inhibits", "kinase", "in", "human", "cells"]
     if spec.task == datasets.NER:
-        rows = [formats.NerSentence(tuple(rng.choice(words, 6)), tuple(rng.choice(labels, 6)))
-                for _ in range(12)]  # fmt: skip
+        rows = [
+            formats.NerSentence(tuple(rng.choice(words, 6)), tuple(rng.choice(labels, 6)))
+            for _ in range(12)
+        ]
     else:
-        rows = [formats.Example(str(i), " ".join(rng.choice(words, 7)), label=str(rng.choice(labels)))
-                for i in range(12)]  # fmt: skip
+        rows = [
+            formats.Example(str(i), " ".join(rng.choice(words, 7)), label=str(rng.choice(labels)))
+            for i in range(12)
+        ]
     runs = {}
     for jit in (True, False):
         keras.utils.set_random_seed(0)
-        task = create_task(spec, labels, small_config(vocab_size=1000),
-                           pathlib.Path(tiny_spm).read_bytes(), 16, classifier_dropout=0.0)  # fmt: skip
-        config = finetuning.FinetuningConfig(dataset, "-", "-", "-", "-", learning_rate=1e-2,
-                                             train_batch_size=4, num_train_steps=5,
-                                             num_warmup_steps=1, jit_compile=jit)  # fmt: skip
+        task = create_task(
+            spec,
+            labels,
+            small_config(vocab_size=1000),
+            pathlib.Path(tiny_spm).read_bytes(),
+            16,
+            classifier_dropout=0.0,
+        )
+        config = finetuning.FinetuningConfig(
+            dataset,
+            "-",
+            "-",
+            "-",
+            "-",
+            learning_rate=1e-2,
+            train_batch_size=4,
+            num_train_steps=5,
+            num_warmup_steps=1,
+            jit_compile=jit,
+        )
         finetuning.compile_task(task, config)
         assert task.model.jit_compile is jit
         start = [w.numpy().copy() for w in task.model.weights]
@@ -499,8 +614,13 @@ def test_xla_and_graph_training_steps_give_the_same_losses_and_weights(tiny_spm,
         record = keras.callbacks.LambdaCallback(
             on_train_batch_end=lambda batch, logs, losses=losses: losses.append(float(logs["loss"]))
         )
-        task.model.fit(task.train_dataset(rows, 4, seed=1), steps_per_epoch=5, epochs=1,
-                       callbacks=[record], verbose=0)  # fmt: skip
+        task.model.fit(
+            task.train_dataset(rows, 4, seed=1),
+            steps_per_epoch=5,
+            epochs=1,
+            callbacks=[record],
+            verbose=0,
+        )
         runs[jit] = start, losses, [w.numpy() for w in task.model.weights]
     (start_x, loss_x, end_x), (start_g, loss_g, end_g) = runs[True], runs[False]
     for a, b in zip(start_x, start_g, strict=True):
@@ -560,13 +680,20 @@ def test_malformed_files_name_file_line_and_expectation(
 @pytest.mark.parametrize(
     "files,message",
     [
-        ({"train.tsv": "a\tB\nb\tO\n", "test.tsv": ""}, r"test.tsv: expected at least one row \(the test split\)"),
-        ({"train.tsv": "a\tB\nb\tO\n", "test.tsv": "a\tO\nb\tB-XYZ\n"},
-         r"test.tsv:2: expected a tag of the training file \(O, B\); got 'B-XYZ'"),
-        ({"train.tsv": "a\tB\nb\tO\n", "dev.tsv": "a\tI-XYZ\n", "test.tsv": "a\tB\n"},
-         r"dev.tsv:1: expected a tag of the training file"),
+        (
+            {"train.tsv": "a\tB\nb\tO\n", "test.tsv": ""},
+            r"test.tsv: expected at least one row \(the test split\)",
+        ),
+        (
+            {"train.tsv": "a\tB\nb\tO\n", "test.tsv": "a\tO\nb\tB-XYZ\n"},
+            r"test.tsv:2: expected a tag of the training file \(O, B\); got 'B-XYZ'",
+        ),
+        (
+            {"train.tsv": "a\tB\nb\tO\n", "dev.tsv": "a\tI-XYZ\n", "test.tsv": "a\tB\n"},
+            r"dev.tsv:1: expected a tag of the training file",
+        ),
     ],
-)  # fmt: skip
+)
 def test_splits_that_cannot_be_scored_are_refused_before_training(
     setup, tiny_spm, tmp_path, files, message
 ):
@@ -574,8 +701,13 @@ def test_splits_that_cannot_be_scored_are_refused_before_training(
 
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    config = finetuning.FinetuningConfig("ncbi_disease", str(tmp_path), str(tmp_path / "out"),
-                                         str(setup / "albert_config.json"), tiny_spm)  # fmt: skip
+    config = finetuning.FinetuningConfig(
+        "ncbi_disease",
+        str(tmp_path),
+        str(tmp_path / "out"),
+        str(setup / "albert_config.json"),
+        tiny_spm,
+    )
     with pytest.raises(datasets.DatasetError, match=message):
         finetuning.run(config)
     assert not (tmp_path / "out").exists()
@@ -589,8 +721,9 @@ def test_a_vocabulary_larger_than_the_model_is_refused_before_training(setup, ti
     (tmp_path / "small.json").write_text(json.dumps({**values, "vocab_size": 500}))
     (tmp_path / "train.tsv").write_text("a\tB\n")
     (tmp_path / "test.tsv").write_text("a\tB\n")
-    config = finetuning.FinetuningConfig("ncbi_disease", str(tmp_path), str(tmp_path / "out"),
-                                         str(tmp_path / "small.json"), tiny_spm)  # fmt: skip
+    config = finetuning.FinetuningConfig(
+        "ncbi_disease", str(tmp_path), str(tmp_path / "out"), str(tmp_path / "small.json"), tiny_spm
+    )
     with pytest.raises(
         InputMismatchError,
         match=r"the vocabulary has 1000 pieces, but vocab_size in .*small.json is 500",
@@ -664,9 +797,19 @@ STOPPED_AT_TRAINING = textwrap.dedent(
 def _small(setup, tiny_spm, data, out, **kw):
     from bioalbert_tf import finetuning
 
-    values = dict(dataset="i2b2", data_dir=str(data), output_dir=str(out), albert_config_file=str(setup / "albert_config.json"),
-                  spm_model_file=tiny_spm, learning_rate=1e-3, train_batch_size=8, num_train_steps=2, num_warmup_steps=1,
-                  max_seq_length=32, eval_every_steps=1)  # fmt: skip
+    values = dict(
+        dataset="i2b2",
+        data_dir=str(data),
+        output_dir=str(out),
+        albert_config_file=str(setup / "albert_config.json"),
+        spm_model_file=tiny_spm,
+        learning_rate=1e-3,
+        train_batch_size=8,
+        num_train_steps=2,
+        num_warmup_steps=1,
+        max_seq_length=32,
+        eval_every_steps=1,
+    )
     return finetuning.FinetuningConfig(**{**values, **kw})
 
 
@@ -719,18 +862,25 @@ def test_settings_are_recorded_before_training_and_a_rerun_with_others_is_refuse
     assert f"  --learning_rate: 0.001 in {settings_file}, 0.0005 now\n" in message
     assert f"  --train_batch_size: 8 in {settings_file}, 4 now\n" in message
     size = (data / "train.tsv").stat().st_size
-    assert (f"  --data_dir: 3 file(s) in {settings_file}, 3 now; recorded but not given now: train.tsv "
-            f"({len(train)} bytes); given now but not recorded: train.tsv ({size} bytes)\n") in message  # fmt: skip
-    assert message.endswith("Choose another --output_dir, or pass --overwrite to start this one afresh (the metrics, "
-                            "predictions, weights and SavedModel fine-tuning wrote there are removed).")  # fmt: skip
+    assert (
+        f"  --data_dir: 3 file(s) in {settings_file}, 3 now; recorded but not given now: train.tsv "
+        f"({len(train)} bytes); given now but not recorded: train.tsv ({size} bytes)\n"
+    ) in message
+    assert message.endswith(
+        "Choose another --output_dir, or pass --overwrite to start this one afresh (the metrics, "
+        "predictions, weights and SavedModel fine-tuning wrote there are removed)."
+    )
     assert _files(out) == before
     # Other weights under the same name (a model.ckpt-best that pretraining rewrote).
     (data / "train.tsv").write_bytes(train)
     write_random_tf1_checkpoint(albert, str(tmp_path / "init" / "model.ckpt-best"), seed=1)
     with pytest.raises(SettingsMismatchError) as e:
         finetuning.run(config)
-    assert re.search(r"1 differ:\n  --init_checkpoint weights: 'model.ckpt-best \(.index sha256 \w{16}...\)' "
-                     r"in .*run_settings.json, 'model.ckpt-best \(.index sha256 \w{16}...\)' now\n", str(e.value))  # fmt: skip
+    assert re.search(
+        r"1 differ:\n  --init_checkpoint weights: 'model.ckpt-best \(.index sha256 \w{16}...\)' "
+        r"in .*run_settings.json, 'model.ckpt-best \(.index sha256 \w{16}...\)' now\n",
+        str(e.value),
+    )
     assert _files(out) == before
 
 
@@ -773,15 +923,18 @@ def test_a_cross_validation_and_a_single_run_do_not_share_a_folder(
     assert (tmp_path / "cv" / "fold-1" / "run_settings.json").exists()
     assert not (tmp_path / "cv" / "fold-2").exists()
     before = _files(tmp_path / "cv")
-    with pytest.raises(SettingsMismatchError,
-                       match=r"  the run: 'a cross-validation' in .*, 'a single run' now\n"):  # fmt: skip
+    with pytest.raises(
+        SettingsMismatchError, match=r"  the run: 'a cross-validation' in .*, 'a single run' now\n"
+    ):
         finetuning.run(dataclasses.replace(single, output_dir=str(tmp_path / "cv")))
     # Fold 1's data changed: refused before fold 1 (or any other) runs.
     with (fold_data / "1" / "test.tsv").open("a") as f:
         f.write("40\tThe @treatment$ improved her @problem$ .\tfalse\n")
-    with pytest.raises(SettingsMismatchError,
-                       match=rf"{tmp_path}/cv/fold-1 holds a fine-tuning run made with other settings; 1 differ:\n"
-                             r"  --data_dir: 3 file\(s\) in .*fold-1/run_settings.json, 3 now; recorded but not"):  # fmt: skip
+    with pytest.raises(
+        SettingsMismatchError,
+        match=rf"{tmp_path}/cv/fold-1 holds a fine-tuning run made with other settings; 1 differ:\n"
+        r"  --data_dir: 3 file\(s\) in .*fold-1/run_settings.json, 3 now; recorded but not",
+    ):
         finetuning.run(cv)
     assert _files(tmp_path / "cv") == before
     # overwrite: what the cross-validation wrote goes (not a file of someone else's in fold-1/).
@@ -810,17 +963,37 @@ def test_run_finetuning_overwrite_starts_the_folder_afresh(setup, tiny_spm, tmp_
     (out / "saved_model").mkdir()
     (out / "saved_model" / "stale.pb").write_bytes(b"old")
     before = _files(out)
-    flags = ["--dataset=i2b2", f"--data_dir={data}", f"--output_dir={out}", f"--albert_config_file={setup}/albert_config.json",
-             f"--spm_model_file={tiny_spm}", "--learning_rate=5e-4", "--train_batch_size=8", "--num_train_steps=2",
-             "--num_warmup_steps=1", "--max_seq_length=32", "--eval_every_steps=1"]  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "bioalbert_tf.run_finetuning", *flags],
-                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    flags = [
+        "--dataset=i2b2",
+        f"--data_dir={data}",
+        f"--output_dir={out}",
+        f"--albert_config_file={setup}/albert_config.json",
+        f"--spm_model_file={tiny_spm}",
+        "--learning_rate=5e-4",
+        "--train_batch_size=8",
+        "--num_train_steps=2",
+        "--num_warmup_steps=1",
+        "--max_seq_length=32",
+        "--eval_every_steps=1",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bioalbert_tf.run_finetuning", *flags],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert (f"error: {out} holds a fine-tuning run made with other settings; 1 differ:\n"
-            f"  --learning_rate: 0.001 in {out}/run_settings.json, 0.0005 now\n") in proc.stderr  # fmt: skip
+    assert (
+        f"error: {out} holds a fine-tuning run made with other settings; 1 differ:\n"
+        f"  --learning_rate: 0.001 in {out}/run_settings.json, 0.0005 now\n"
+    ) in proc.stderr
     assert _files(out) == before
-    proc = subprocess.run([sys.executable, "-c", STOPPED_AT_TRAINING, *flags, "--overwrite", "--nojit_compile"],
-                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", STOPPED_AT_TRAINING, *flags, "--overwrite", "--nojit_compile"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "jit_compile=False" in proc.stdout  # the flag reaches Keras' compile
     assert sorted(_files(out)) == ["notes.txt", "run_settings.json"]
@@ -921,11 +1094,19 @@ def test_cross_validation_runs_every_fold_and_reports_mean_and_sd(setup, tiny_sp
 
     data = _gad_folds(tmp_path / "GAD")
     config = finetuning.FinetuningConfig(
-        dataset="gad", data_dir=str(data), output_dir=str(tmp_path / "out"),
-        albert_config_file=str(setup / "albert_config.json"), spm_model_file=tiny_spm,
-        learning_rate=1e-3, train_batch_size=8, num_train_steps=4, num_warmup_steps=1,
-        max_seq_length=64, eval_every_steps=2, jit_compile=False,
-    )  # fmt: skip
+        dataset="gad",
+        data_dir=str(data),
+        output_dir=str(tmp_path / "out"),
+        albert_config_file=str(setup / "albert_config.json"),
+        spm_model_file=tiny_spm,
+        learning_rate=1e-3,
+        train_batch_size=8,
+        num_train_steps=4,
+        num_warmup_steps=1,
+        max_seq_length=64,
+        eval_every_steps=2,
+        jit_compile=False,
+    )
     result = finetuning.run(config)
     cv = result["cross_validation"]
     assert sorted(cv["folds"]) == ["1", "2", "3"]
@@ -956,8 +1137,10 @@ def test_cross_validation_runs_every_fold_and_reports_mean_and_sd(setup, tiny_sp
     with pytest.raises(ValueError, match=r"--folds=4: fold '4' is not among the folds"):
         finetuning.run(dataclasses.replace(config, folds="4"))
     # The benchmark runner scores the folder of fold SavedModels the same way: mean ± sd.
-    results = runner.run_suite([runner.RunConfig(str(tmp_path / "out"), "gad", str(data), str(tmp_path / "bench"))],
-                               progress=False)  # fmt: skip
+    results = runner.run_suite(
+        [runner.RunConfig(str(tmp_path / "out"), "gad", str(data), str(tmp_path / "bench"))],
+        progress=False,
+    )
     assert [r["run"]["fold"] for r in results] == [1, 2, 3]
     assert [r["micro_f1"] for r in results] == f1
     summary = report.build_report(str(tmp_path / "bench"), None)

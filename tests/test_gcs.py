@@ -56,8 +56,13 @@ def _run(cmd, gcs, timeout=600):
     return proc
 
 
-COMMON = ["--max_seq_length=64", "--max_predictions_per_seq=10", "--dupe_factor=1", "--num_shards=1",
-          "--direct_num_workers=1"]  # fmt: skip
+COMMON = [
+    "--max_seq_length=64",
+    "--max_predictions_per_seq=10",
+    "--dupe_factor=1",
+    "--num_shards=1",
+    "--direct_num_workers=1",
+]
 BUILD = [sys.executable, "-m", "tfrecords_builder.build_pretraining_data"]
 
 
@@ -68,16 +73,32 @@ def gcs_tfrecords(gcs, small_text_corpus, tiny_spm):
     # the same file name as locally: chunk seeds include it
     gcs.upload(BUCKET, f"corpus/{small_text_corpus.name}", small_text_corpus.read_bytes())
     gcs.upload(BUCKET, "vocab/tiny.model", pathlib.Path(tiny_spm).read_bytes())
-    _run(BUILD + [f"--input_files=gs://{BUCKET}/corpus/*.txt", f"--output_dir=gs://{BUCKET}/tfrecords",
-                  f"--spm_model_file=gs://{BUCKET}/vocab/tiny.model", *COMMON], gcs)  # fmt: skip
+    _run(
+        BUILD
+        + [
+            f"--input_files=gs://{BUCKET}/corpus/*.txt",
+            f"--output_dir=gs://{BUCKET}/tfrecords",
+            f"--spm_model_file=gs://{BUCKET}/vocab/tiny.model",
+            *COMMON,
+        ],
+        gcs,
+    )
     return f"gs://{BUCKET}/tfrecords"
 
 
 def test_builder_reads_and_writes_gcs_with_the_same_bytes(
     gcs, gcs_tfrecords, small_text_corpus, tiny_spm, tmp_path
 ):
-    _run(BUILD + [f"--input_files={small_text_corpus}", f"--output_dir={tmp_path}/local",
-                  f"--spm_model_file={tiny_spm}", *COMMON], gcs)  # fmt: skip
+    _run(
+        BUILD
+        + [
+            f"--input_files={small_text_corpus}",
+            f"--output_dir={tmp_path}/local",
+            f"--spm_model_file={tiny_spm}",
+            *COMMON,
+        ],
+        gcs,
+    )
     objects = gcs.list_objects(BUCKET, "tfrecords/")
     assert (
         "tfrecords/pretrain-00000-of-00001.tfrecord" in objects
@@ -88,12 +109,23 @@ def test_builder_reads_and_writes_gcs_with_the_same_bytes(
     assert remote == (tmp_path / "local" / "pretrain-00000-of-00001.tfrecord").read_bytes()
     assert json.loads(gcs.download(BUCKET, "tfrecords/stats.json"))["examples"] > 100
     # The corpus cut into pieces: raw pieces, documents and chunk files go through the bucket.
-    script = ("import sys; from tfrecords_builder import pipeline; config = pipeline.BuildConfig("
-              "input_files=(sys.argv[1],), output_dir=sys.argv[2], spm_model_file=sys.argv[3], "
-              "max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1, num_shards=1); "
-              "pipeline.run(config, ['--direct_num_workers=1'], piece_bytes=50_000)")  # fmt: skip
-    _run([sys.executable, "-c", script, f"gs://{BUCKET}/corpus/*.txt", f"gs://{BUCKET}/pieces",
-          f"gs://{BUCKET}/vocab/tiny.model"], gcs)  # fmt: skip
+    script = (
+        "import sys; from tfrecords_builder import pipeline; config = pipeline.BuildConfig("
+        "input_files=(sys.argv[1],), output_dir=sys.argv[2], spm_model_file=sys.argv[3], "
+        "max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1, num_shards=1); "
+        "pipeline.run(config, ['--direct_num_workers=1'], piece_bytes=50_000)"
+    )
+    _run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            f"gs://{BUCKET}/corpus/*.txt",
+            f"gs://{BUCKET}/pieces",
+            f"gs://{BUCKET}/vocab/tiny.model",
+        ],
+        gcs,
+    )
     assert gcs.download(BUCKET, "pieces/pretrain-00000-of-00001.tfrecord") == remote
     assert not [n for n in gcs.list_objects(BUCKET, "pieces/") if "work-" in n or ".tmp" in n]
 
@@ -113,10 +145,21 @@ def test_pretraining_on_gcs_resumes_from_gcs(gcs, gcs_tfrecords, tmp_path):
             f"init/model.ckpt-best{suffix}",
             (tmp_path / f"model.ckpt-best{suffix}").read_bytes(),
         )
-    cmd = [sys.executable, "-m", "bioalbert_tf.run_pretraining", f"--input_file={gcs_tfrecords}/*.tfrecord",
-           f"--output_dir=gs://{BUCKET}/run", f"--albert_config_file=gs://{BUCKET}/config/albert_config.json",
-           f"--init_checkpoint=gs://{BUCKET}/init/model.ckpt-best", "--train_batch_size=4", "--max_seq_length=64",
-           "--max_predictions_per_seq=10", "--save_checkpoints_steps=2", "--iterations_per_loop=2", "--num_warmup_steps=1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "bioalbert_tf.run_pretraining",
+        f"--input_file={gcs_tfrecords}/*.tfrecord",
+        f"--output_dir=gs://{BUCKET}/run",
+        f"--albert_config_file=gs://{BUCKET}/config/albert_config.json",
+        f"--init_checkpoint=gs://{BUCKET}/init/model.ckpt-best",
+        "--train_batch_size=4",
+        "--max_seq_length=64",
+        "--max_predictions_per_seq=10",
+        "--save_checkpoints_steps=2",
+        "--iterations_per_loop=2",
+        "--num_warmup_steps=1",
+    ]
     first = _run(cmd + ["--num_train_steps=2"], gcs)
     assert "initialised from gs://" in first.stderr
     second = _run(cmd + ["--num_train_steps=4"], gcs)
@@ -185,13 +228,15 @@ def test_a_lock_on_gcs_refuses_a_second_run_and_expires_with_its_lease(gcs):
     run that ends releases its lock."""
     folder = f"gs://{BUCKET}/locked"
     hold = [sys.executable, "-c", HOLD, folder]
-    holder = subprocess.Popen([*hold, "600", "300"], stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                              env=gcs.env)  # fmt: skip
+    holder = subprocess.Popen(
+        [*hold, "600", "300"], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=gcs.env
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert "locked/.lock" in gcs.list_objects(BUCKET, "locked/")
-        second = subprocess.run([*hold, "600", "0"], capture_output=True, text=True, cwd=ROOT,
-                                env=gcs.env, timeout=300)  # fmt: skip
+        second = subprocess.run(
+            [*hold, "600", "0"], capture_output=True, text=True, cwd=ROOT, env=gcs.env, timeout=300
+        )
         assert second.returncode == 3, second.stderr[-3000:]
         assert f"in use by lock test (pid {holder.pid} on " in second.stdout
     finally:

@@ -105,7 +105,8 @@ def test_group_of_layer_golden(layers, groups, expected):
 
 
 def test_encoder_runs_each_layer_through_its_group(monkeypatch):
-    """Record which block each of the 5 layers runs: group_of_layer order, inner groups in sequence."""
+    """Record which block each of the 5 layers runs: group_of_layer order, inner groups in
+    sequence."""
     from bioalbert_tf.modeling import AlbertEncoder
     from bioalbert_tf.modeling.layers import AlbertBlock
 

@@ -117,8 +117,9 @@ def test_fine_tuning_adamw_clips_a_large_gradient_to_global_norm_one():
     sparse = tf.IndexedSlices(
         tf.constant(values, tf.float32), tf.constant(rows), tf.constant([4, 2])
     )
-    config = FinetuningConfig("gad", "-", "-", "-", "-", learning_rate=0.1, num_train_steps=10,
-                              num_warmup_steps=0)  # fmt: skip
+    config = FinetuningConfig(
+        "gad", "-", "-", "-", "-", learning_rate=0.1, num_train_steps=10, num_warmup_steps=0
+    )
     opt = make_optimizer(config)
     assert opt.global_clipnorm == optimization.CLIP_NORM == 1.0
     # Step 1: norm > 50, clipped to 1. Step 2: norm 0.5, left alone. Adam's moments mix the two,
@@ -131,8 +132,12 @@ def test_fine_tuning_adamw_clips_a_large_gradient_to_global_norm_one():
     small = {n: v * scale for n, v in small.items()}
     norm = np.sqrt((g_kernel**2).sum() + (g_embed**2).sum())
     assert norm > 50
-    opt.apply_gradients([(tf.constant(g_kernel, tf.float32), variables["kernel"]),
-                         (sparse, variables["embeddings"])])  # fmt: skip
+    opt.apply_gradients(
+        [
+            (tf.constant(g_kernel, tf.float32), variables["kernel"]),
+            (sparse, variables["embeddings"]),
+        ]
+    )
     opt.apply_gradients([(tf.constant(small[n], tf.float32), variables[n]) for n in variables])
     for name, g in (("kernel", g_kernel), ("embeddings", g_embed)):
         w, m, v = numpy_step(w0[name], g / norm, 0.0, 0.0, lr=0.1, excluded=False, lamb=False)

@@ -1,5 +1,5 @@
-"""Numerical parity with an independent ALBERT: Hugging Face transformers' PyTorch AlbertForPreTraining,
-loading the same TF1 checkpoint through its own TF-checkpoint loader."""
+"""Numerical parity with an independent ALBERT: Hugging Face transformers' PyTorch
+AlbertForPreTraining, loading the same TF1 checkpoint through its own TF-checkpoint loader."""
 
 import numpy as np
 import pytest
@@ -161,8 +161,15 @@ def test_training_steps_follow_transformers(tmp_path):
         masked = ids.copy()
         np.put_along_axis(masked, positions, 4, 1)  # [MASK]
         order = rng.integers(0, 2, (8, 1))
-        batch = {"input_ids": masked, "input_mask": mask, "segment_ids": segments, "masked_lm_positions": positions,
-                 "masked_lm_ids": labels, "masked_lm_weights": np.ones((8, 3), np.float32), "next_sentence_labels": order}  # fmt: skip
+        batch = {
+            "input_ids": masked,
+            "input_mask": mask,
+            "segment_ids": segments,
+            "masked_lm_positions": positions,
+            "masked_lm_ids": labels,
+            "masked_lm_weights": np.ones((8, 3), np.float32),
+            "next_sentence_labels": order,
+        }
         with tf.GradientTape() as tape:
             losses = pretraining_losses(ours(batch, training=True), batch)
         grads = tape.gradient(losses["loss"], ours.trainable_variables)
@@ -171,9 +178,13 @@ def test_training_steps_follow_transformers(tmp_path):
 
         hf_labels = np.full(ids.shape, -100)
         np.put_along_axis(hf_labels, positions, labels, 1)
-        out = hf(input_ids=torch.tensor(masked, dtype=torch.long), attention_mask=torch.tensor(mask, dtype=torch.long),
-                 token_type_ids=torch.tensor(segments, dtype=torch.long), labels=torch.tensor(hf_labels),
-                 sentence_order_label=torch.tensor(order[:, 0]))  # fmt: skip
+        out = hf(
+            input_ids=torch.tensor(masked, dtype=torch.long),
+            attention_mask=torch.tensor(mask, dtype=torch.long),
+            token_type_ids=torch.tensor(segments, dtype=torch.long),
+            labels=torch.tensor(hf_labels),
+            sentence_order_label=torch.tensor(order[:, 0]),
+        )
         torch_sgd.zero_grad()
         out.loss.backward()
         torch_sgd.step()
@@ -230,8 +241,9 @@ def test_finetuning_steps_follow_transformers(dataset, tmp_path, tiny_spm):
     spm = pathlib.Path(tiny_spm).read_bytes()
     task = create_task(spec, labels, config, spm, 16, classifier_dropout=0.0)
     checkpoints.load_init_checkpoint(task.encoder, prefix)
-    ft = finetuning.FinetuningConfig(dataset, "-", "-", "-", "-", learning_rate=0.02,
-                                     num_train_steps=100, num_warmup_steps=0)  # fmt: skip
+    ft = finetuning.FinetuningConfig(
+        dataset, "-", "-", "-", "-", learning_rate=0.02, num_train_steps=100, num_warmup_steps=0
+    )
     task.model.compile(optimizer=finetuning.make_optimizer(ft), loss=task.loss())
 
     hf_class = (
@@ -264,8 +276,12 @@ def test_finetuning_steps_follow_transformers(dataset, tmp_path, tiny_spm):
             hf_labels = torch.tensor(y)
         x = {"input_ids": ids, "input_mask": mask, "segment_ids": segments}
         ours.append(float(task.model.train_on_batch(x, y.astype(np.int32))))
-        out = hf(input_ids=torch.tensor(ids, dtype=torch.long), attention_mask=torch.tensor(mask, dtype=torch.long),
-                 token_type_ids=torch.tensor(segments, dtype=torch.long), labels=hf_labels)  # fmt: skip
+        out = hf(
+            input_ids=torch.tensor(ids, dtype=torch.long),
+            attention_mask=torch.tensor(mask, dtype=torch.long),
+            token_type_ids=torch.tensor(segments, dtype=torch.long),
+            labels=hf_labels,
+        )
         hf.zero_grad()
         out.loss.backward()
         norms.append(_reference_adamw_step(named, state, lr=0.02 * (1 - step / 100)))

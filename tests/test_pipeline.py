@@ -352,8 +352,11 @@ def test_more_shards_than_examples_is_refused_and_writes_nothing(
     one = tmp_path / "one.txt"  # three documents: a handful of examples
     one.write_text("\n\n".join(small_text_corpus.read_text(encoding="utf-8").split("\n\n")[:3]))
     out = tmp_path / "out"
-    with pytest.raises(Exception, match=r"--num_shards=40 is more than the work: one.txt gave \d+ "
-                       r"example\(s\) for its 40 shards, so \d+ shard\(s\) would be empty"):  # fmt: skip
+    with pytest.raises(
+        Exception,
+        match=r"--num_shards=40 is more than the work: one.txt gave \d+ "
+        r"example\(s\) for its 40 shards, so \d+ shard\(s\) would be empty",
+    ):
         pipeline.run(
             _config(str(one), out, tiny_spm, dupe_factor=1, num_shards=40),
             ["--direct_num_workers=1"],
@@ -373,9 +376,17 @@ def test_a_file_without_examples_writes_no_empty_shard(small_text_corpus, tiny_s
 
 
 def test_cli_refuses_a_misspelt_flag_before_building(two_files, tiny_spm, tmp_path):
-    cmd = [sys.executable, "-m", "tfrecords_builder.build_pretraining_data", f"--input_files={two_files}",
-           f"--output_dir={tmp_path}/out", f"--spm_model_file={tiny_spm}", "--max_seq_lenght=128",
-           "--dupe_factor=1", "--direct_num_workers=1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "tfrecords_builder.build_pretraining_data",
+        f"--input_files={two_files}",
+        f"--output_dir={tmp_path}/out",
+        f"--spm_model_file={tiny_spm}",
+        "--max_seq_lenght=128",
+        "--dupe_factor=1",
+        "--direct_num_workers=1",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 1
     assert "--max_seq_lenght=128 (did you mean --max_seq_length?)" in proc.stderr
@@ -383,13 +394,22 @@ def test_cli_refuses_a_misspelt_flag_before_building(two_files, tiny_spm, tmp_pa
 
 
 def test_beam_pipeline_options_are_not_unknown():
-    dataflow = ["--runner=DataflowRunner", "--project=x", "--region=y", "--temp_location=gs://b/t",
-                "--requirements_file=requirements.txt", "--num_workers", "4"]  # fmt: skip
+    dataflow = [
+        "--runner=DataflowRunner",
+        "--project=x",
+        "--region=y",
+        "--temp_location=gs://b/t",
+        "--requirements_file=requirements.txt",
+        "--num_workers",
+        "4",
+    ]
     direct = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
     assert pipeline.unknown_pipeline_args(dataflow + direct) == []
     assert pipeline.unknown_pipeline_args(["--max_seq_lenght=128", "--runn=x", "stray"]) == [
-        "--max_seq_lenght=128", "--runn=x", "stray"
-    ]  # fmt: skip
+        "--max_seq_lenght=128",
+        "--runn=x",
+        "stray",
+    ]
 
 
 def _reference(config: pipeline.BuildConfig) -> tuple[dict, dict]:
@@ -406,8 +426,11 @@ def _reference(config: pipeline.BuildConfig) -> tuple[dict, dict]:
     for group in groups:
         records = []
         for position, path in group.files:
-            docs = list(corpus.iter_documents(path, read, config.input_format,
-                                              config.min_line_chars, config.skip_bad_files))  # fmt: skip
+            docs = list(
+                corpus.iter_documents(
+                    path, read, config.input_format, config.min_line_chars, config.skip_bad_files
+                )
+            )
             for k in range(0, len(docs), size):
                 seed = examples.chunk_seed(config.random_seed, position, path, k // size)
                 records += examples.process_chunk(
@@ -443,8 +466,13 @@ def uneven(tmp_path_factory, small_text_corpus) -> str:
 def test_chunks_as_the_unit_of_work_give_the_same_bytes_for_1_2_3_workers(
     uneven, tiny_spm, tmp_path, monkeypatch
 ):
-    settings = dict(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1,
-                    docs_per_chunk=16, num_shards=2)  # fmt: skip
+    settings = dict(
+        max_seq_length=64,
+        max_predictions_per_seq=10,
+        dupe_factor=1,
+        docs_per_chunk=16,
+        num_shards=2,
+    )
     expected, reference = _reference(_config(uneven, tmp_path / "ref", tiny_spm, **settings))
     pieces, read_piece = [], corpus.read_piece
     monkeypatch.setattr(corpus, "read_piece", lambda *a: pieces.append(1) or read_piece(*a))
@@ -523,8 +551,15 @@ def test_pieces_that_do_not_parse_alone_send_their_file_to_be_read_whole(
     # a gzip stream cut short: cutting it into pieces fails, the file is read whole
     (folder / "b-truncated.xml.gz").write_bytes(gzip.compress(xml)[: len(xml) // 20])
     (folder / "c-fine.xml.gz").write_bytes(gzip.compress(xml))
-    config = _config(f"{folder}/*", tmp_path / "out", tiny_spm, max_seq_length=64,
-                     dupe_factor=1, docs_per_chunk=16, skip_bad_files=True)  # fmt: skip
+    config = _config(
+        f"{folder}/*",
+        tmp_path / "out",
+        tiny_spm,
+        max_seq_length=64,
+        dupe_factor=1,
+        docs_per_chunk=16,
+        skip_bad_files=True,
+    )
     expected, reference = _reference(config)
     with caplog.at_level("WARNING"):
         stats = pipeline.run(config, ["--direct_num_workers=1"], piece_bytes=100_000)

@@ -27,10 +27,17 @@ def data(small_text_corpus, tiny_spm, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("pretraining_data")
     pipeline.run(
-        pipeline.BuildConfig(input_files=(str(small_text_corpus),), output_dir=str(folder / "tfrecords"), spm_model_file=tiny_spm,
-                             max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1, num_shards=2),
+        pipeline.BuildConfig(
+            input_files=(str(small_text_corpus),),
+            output_dir=str(folder / "tfrecords"),
+            spm_model_file=tiny_spm,
+            max_seq_length=64,
+            max_predictions_per_seq=10,
+            dupe_factor=1,
+            num_shards=2,
+        ),
         ["--direct_num_workers=1"],
-    )  # fmt: skip
+    )
     values = AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json")).to_dict()
     values["vocab_size"] = 1000
     (folder / "albert_config.json").write_text(json.dumps(values))
@@ -39,11 +46,19 @@ def data(small_text_corpus, tiny_spm, tmp_path_factory):
 
 def _cmd(data, out, *extra):
     return [
-        sys.executable, "-m", "bioalbert_tf.run_pretraining", f"--input_file={data}/tfrecords/*.tfrecord",
-        f"--output_dir={out}", f"--albert_config_file={data}/albert_config.json", "--train_batch_size=8",
-        "--max_seq_length=64", "--max_predictions_per_seq=10", "--learning_rate=0.005", "--num_warmup_steps=3",
+        sys.executable,
+        "-m",
+        "bioalbert_tf.run_pretraining",
+        f"--input_file={data}/tfrecords/*.tfrecord",
+        f"--output_dir={out}",
+        f"--albert_config_file={data}/albert_config.json",
+        "--train_batch_size=8",
+        "--max_seq_length=64",
+        "--max_predictions_per_seq=10",
+        "--learning_rate=0.005",
+        "--num_warmup_steps=3",
         *extra,
-    ]  # fmt: skip
+    ]
 
 
 def _run(cmd, timeout=600):
@@ -96,8 +111,19 @@ def test_sigkill_and_restart_gives_the_same_weights(data, tmp_path):
 
 def test_eval_keeps_the_best_and_exports_tf1(data, tmp_path):
     out = tmp_path / "run"
-    proc = _run(_cmd(data, out, "--num_train_steps=8", "--save_checkpoints_steps=4", "--iterations_per_loop=4",
-                     "--do_eval", "--max_eval_steps=2", "--export_tf1", "--jit_compile"))  # fmt: skip
+    proc = _run(
+        _cmd(
+            data,
+            out,
+            "--num_train_steps=8",
+            "--save_checkpoints_steps=4",
+            "--iterations_per_loop=4",
+            "--do_eval",
+            "--max_eval_steps=2",
+            "--export_tf1",
+            "--jit_compile",
+        )
+    )
     assert "mlm_acc" in proc.stderr and "examples/s" in proc.stderr  # progress in the console
     best = json.loads((out / "best_eval.json").read_text())
     assert best["global_step"] in (4, 8) and 0.0 <= best["mlm_accuracy"] <= 1.0
@@ -123,7 +149,16 @@ def test_starts_from_a_tf1_checkpoint(data, tmp_path):
     values = write_random_tf1_checkpoint(config, str(tmp_path / "google" / "model.ckpt-best"))
     out = tmp_path / "run"
     # eval only: the weights kept as model.ckpt-best are the imported ones
-    _run(_cmd(data, out, "--nodo_train", "--do_eval", "--max_eval_steps=1", f"--init_checkpoint={tmp_path}/google"))  # fmt: skip
+    _run(
+        _cmd(
+            data,
+            out,
+            "--nodo_train",
+            "--do_eval",
+            "--max_eval_steps=1",
+            f"--init_checkpoint={tmp_path}/google",
+        )
+    )
     got = _model_weights(str(out / "model.ckpt-best"))
     for name, value in values.items():
         np.testing.assert_array_equal(got[name], value, err_msg=name)
@@ -134,8 +169,13 @@ def test_unreachable_tpu_fails_within_bounded_time(data, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     start = time.time()
-    proc = subprocess.run(_cmd(data, tmp_path, f"--tpu=grpc://127.0.0.1:{port}", "--tpu_connect_timeout=5"),
-                          capture_output=True, text=True, timeout=180, cwd=ROOT)  # fmt: skip
+    proc = subprocess.run(
+        _cmd(data, tmp_path, f"--tpu=grpc://127.0.0.1:{port}", "--tpu_connect_timeout=5"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
     assert proc.returncode != 0
     assert time.time() - start < 120
     assert f"--tpu='grpc://127.0.0.1:{port}'" in proc.stderr
@@ -161,10 +201,20 @@ def test_bad_batch_and_missing_input_are_named(data, tmp_path):
 def _config(data, out, **kw):
     from bioalbert_tf.pretraining import PretrainingConfig
 
-    settings = dict(input_file=(f"{data}/tfrecords/*.tfrecord",), output_dir=str(out),
-                    albert_config_file=f"{data}/albert_config.json", train_batch_size=8, max_seq_length=64,
-                    max_predictions_per_seq=10, learning_rate=0.005, num_warmup_steps=1, num_train_steps=4,
-                    save_checkpoints_steps=2, iterations_per_loop=1, jit_compile=False)  # fmt: skip
+    settings = dict(
+        input_file=(f"{data}/tfrecords/*.tfrecord",),
+        output_dir=str(out),
+        albert_config_file=f"{data}/albert_config.json",
+        train_batch_size=8,
+        max_seq_length=64,
+        max_predictions_per_seq=10,
+        learning_rate=0.005,
+        num_warmup_steps=1,
+        num_train_steps=4,
+        save_checkpoints_steps=2,
+        iterations_per_loop=1,
+        jit_compile=False,
+    )
     return PretrainingConfig(**{**settings, **kw})
 
 
@@ -199,8 +249,15 @@ def test_resuming_with_other_settings_is_refused_before_anything_is_written(
     (tmp_path / "other_config.json").write_text(json.dumps({**values, "num_hidden_layers": 3}))
     before = _files(out)
     with pytest.raises(SettingsMismatchError) as e:
-        _pretrain(_config(data, out, train_batch_size=16, num_train_steps=6,
-                          albert_config_file=str(tmp_path / "other_config.json")))  # fmt: skip
+        _pretrain(
+            _config(
+                data,
+                out,
+                train_batch_size=16,
+                num_train_steps=6,
+                albert_config_file=str(tmp_path / "other_config.json"),
+            )
+        )
     message = str(e.value)
     assert "ckpt-4" in message and "2 differ" in message
     assert f"--train_batch_size: 8 in {out}/run_settings.json, 16 now" in message
@@ -231,24 +288,38 @@ def test_resuming_on_other_input_files_or_replicas_is_refused(data, four_steps, 
     before = _files(out)
     with pytest.raises(SettingsMismatchError) as e:  # one shard of the two
         _pretrain(_config(data, out, num_train_steps=6, input_file=(str(shards[0]),)))
-    assert (f"  --input_file: 2 file(s) in {settings_file}, 1 now; recorded but not given now: "
-            f"{shards[1].name} ({sizes[1]} bytes)\n") in str(e.value)  # fmt: skip
+    assert (
+        f"  --input_file: 2 file(s) in {settings_file}, 1 now; recorded but not given now: "
+        f"{shards[1].name} ({sizes[1]} bytes)\n"
+    ) in str(e.value)
     other = tmp_path / "other"
     other.mkdir()
     shutil.copy(shards[0], other / shards[0].name)
     (other / shards[1].name).write_bytes(shards[1].read_bytes()[:-100])  # rebuilt, another size
     with pytest.raises(SettingsMismatchError) as e:
         _pretrain(_config(data, out, num_train_steps=6, input_file=(f"{other}/*.tfrecord",)))
-    assert (f"recorded but not given now: {shards[1].name} ({sizes[1]} bytes); given now but not "
-            f"recorded: {shards[1].name} ({sizes[1] - 100} bytes)") in str(e.value)  # fmt: skip
+    assert (
+        f"recorded but not given now: {shards[1].name} ({sizes[1]} bytes); given now but not "
+        f"recorded: {shards[1].name} ({sizes[1] - 100} bytes)"
+    ) in str(e.value)
     assert _files(out) == before
     # Recorded without --eval_input_file (eval would use the input files), resumed with one.
     assert recorded["eval_input_files"] == []
     with pytest.raises(SettingsMismatchError) as e:
-        _pretrain(_config(data, out, num_train_steps=6, do_eval=True, max_eval_steps=1,
-                          eval_input_file=(str(shards[0]),)))  # fmt: skip
-    assert (f"  --eval_input_file: 0 file(s) in {settings_file}, 1 now; given now but not "
-            f"recorded: {shards[0].name} ({sizes[0]} bytes)\n") in str(e.value)  # fmt: skip
+        _pretrain(
+            _config(
+                data,
+                out,
+                num_train_steps=6,
+                do_eval=True,
+                max_eval_steps=1,
+                eval_input_file=(str(shards[0]),),
+            )
+        )
+    assert (
+        f"  --eval_input_file: 0 file(s) in {settings_file}, 1 now; given now but not "
+        f"recorded: {shards[0].name} ({sizes[0]} bytes)\n"
+    ) in str(e.value)
     assert "1 differ" in str(e.value)
     assert _files(out) == before
     # Recorded by a run on 2 replicas (MirroredStrategy), resumed on 1.
@@ -285,7 +356,8 @@ def test_resume_drops_metrics_logged_after_the_checkpoint(data, four_steps, tmp_
 
     out = tmp_path / "run"
     shutil.copytree(four_steps, out)
-    # As if killed after logging steps 3-5 but before saving ckpt-4: the newest checkpoint is ckpt-2.
+    # As if killed after logging steps 3-5 but before saving ckpt-4: the newest checkpoint is
+    # ckpt-2.
     for p in out.glob("ckpt-4.*"):
         p.unlink()
     (out / "checkpoint").write_text(
@@ -319,14 +391,20 @@ def test_inputs_that_cannot_feed_the_run_are_refused(data, tiny_spm, tmp_path):
     from bioalbert_tf.run_settings import InputMismatchError
 
     records = f"{data}/tfrecords"
-    with pytest.raises(InputMismatchError, match=rf"{records}/stats.json: the TFRecords were built with "
-                       r"--max_seq_length=64, this run has --max_seq_length=32"):  # fmt: skip
+    with pytest.raises(
+        InputMismatchError,
+        match=rf"{records}/stats.json: the TFRecords were built with "
+        r"--max_seq_length=64, this run has --max_seq_length=32",
+    ):
         _pretrain(_config(data, tmp_path / "a", max_seq_length=32))
     values = json.loads((data / "albert_config.json").read_text())
     (tmp_path / "small_vocab.json").write_text(json.dumps({**values, "vocab_size": 500}))
     small_vocab = str(tmp_path / "small_vocab.json")
-    with pytest.raises(InputMismatchError, match=r"stats.json \(vocab_size\): the vocabulary has 1000 pieces, "
-                       r"but vocab_size in .*small_vocab.json is 500"):  # fmt: skip
+    with pytest.raises(
+        InputMismatchError,
+        match=r"stats.json \(vocab_size\): the vocabulary has 1000 pieces, "
+        r"but vocab_size in .*small_vocab.json is 500",
+    ):
         _pretrain(_config(data, tmp_path / "b", albert_config_file=small_vocab))
     # Without the builder's stats.json: the first record and --spm_model_file are checked.
     bare = tmp_path / "bare"
@@ -334,12 +412,22 @@ def test_inputs_that_cannot_feed_the_run_are_refused(data, tiny_spm, tmp_path):
     shard = sorted((data / "tfrecords").glob("*.tfrecord"))[0]
     shutil.copy(shard, bare / shard.name)
     bare_input = (f"{bare}/*.tfrecord",)
-    with pytest.raises(InputMismatchError, match=rf"{bare}/{shard.name}: its examples have "
-                       r"max_predictions_per_seq 10, this run has --max_predictions_per_seq=5"):  # fmt: skip
+    with pytest.raises(
+        InputMismatchError,
+        match=rf"{bare}/{shard.name}: its examples have "
+        r"max_predictions_per_seq 10, this run has --max_predictions_per_seq=5",
+    ):
         _pretrain(_config(data, tmp_path / "c", input_file=bare_input, max_predictions_per_seq=5))
     with pytest.raises(InputMismatchError, match=rf"{tiny_spm}: the vocabulary has 1000 pieces"):
-        _pretrain(_config(data, tmp_path / "d", input_file=bare_input, albert_config_file=small_vocab,
-                          spm_model_file=tiny_spm))  # fmt: skip
+        _pretrain(
+            _config(
+                data,
+                tmp_path / "d",
+                input_file=bare_input,
+                albert_config_file=small_vocab,
+                spm_model_file=tiny_spm,
+            )
+        )
 
 
 def test_empty_input_fails_with_the_files_named(data, tmp_path):
@@ -350,8 +438,10 @@ def test_empty_input_fails_with_the_files_named(data, tmp_path):
     # Before: an endless loop over a repeated empty dataset, with no message.
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert proc.returncode == 1
-    assert (f"--input_file: no records in any of the 2 file(s): {tmp_path}/empty-0.tfrecord, "
-            f"{tmp_path}/empty-1.tfrecord") in proc.stderr  # fmt: skip
+    assert (
+        f"--input_file: no records in any of the 2 file(s): {tmp_path}/empty-0.tfrecord, "
+        f"{tmp_path}/empty-1.tfrecord"
+    ) in proc.stderr
 
 
 @pytest.mark.parametrize(
@@ -359,10 +449,12 @@ def test_empty_input_fails_with_the_files_named(data, tmp_path):
     [
         (dict(learning_rate=0.0), "--learning_rate must be > 0, got 0.0"),
         (dict(learning_rate=-1e-4), "--learning_rate must be > 0, got -0.0001"),
-        (dict(num_warmup_steps=5000, num_train_steps=1000),
-         "--num_warmup_steps=5000 exceeds --num_train_steps=1000"),
+        (
+            dict(num_warmup_steps=5000, num_train_steps=1000),
+            "--num_warmup_steps=5000 exceeds --num_train_steps=1000",
+        ),
     ],
-)  # fmt: skip
+)
 def test_settings_that_cannot_train_are_refused(kw, message):
     from bioalbert_tf.pretraining import PretrainingConfig
 
@@ -405,9 +497,19 @@ def _small_setup(tmp_path, n=16, predictions=lambda i: 1 + i % PRED, **overrides
     config_file = tmp_path / "albert_config.json"
     small_config(max_position_embeddings=SEQ).to_json_file(str(config_file))
     records = _write_records(tmp_path / "train.tfrecord", n, predictions)
-    values = dict(input_file=(records,), output_dir=str(tmp_path / "out"), albert_config_file=str(config_file),
-                  train_batch_size=4, eval_batch_size=4, max_seq_length=SEQ, max_predictions_per_seq=PRED,
-                  learning_rate=0.01, num_train_steps=10, num_warmup_steps=0, jit_compile=False)  # fmt: skip
+    values = dict(
+        input_file=(records,),
+        output_dir=str(tmp_path / "out"),
+        albert_config_file=str(config_file),
+        train_batch_size=4,
+        eval_batch_size=4,
+        max_seq_length=SEQ,
+        max_predictions_per_seq=PRED,
+        learning_rate=0.01,
+        num_train_steps=10,
+        num_warmup_steps=0,
+        jit_compile=False,
+    )
     return pretraining.PretrainingConfig(**{**values, **overrides})
 
 
@@ -468,8 +570,11 @@ def test_two_replicas_sum_their_clipped_gradients(tmp_path, jit_compile):
     result = tmp_path / "result.npz"
     proc = subprocess.run(
         [sys.executable, "-c", MIRRORED_STEP, repr(dataclasses.asdict(config)), str(result)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     got = dict(np.load(result))
     names = [k.split("|", 1)[1] for k in got if k.startswith("init|")]
@@ -503,8 +608,14 @@ def test_eval_weighs_every_masked_position_alike(tmp_path):
     from bioalbert_tf import pretraining
 
     counts = [1, 6, 3]
-    config = _small_setup(tmp_path, n=12, predictions=lambda i: counts[i // 4], max_eval_steps=3,
-                          do_eval=True, jit_compile=False)  # fmt: skip
+    config = _small_setup(
+        tmp_path,
+        n=12,
+        predictions=lambda i: counts[i // 4],
+        max_eval_steps=3,
+        do_eval=True,
+        jit_compile=False,
+    )
     trainer = pretraining.Trainer(config, tf.distribute.get_strategy())
     rng = np.random.default_rng(0)
     bias = trainer.model.mlm_output_bias
@@ -594,12 +705,16 @@ def test_eval_over_two_replicas_gives_the_one_device_metrics(tmp_path):
     import dataclasses
     import json
 
-    config = _small_setup(tmp_path, n=12, predictions=lambda i: (1, 6)[i // 2 % 2], max_eval_steps=3,
-                          do_eval=True)  # fmt: skip
+    config = _small_setup(
+        tmp_path, n=12, predictions=lambda i: (1, 6)[i // 2 % 2], max_eval_steps=3, do_eval=True
+    )
     proc = subprocess.run(
         [sys.executable, "-c", MIRRORED_EVAL, repr(dataclasses.asdict(config))],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     for k in ("mlm_loss", "sop_loss", "mlm_accuracy", "sop_accuracy"):
@@ -642,11 +757,18 @@ def _two_workers(data, out, *extra) -> list[str]:
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     procs = []
     for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}})}  # fmt: skip
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
+        }
         cmd = _cmd(data, out, "--save_checkpoints_steps=2", "--iterations_per_loop=2", *extra)
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, cwd=ROOT))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+            )
+        )
     logs = []
     for proc in procs:
         _, err = proc.communicate(timeout=600)
@@ -695,8 +817,13 @@ def test_a_full_disk_at_a_checkpoint_save_is_one_line(data, small_disk):
     """A checkpoint that does not fit ends the run with one line naming the file and the cause;
     what was saved before stays, so the rerun (with space) resumes."""
     out = small_disk(64) / "out"
-    proc = subprocess.run(_cmd(data, out, "--num_train_steps=4", "--save_checkpoints_steps=2"),
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    proc = subprocess.run(
+        _cmd(data, out, "--num_train_steps=4", "--save_checkpoints_steps=2"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     line = next(x for x in proc.stderr.splitlines() if x.startswith("error: "))
     assert f"{out}/ckpt-2" in line and "No space left on device (no space left" in line, line

@@ -37,8 +37,9 @@ HOLD = textwrap.dedent(
 
 
 def _holder(folder) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE,
-                            text=True, cwd=ROOT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     assert proc.stdout.readline().strip() == "held"
     return proc
 
@@ -47,11 +48,23 @@ def test_a_busy_folder_is_refused_and_a_dead_holders_lock_taken_over(setup, tiny
     data = _data("i2b2", tmp_path)
     out = tmp_path / "out"
     holder = _holder(out)
-    flags = ["--dataset=i2b2", f"--data_dir={data}", f"--output_dir={out}",
-             f"--albert_config_file={setup}/albert_config.json", f"--spm_model_file={tiny_spm}",
-             "--num_train_steps=2", "--num_warmup_steps=1", "--max_seq_length=32"]  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "bioalbert_tf.run_finetuning", *flags],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+    flags = [
+        "--dataset=i2b2",
+        f"--data_dir={data}",
+        f"--output_dir={out}",
+        f"--albert_config_file={setup}/albert_config.json",
+        f"--spm_model_file={tiny_spm}",
+        "--num_train_steps=2",
+        "--num_warmup_steps=1",
+        "--max_seq_length=32",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bioalbert_tf.run_finetuning", *flags],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert f"error: {out} is in use by run_finetuning (pid {holder.pid} on " in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing of the refused run
@@ -72,16 +85,20 @@ def test_a_busy_folder_is_refused_and_a_dead_holders_lock_taken_over(setup, tiny
 @pytest.mark.parametrize(
     "module, args",
     [
-        ("tfrecords_builder.build_pretraining_data",
-         ["--input_files={corpus}", "--output_dir={out}", "--spm_model_file={spm}"]),
+        (
+            "tfrecords_builder.build_pretraining_data",
+            ["--input_files={corpus}", "--output_dir={out}", "--spm_model_file={spm}"],
+        ),
         ("tfrecords_builder.build_vocab", ["--input_files={corpus}", "--model_prefix={out}/v"]),
         ("bioalbert_tf.convert_checkpoint", ["--tf1_checkpoint={out}/none", "--output_dir={out}"]),
-        ("bioalbert_tf.benchmark", ["--saved_model={out}/m", "--dataset=bc2gm", "--data_dir={out}",
-                                    "--output_dir={out}"]),
+        (
+            "bioalbert_tf.benchmark",
+            ["--saved_model={out}/m", "--dataset=bc2gm", "--data_dir={out}", "--output_dir={out}"],
+        ),
         ("bioalbert_tf.demo", ["--output_dir={out}"]),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
-)  # fmt: skip
+)
 def test_every_command_that_writes_a_folder_is_refused_while_another_holds_it(
     module, args, small_text_corpus, tiny_spm, tmp_path
 ):
@@ -89,8 +106,13 @@ def test_every_command_that_writes_a_folder_is_refused_while_another_holds_it(
     holder = _holder(out)
     try:
         values = {"corpus": small_text_corpus, "spm": tiny_spm, "out": out}
-        proc = subprocess.run([sys.executable, "-m", module, *(a.format(**values) for a in args)],
-                              capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", module, *(a.format(**values) for a in args)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=300,
+        )
     finally:
         holder.send_signal(signal.SIGTERM)
         holder.wait(timeout=60)
@@ -103,8 +125,14 @@ def test_a_lock_renewed_elsewhere_is_kept_until_its_lease_ends(tmp_path, monkeyp
     """A holder on another host cannot be asked whether it runs: its lease decides."""
     folder = tmp_path / "run"
     folder.mkdir()
-    lock = {"host": "elsewhere", "pid": 1, "started": time.time(), "renewed": time.time(),
-            "command": "run_pretraining", "token": "x"}  # fmt: skip
+    lock = {
+        "host": "elsewhere",
+        "pid": 1,
+        "started": time.time(),
+        "renewed": time.time(),
+        "command": "run_pretraining",
+        "token": "x",
+    }
     (folder / ".lock").write_text(json.dumps(lock))
     busy = r"in use by run_pretraining \(pid 1 on elsewhere"
     with pytest.raises(run_folder.FolderBusyError, match=busy), run_folder.hold(str(folder), "t"):
@@ -146,8 +174,9 @@ def test_interrupted_finetuning_resumes_to_the_same_weights_and_a_finished_run_i
     from bioalbert_tf import finetuning
 
     data = _data("i2b2", tmp_path)
-    config = _small(setup, tiny_spm, data, tmp_path / "whole", num_train_steps=6,
-                    eval_every_steps=2)  # fmt: skip
+    config = _small(
+        setup, tiny_spm, data, tmp_path / "whole", num_train_steps=6, eval_every_steps=2
+    )
     weights = _Weights(monkeypatch)
     whole = finetuning.run(config)
     uninterrupted = weights.final
@@ -217,11 +246,23 @@ def test_the_cli_ends_an_interrupt_in_one_line(setup, tiny_spm, tmp_path):  # no
         sys.exit(app.run(run_finetuning.main, argv=["run_finetuning", *sys.argv[1:]]))
         """
     )
-    flags = ["--dataset=i2b2", f"--data_dir={data}", f"--output_dir={tmp_path}/out",
-             f"--albert_config_file={setup}/albert_config.json", f"--spm_model_file={tiny_spm}",
-             "--num_train_steps=2", "--num_warmup_steps=1", "--max_seq_length=32"]  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", script, *flags], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)  # fmt: skip
+    flags = [
+        "--dataset=i2b2",
+        f"--data_dir={data}",
+        f"--output_dir={tmp_path}/out",
+        f"--albert_config_file={setup}/albert_config.json",
+        f"--spm_model_file={tiny_spm}",
+        "--num_train_steps=2",
+        "--num_warmup_steps=1",
+        "--max_seq_length=32",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *flags],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert (
         proc.stderr.strip()
@@ -242,8 +283,9 @@ def test_a_checkpoint_of_another_size_is_refused_before_anything_is_written(
     tiny = AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json"))
     checkpoints.save_keras_checkpoint(AlbertPretrainer(tiny), str(tmp_path / "pretrained"))
     out = tmp_path / "out"
-    config = _small(setup, tiny_spm, _data("i2b2", tmp_path), out,
-                    init_checkpoint=str(tmp_path / "pretrained"))  # fmt: skip
+    config = _small(
+        setup, tiny_spm, _data("i2b2", tmp_path), out, init_checkpoint=str(tmp_path / "pretrained")
+    )
     with pytest.raises(checkpoints.CheckpointMismatchError) as e:
         finetuning.run(config)
     message = str(e.value)
@@ -268,8 +310,14 @@ def test_export_never_replaces_a_run_folder(tmp_path):
     (run / "run_settings.json").write_text("{}")
     before = _files(tmp_path)
     for target in (run, tmp_path):  # the checkpoint's folder, and a parent of it
-        cmd = [sys.executable, "-m", "bioalbert_tf.export_saved_model", f"--checkpoint={run}",
-               f"--output_dir={target}", "--overwrite"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "bioalbert_tf.export_saved_model",
+            f"--checkpoint={run}",
+            f"--output_dir={target}",
+            "--overwrite",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert f"error: {target} holds another kind of run (" in proc.stderr

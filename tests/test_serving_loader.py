@@ -46,8 +46,10 @@ def batches():
         if "words" in columns:  # a dense [batch, max_words] matrix: pad every row to one width
             rows = columns["words"] + extra["words"]
             width = max(len(r) for r in rows)
-            out[key] = {"words": [r + [""] * (width - len(r)) for r in rows],
-                        "num_words": columns["num_words"] + extra["num_words"]}  # fmt: skip
+            out[key] = {
+                "words": [r + [""] * (width - len(r)) for r in rows],
+                "num_words": columns["num_words"] + extra["num_words"],
+            }
         else:
             out[key] = {k: v + extra[k] for k, v in columns.items()}
     return out
@@ -59,11 +61,19 @@ def models(tiny_spm, tmp_path_factory):
 
 
 def run_c_api(model_dir: str, runs: list[dict], libraries=tf_c_api.TEXT_OP_LIBRARIES) -> dict:
-    request = {"model_dir": model_dir, "libraries": tf_c_api.text_op_libraries(libraries),
-               "runs": runs}  # fmt: skip
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "tf_c_api.py")],
-                          input=json.dumps(request), capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)  # fmt: skip
+    request = {
+        "model_dir": model_dir,
+        "libraries": tf_c_api.text_op_libraries(libraries),
+        "runs": runs,
+    }
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "tf_c_api.py")],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"tests/tf_c_api.py on {model_dir}:\n{proc.stderr[-3000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -108,9 +118,14 @@ def test_c_api_load_fails_without_the_text_op_libraries(models):
     """The C-API path registers nothing by itself: without TF.Text's libraries the load fails
     with the error the model server gives for a missing op."""
     request = {"model_dir": models["re"], "libraries": [], "runs": []}
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "tf_c_api.py")],
-                          input=json.dumps(request), capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "tf_c_api.py")],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert "Op type not registered" in proc.stderr, proc.stderr[-2000:]
 
@@ -149,8 +164,14 @@ def graph_op_types(saved_model_dir: str) -> set[str]:
 def registered_ops(names) -> dict[str, set[str]]:
     """Which of the op names core TensorFlow registers, and which TF.Text adds, seen from a
     process that imports tensorflow_text only after reading the core registry."""
-    proc = subprocess.run([sys.executable, "-c", REGISTRY], input=json.dumps(sorted(names)),
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", REGISTRY],
+        input=json.dumps(sorted(names)),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     return {k: set(v) for k, v in found.items()}
@@ -226,8 +247,9 @@ def test_rest_response_writes_floats_and_rows_as_tf_serving():
     text = serving_examples.rest_response(
         {"p": np.array([[0.5, 0.1], [2.0, 1 / 3]], np.float32), "s": np.array([b"a", b"\xc3\xa9"])}
     )
-    assert json.loads(text) == {"predictions": [{"p": [0.5, 0.1], "s": "a"},
-                                                {"p": [2.0, 0.333333343], "s": "é"}]}  # fmt: skip
+    assert json.loads(text) == {
+        "predictions": [{"p": [0.5, 0.1], "s": "a"}, {"p": [2.0, 0.333333343], "s": "é"}]
+    }
     assert '"p": [2.0, 0.333333343]' in text  # %.9g where six digits do not read back
     single = serving_examples.rest_response({"score": np.array([1.0, 0.25], np.float32)})
     assert json.loads(single) == {"predictions": [1.0, 0.25]}

@@ -63,8 +63,13 @@ INSPECT = textwrap.dedent(
 @pytest.mark.parametrize("module", sorted(COMMANDS))
 def test_a_command_line_takes_its_defaults_and_help_from_its_config(module):
     config, by_hand = COMMANDS[module]
-    proc = subprocess.run([sys.executable, "-c", INSPECT, module, config], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", INSPECT, module, config],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     fields, defined = seen["fields"], seen["flags"]
@@ -114,8 +119,16 @@ def _flagfile_config(path) -> tuple:
 
     values = flags.FlagValues()
     settings.define_flags(FinetuningConfig, flag_values=values)
-    values(["run_finetuning", f"--flagfile={path}", "--data_dir=d", "--output_dir=o",
-            "--albert_config_file=c", "--spm_model_file=s"])  # fmt: skip
+    values(
+        [
+            "run_finetuning",
+            f"--flagfile={path}",
+            "--data_dir=d",
+            "--output_dir=o",
+            "--albert_config_file=c",
+            "--spm_model_file=s",
+        ]
+    )
     config = settings.from_flags(FinetuningConfig, values)
     return config, datasets.get(config.dataset)
 
@@ -128,8 +141,14 @@ def test_each_finetuning_flagfile_gives_the_papers_setting(path):
         return
     config, spec = _flagfile_config(path.relative_to(ROOT))
     assert config.dataset == path.stem
-    recipe = {"learning_rate": 1e-5, "train_batch_size": 32, "num_train_steps": 10000,
-              "num_warmup_steps": 320, "eval_every_steps": 1000, "do_lower_case": True}  # fmt: skip
+    recipe = {
+        "learning_rate": 1e-5,
+        "train_batch_size": 32,
+        "num_train_steps": 10000,
+        "num_warmup_steps": 320,
+        "eval_every_steps": 1000,
+        "do_lower_case": True,
+    }
     assert {k: getattr(config, k) for k in recipe} == recipe
     length = config.max_seq_length or spec.max_seq_length
     assert length == (512 if spec.task == "ner" else 128)

@@ -17,16 +17,75 @@ from tests.conftest import small_config
 pytest.importorskip("tensorflow")
 
 # Words of the filler text and the closed lists the rules draw from (disjoint sets).
-FILLER = ["the", "study", "of", "patients", "with", "results", "in", "a", "group", "was", "observed", "after", "treatment", "and", "the", "level", "of", "cells", "in", "samples", "from", "mice", "showed", "that", "this", "effect", "on", "expression", "during", "analysis", "were", "measured", "for", "each", "case", "over", "time"]  # fmt: skip
-DISEASES = ["breast cancer", "cystic fibrosis", "huntington disease", "lung tumour",
-            "renal failure", "muscular dystrophy", "heart attack", "liver fibrosis"]  # fmt: skip
+FILLER = [
+    "the",
+    "study",
+    "of",
+    "patients",
+    "with",
+    "results",
+    "in",
+    "a",
+    "group",
+    "was",
+    "observed",
+    "after",
+    "treatment",
+    "and",
+    "the",
+    "level",
+    "of",
+    "cells",
+    "in",
+    "samples",
+    "from",
+    "mice",
+    "showed",
+    "that",
+    "this",
+    "effect",
+    "on",
+    "expression",
+    "during",
+    "analysis",
+    "were",
+    "measured",
+    "for",
+    "each",
+    "case",
+    "over",
+    "time",
+]
+DISEASES = [
+    "breast cancer",
+    "cystic fibrosis",
+    "huntington disease",
+    "lung tumour",
+    "renal failure",
+    "muscular dystrophy",
+    "heart attack",
+    "liver fibrosis",
+]
 
 
-HALLMARK_WORDS = ["angiogenesis", "apoptosis", "invasion", "inflammation", "immune",
-                  "metabolism", "mutation", "growth", "replication", "proliferation"]  # fmt: skip
+HALLMARK_WORDS = [
+    "angiogenesis",
+    "apoptosis",
+    "invasion",
+    "inflammation",
+    "immune",
+    "metabolism",
+    "mutation",
+    "growth",
+    "replication",
+    "proliferation",
+]
 RELATION_VERBS = (["causes", "increases", "drives"], ["prevents", "reduces", "blocks"])
-NLI_FORMS = {"entailment": "the patient has {}", "contradiction": "the patient never had {}",
-             "neutral": "the patient may later develop {}"}  # fmt: skip
+NLI_FORMS = {
+    "entailment": "the patient has {}",
+    "contradiction": "the patient never had {}",
+    "neutral": "the patient may later develop {}",
+}
 GRADES = ["unrelated", "different", "related", "similar", "identical"]
 
 
@@ -41,11 +100,19 @@ def spm(tmp_path_factory) -> str:
     words += RELATION_VERBS[0] + RELATION_VERBS[1] + " ".join(NLI_FORMS.values()).split()
     rng = random.Random(0)
     folder = tmp_path_factory.mktemp("word_vocab")
-    lines = [" ".join(rng.sample(words, 12)) + " answer: @GENE$ @DISEASE$ what is the answer?"
-             for _ in range(3000)]  # fmt: skip
+    lines = [
+        " ".join(rng.sample(words, 12)) + " answer: @GENE$ @DISEASE$ what is the answer?"
+        for _ in range(3000)
+    ]
     (folder / "corpus.txt").write_text("\n".join(lines) + "\n")
-    config = vocab.VocabConfig(input_files=(str(folder / "corpus.txt"),), model_prefix=str(folder / "words"),
-                               vocab_size=400, model_type="word", hard_vocab_limit=False, num_threads=1)  # fmt: skip
+    config = vocab.VocabConfig(
+        input_files=(str(folder / "corpus.txt"),),
+        model_prefix=str(folder / "words"),
+        vocab_size=400,
+        model_type="word",
+        hard_vocab_limit=False,
+        num_threads=1,
+    )
     vocab.train(config)
     return str(folder / "words.model")
 
@@ -62,13 +129,32 @@ def _config(tmp_path, dataset: str, data_dir, spm: str, **overrides):
     # A wider initialisation than ALBERT's 0.02: a model this narrow then gives gradients so small
     # that Adam's epsilon (1e-6, no bias correction) stalls it; measured, HoC stayed at its prior's
     # loss for 1000 steps at 0.02 and learnt in 160 at 0.1.
-    albert = small_config(vocab_size=400, embedding_size=32, hidden_size=64, num_hidden_layers=2,
-                          intermediate_size=128, max_position_embeddings=64, initializer_range=0.1)  # fmt: skip
+    albert = small_config(
+        vocab_size=400,
+        embedding_size=32,
+        hidden_size=64,
+        num_hidden_layers=2,
+        intermediate_size=128,
+        max_position_embeddings=64,
+        initializer_range=0.1,
+    )
     (tmp_path / "albert_config.json").write_text(json.dumps(albert.to_dict()))
-    values = dict(dataset=dataset, data_dir=str(data_dir), output_dir=str(tmp_path / "out"),
-                  albert_config_file=str(tmp_path / "albert_config.json"), spm_model_file=spm,
-                  learning_rate=5e-4, train_batch_size=16, eval_batch_size=64, num_train_steps=300,
-                  num_warmup_steps=30, max_seq_length=48, eval_every_steps=150, random_seed=1, jit_compile=False)  # fmt: skip
+    values = dict(
+        dataset=dataset,
+        data_dir=str(data_dir),
+        output_dir=str(tmp_path / "out"),
+        albert_config_file=str(tmp_path / "albert_config.json"),
+        spm_model_file=spm,
+        learning_rate=5e-4,
+        train_batch_size=16,
+        eval_batch_size=64,
+        num_train_steps=300,
+        num_warmup_steps=30,
+        max_seq_length=48,
+        eval_every_steps=150,
+        random_seed=1,
+        jit_compile=False,
+    )
     return FinetuningConfig(**{**values, **overrides})
 
 
@@ -148,8 +234,14 @@ def test_nli_learns_the_pair_rule(tmp_path, spm):
     def row(rng, i):
         label, disease = rng.choice(sorted(NLI_FORMS)), rng.choice(DISEASES)
         premise = " ".join(_sentence(rng, 3) + ["with", disease] + _sentence(rng, 2))
-        return json.dumps({"sentence1": premise, "sentence2": NLI_FORMS[label].format(disease),
-                           "gold_label": label, "pairID": f"p{i}"})  # fmt: skip
+        return json.dumps(
+            {
+                "sentence1": premise,
+                "sentence2": NLI_FORMS[label].format(disease),
+                "gold_label": label,
+                "pairID": f"p{i}",
+            }
+        )
 
     _write_splits(tmp_path, row, name="mli_{}_v1.jsonl")
     result = _run(tmp_path, "mednli", tmp_path, spm)
@@ -187,8 +279,11 @@ def test_qa_learns_the_word_after_the_marker(tmp_path, spm):
     for i in range(600):
         context, answer = snippet(rng)
         at = context.index("answer: ") + len("answer: ")
-        qa = {"id": f"t{i}_000", "question": "what is the answer?",
-              "answers": [{"text": answer, "answer_start": at}]}  # fmt: skip
+        qa = {
+            "id": f"t{i}_000",
+            "question": "what is the answer?",
+            "answers": [{"text": answer, "answer_start": at}],
+        }
         paragraphs.append({"context": context, "qas": [qa]})
     (tmp_path / "BioASQ-train-factoid-4b.json").write_text(
         json.dumps({"data": [{"paragraphs": paragraphs}]})

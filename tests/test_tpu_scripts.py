@@ -109,7 +109,8 @@ def test_the_eight_variant_flagfiles_exist():
 
 
 def _pretraining_flags():
-    """run_pretraining's flags, as settings.define_flags makes them, on a FlagValues of their own."""
+    """run_pretraining's flags, as settings.define_flags makes them, on a FlagValues of their
+    own."""
     from absl import flags
 
     from bioalbert_tf import settings

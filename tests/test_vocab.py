@@ -60,7 +60,10 @@ def test_adopting_a_model_with_wrong_ids_is_refused(small_text_corpus, tmp_path)
     bad.write_bytes(model.getvalue())  # sentencepiece defaults: <unk>=0, <s>=1, </s>=2
     with pytest.raises(
         tokenization.SpecialIdsError,
-        match=r"<pad> is missing \(ALBERT expects it at id 0\); <unk> has id 0, ALBERT expects 1; \[CLS\] is missing",
+        match=(
+            r"<pad> is missing \(ALBERT expects it at id 0\); <unk> has id 0, ALBERT expects 1; "
+            r"\[CLS\] is missing"
+        ),
     ):
         vocab.adopt_existing(str(bad), str(tmp_path / "adopted"))
 
@@ -102,13 +105,21 @@ def test_empty_corpus_is_named_not_a_sentencepiece_traceback(tmp_path):
 
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "short.txt").write_text("too short\n\nshort too\n", encoding="utf-8")
-    cmd = [sys.executable, "-m", "tfrecords_builder.build_vocab", f"--input_files={tmp_path}/*.txt",
-           f"--model_prefix={tmp_path}/v", "--vocab_size=100"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "tfrecords_builder.build_vocab",
+        f"--input_files={tmp_path}/*.txt",
+        f"--model_prefix={tmp_path}/v",
+        "--vocab_size=100",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    assert (f"error: no sentences to train a vocabulary on in {tmp_path}/empty.txt, "
-            f"{tmp_path}/short.txt: expected text with lines of at least 20 characters") in proc.stderr  # fmt: skip
+    assert (
+        f"error: no sentences to train a vocabulary on in {tmp_path}/empty.txt, "
+        f"{tmp_path}/short.txt: expected text with lines of at least 20 characters"
+    ) in proc.stderr
     assert "'lines_short': 2" in proc.stderr
 
 
@@ -125,14 +136,23 @@ def test_cli_refuses_to_replace_a_vocabulary_without_overwrite(tiny_spm, tmp_pat
     (tmp_path / "vocab" / "bio.model").write_bytes(b"an earlier model")
     (tmp_path / "vocab" / "bio.vocab").write_text("an earlier piece list\n")
     before = {p.name: p.read_bytes() for p in prefix.parent.iterdir()}
-    cmd = [sys.executable, "-m", "tfrecords_builder.build_vocab", f"--existing_model={tiny_spm}",
-           f"--model_prefix={prefix}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "tfrecords_builder.build_vocab",
+        f"--existing_model={tiny_spm}",
+        f"--model_prefix={prefix}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert (f"error: 2 output file(s) already exist and would be replaced: {prefix}.model, "
-            f"{prefix}.vocab. Choose another --model_prefix, or pass --overwrite") in proc.stderr  # fmt: skip
+    assert (
+        f"error: 2 output file(s) already exist and would be replaced: {prefix}.model, "
+        f"{prefix}.vocab. Choose another --model_prefix, or pass --overwrite"
+    ) in proc.stderr
     assert {p.name: p.read_bytes() for p in prefix.parent.iterdir()} == before
-    proc = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    proc = subprocess.run(
+        cmd + ["--overwrite"], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "vocab" / "bio.model").read_bytes() == pathlib.Path(tiny_spm).read_bytes()
     assert (tmp_path / "vocab" / "bio.vocab").read_text().startswith("<pad>\t")
@@ -151,14 +171,21 @@ def test_a_damaged_input_file_stops_the_vocabulary_or_is_skipped_as_advised(
     data = medline_path("pubmed20n0014.xml.gz").read_bytes()
     bad = tmp_path / "pubmed_cut.xml.gz"
     bad.write_bytes(data[: len(data) // 50])
-    cmd = [sys.executable, "-m", "tfrecords_builder.build_vocab",
-           f"--input_files={small_text_corpus},{bad}", f"--model_prefix={tmp_path}/v",
-           "--vocab_size=300", "--input_sentence_size=5000"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "tfrecords_builder.build_vocab",
+        f"--input_files={small_text_corpus},{bad}",
+        f"--model_prefix={tmp_path}/v",
+        "--vocab_size=300",
+        "--input_sentence_size=5000",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"error: {bad}: unreadable after" in proc.stderr and "--skip_bad_files" in proc.stderr
-    proc = subprocess.run(cmd + ["--skip_bad_files"], capture_output=True, text=True, timeout=300,
-                          cwd=ROOT)  # fmt: skip
+    proc = subprocess.run(
+        cmd + ["--skip_bad_files"], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
     assert len(summary["bad_files"]) == 1 and str(bad) in summary["bad_files"][0]

@@ -30,10 +30,19 @@ import types
 # TF_DataType values (tensorflow/c/tf_datatype.h), the same numbers as the DataType enum of
 # tensorflow/core/framework/types.proto that SignatureDefs use
 TF_FLOAT, TF_INT32, TF_STRING, TF_INT64, TF_BOOL = 1, 3, 7, 9, 10
-DTYPES = {"float32": TF_FLOAT, "int32": TF_INT32, "string": TF_STRING, "int64": TF_INT64,
-          "bool": TF_BOOL}  # fmt: skip
-CTYPES = {TF_FLOAT: ctypes.c_float, TF_INT32: ctypes.c_int32, TF_INT64: ctypes.c_int64,
-          TF_BOOL: ctypes.c_bool}  # fmt: skip
+DTYPES = {
+    "float32": TF_FLOAT,
+    "int32": TF_INT32,
+    "string": TF_STRING,
+    "int64": TF_INT64,
+    "bool": TF_BOOL,
+}
+CTYPES = {
+    TF_FLOAT: ctypes.c_float,
+    TF_INT32: ctypes.c_int32,
+    TF_INT64: ctypes.c_int64,
+    TF_BOOL: ctypes.c_bool,
+}
 TSTRING_SIZE = 24  # sizeof(TF_TString) (tensorflow/core/platform/ctstring_internal.h)
 
 P = ctypes.c_void_p
@@ -196,8 +205,9 @@ def make_tensor(lib, code: int, value, shape=None, encoding: str = "utf-8"):
         raise TypeError(f"input dtype TF_DataType {code} is not handled by {__file__}")
     ctype = CTYPES[code]
     tensor = lib.TF_AllocateTensor(code, dims, len(shape), ctypes.sizeof(ctype) * len(flat))
-    ctypes.memmove(lib.TF_TensorData(tensor), (ctype * len(flat))(*flat),
-                   ctypes.sizeof(ctype) * len(flat))  # fmt: skip
+    ctypes.memmove(
+        lib.TF_TensorData(tensor), (ctype * len(flat))(*flat), ctypes.sizeof(ctype) * len(flat)
+    )
     return tensor
 
 
@@ -289,8 +299,20 @@ class Session:
             *[output(lib, self.graph, signature.outputs[k].name) for k in out_keys]
         )
         out_values = (P * len(out_keys))()
-        lib.TF_SessionRun(self.session, None, feeds, (P * len(values))(*values), len(in_keys),
-                          fetches, out_values, len(out_keys), None, 0, None, status)  # fmt: skip
+        lib.TF_SessionRun(
+            self.session,
+            None,
+            feeds,
+            (P * len(values))(*values),
+            len(in_keys),
+            fetches,
+            out_values,
+            len(out_keys),
+            None,
+            0,
+            None,
+            status,
+        )
         for value in values:
             lib.TF_DeleteTensor(value)
         if lib.TF_GetCode(status) != 0:
@@ -329,9 +351,13 @@ def main(request: dict) -> dict:
                 raise
             results.append({"error": {"code": e.code, "message": e.message}})
     session.close()
-    return {"loaded": session.loaded, "tags": list(session.meta_graph.meta_info_def.tags),
-            "signatures": session.signatures, "results": results,
-            "python_runtime_imported": "tensorflow.python" in sys.modules}  # fmt: skip
+    return {
+        "loaded": session.loaded,
+        "tags": list(session.meta_graph.meta_info_def.tags),
+        "signatures": session.signatures,
+        "results": results,
+        "python_runtime_imported": "tensorflow.python" in sys.modules,
+    }
 
 
 if __name__ == "__main__":

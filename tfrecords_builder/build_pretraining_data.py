@@ -27,7 +27,8 @@ settings.define_flags(BuildConfig, exclude=("min_line_chars", "output_prefix"))
 flags.DEFINE_bool(
     "overwrite",
     False,
-    "Replace the shards of a finished build with other inputs, flags or vocabulary in --output_dir.",
+    "Replace the shards of a finished build with other inputs, flags or vocabulary in "
+    "--output_dir.",
 )
 flags.DEFINE_string(
     "runner",

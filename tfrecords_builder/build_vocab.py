@@ -2,7 +2,8 @@ r"""Trains a SentencePiece vocabulary with ALBERT's special ids, or adopts an ex
 
   python -m tfrecords_builder.build_vocab --input_files='pubmed/*.xml.gz' \
       --model_prefix=vocab/bio30k --vocab_size=30000
-  python -m tfrecords_builder.build_vocab --existing_model=30k-clean.model --model_prefix=vocab/30k-clean
+  python -m tfrecords_builder.build_vocab --existing_model=30k-clean.model \
+      --model_prefix=vocab/30k-clean
 
 An existing <model_prefix>.model or .vocab is left alone unless --overwrite.
 """
@@ -22,7 +23,8 @@ settings.define_flags(vocab.VocabConfig, exclude=("model_type", "num_threads"))
 flags.DEFINE_string(
     "existing_model",
     None,
-    "Instead of training: check this model's ids (e.g. ALBERT's 30k-clean.model) and copy it to model_prefix.",
+    "Instead of training: check this model's ids (e.g. ALBERT's 30k-clean.model) and copy it "
+    "to model_prefix.",
 )
 flags.DEFINE_bool(
     "overwrite",

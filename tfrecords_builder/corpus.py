@@ -109,7 +109,8 @@ def detect_format(path: str) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentence splitting for biomedical prose (blingfire: keeps `e.g.`, `et al.`, `Fig. 3`, `2.5 mg`)."""
+    """Sentence splitting for biomedical prose (blingfire: keeps `e.g.`, `et al.`, `Fig. 3`,
+    `2.5 mg`)."""
     if not text or text.isspace():
         return []
     return blingfire.text_to_sentences(text).split("\n")
@@ -254,7 +255,8 @@ def _read_mimic(path: str, f, stats: ReadStats, min_chars: int) -> Iterator[list
     upper = [h.strip().upper() for h in header]
     if "TEXT" not in upper:
         raise CorpusError(
-            f"{path}: line 1: expected a NOTEEVENTS.csv header with a TEXT column, got {header[:12]}"
+            f"{path}: line 1: expected a NOTEEVENTS.csv header with a TEXT column, "
+            f"got {header[:12]}"
         )
     text_col = upper.index("TEXT")
     error_col = upper.index("ISERROR") if "ISERROR" in upper else None
@@ -262,7 +264,8 @@ def _read_mimic(path: str, f, stats: ReadStats, min_chars: int) -> Iterator[list
         for row in reader:
             if len(row) != len(header):
                 raise CorpusError(
-                    f"{path}: line {reader.line_num}: expected {len(header)} columns, got {len(row)}"
+                    f"{path}: line {reader.line_num}: expected {len(header)} columns, "
+                    f"got {len(row)}"
                 )
             if error_col is not None and row[error_col].strip() == "1":
                 stats.counts["notes_marked_error"] += 1

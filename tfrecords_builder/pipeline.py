@@ -164,8 +164,8 @@ def _remove_leftovers(config: BuildConfig) -> None:
 
 
 def _runner(options):
-    """Beam's FnApiRunner for DirectRunner (what DirectRunner falls back to anyway: its first choice,
-    Prism, downloads a binary at run time); the named runner otherwise."""
+    """Beam's FnApiRunner for DirectRunner (what DirectRunner falls back to anyway: its first
+    choice, Prism, downloads a binary at run time); the named runner otherwise."""
     from apache_beam.options.pipeline_options import StandardOptions
 
     if options.view_as(StandardOptions).runner in ("DirectRunner", "direct"):
@@ -293,8 +293,9 @@ def _build(config, files, pipeline_args, piece_bytes, overwrite) -> dict:
     stale = _stale_shards(config, expected)
     if stale:
         raise FileExistsError(
-            f"{config.output_dir} holds {len(stale)} shard(s) of a different build (e.g. {stale[0]}); "
-            "use a new --output_dir or remove them, so that a glob over the folder reads one build"
+            f"{config.output_dir} holds {len(stale)} shard(s) of a different build "
+            f"(e.g. {stale[0]}); use a new --output_dir or remove them, so that a glob over the "
+            "folder reads one build"
         )
     settings = build_settings(config, files)
     fp = manifest.digest(settings)

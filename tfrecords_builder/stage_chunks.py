@@ -35,8 +35,10 @@ def plan_file(item, config: BuildConfig, work: str) -> list[tuple[int, ChunkTask
     if failed:
         logging.warning(
             "%s: piece %d does not parse alone (%s); reading the file whole",
-            first.path, failed[0].index, failed[0].failed,
-        )  # fmt: skip
+            first.path,
+            failed[0].index,
+            failed[0].failed,
+        )
         pieces = _parse_whole(first.group, position, first.path, config, folder, "whole")
     read = corpus.ReadStats()
     for p in pieces:
@@ -124,6 +126,10 @@ def build_chunk(item, config: BuildConfig, work: str) -> tuple[int, ChunkDone | 
     _write_json(meta, dataclasses.asdict(done))
     logging.info(
         "%s chunk %d: %d documents -> %d examples (%.1f s)",
-        fileio.basename(task.path), task.chunk, len(docs), out.records, seconds,
-    )  # fmt: skip
+        fileio.basename(task.path),
+        task.chunk,
+        len(docs),
+        out.records,
+        seconds,
+    )
     return group, done

@@ -137,9 +137,17 @@ def parse_piece(piece: Piece, config: BuildConfig, work: str) -> tuple[int, Pars
     ((docs, n, size),) = out.close()
     seconds = round(time.time() - start, 3)
     parsed = ParsedPiece(
-        piece.group, piece.position, piece.path, piece.index, docs, n, read.to_dict(), failed,
-        seconds, size,
-    )  # fmt: skip
+        piece.group,
+        piece.position,
+        piece.path,
+        piece.index,
+        docs,
+        n,
+        read.to_dict(),
+        failed,
+        seconds,
+        size,
+    )
     _write_json(meta, dataclasses.asdict(parsed))
     fileio.remove(piece.raw)
     return piece.position, parsed

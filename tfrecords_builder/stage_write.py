@@ -59,8 +59,10 @@ def write_group(item, config: BuildConfig, groups: dict, total_shards: int, sett
         if empty:
             logging.warning(
                 "group %d: %s gave no examples: %s is not written",
-                group.index, ", ".join(names), fileio.basename(empty[0].path),
-            )  # fmt: skip
+                group.index,
+                ", ".join(names),
+                fileio.basename(empty[0].path),
+            )
             empty[0].abort()
             writers = []
         work_seconds = sum(f.seconds for f in files) + sum(c.seconds for c in chunks)

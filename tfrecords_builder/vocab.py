@@ -70,7 +70,8 @@ def train(config: VocabConfig) -> dict:
 
     if config.vocab_size <= 5 + len(ALBERT_USER_DEFINED_SYMBOLS):
         raise ValueError(
-            f"vocab_size must exceed the {5 + len(ALBERT_USER_DEFINED_SYMBOLS)} special pieces, got {config.vocab_size}"
+            f"vocab_size must exceed the {5 + len(ALBERT_USER_DEFINED_SYMBOLS)} special pieces, "
+            f"got {config.vocab_size}"
         )
     stats = corpus.ReadStats()
     counted = {"sentences": 0}
@@ -140,13 +141,14 @@ def train(config: VocabConfig) -> dict:
 def _no_sentences(config: VocabConfig, stats: corpus.ReadStats) -> str:
     return (
         f"no sentences to train a vocabulary on in {', '.join(config.input_files)}: expected text "
-        f"with lines of at least {corpus.MIN_LINE_CHARS} characters (format {config.input_format}); "
-        f"read: {stats.to_dict()['counts']}"
+        f"with lines of at least {corpus.MIN_LINE_CHARS} characters "
+        f"(format {config.input_format}); read: {stats.to_dict()['counts']}"
     )
 
 
 def adopt_existing(model_file: str, model_prefix: str) -> dict:
-    """Checks an existing model (e.g. ALBERT's 30k-clean.model) and installs it under model_prefix."""
+    """Checks an existing model (e.g. ALBERT's 30k-clean.model) and installs it under
+    model_prefix."""
     load_sentencepiece(model_file)  # raises with the offending ids if it is not ALBERT-compatible
     with fileio.open_file(model_file, "rb") as f:
         proto = f.read()

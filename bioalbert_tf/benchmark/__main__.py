@@ -86,8 +86,8 @@ def main(argv):
     for r in results:
         run = r["run"]
         print(
-            f"{r['dataset']:<16} {str(run['seed']):>4} {str(run.get('fold')):>4} {r['main_key']:<18} "
-            f"{_score(r['main_score']):>8} {run['num_examples']:>9} "
+            f"{r['dataset']:<16} {str(run['seed']):>4} {str(run.get('fold')):>4} "
+            f"{r['main_key']:<18} {_score(r['main_score']):>8} {run['num_examples']:>9} "
             f"{run['examples_per_second'] or 0:>9.1f} {run['predict_seconds']:>8.2f}"
         )
     if FLAGS.report:

@@ -324,8 +324,9 @@ def predict_qa_pairs(fn, pairs: Sequence[formats.QaPair], batch_size: int) -> li
     out: list[list] = []
     for batch in _batches(inputs, batch_size):
         result = fn(**batch)
-        for texts, probs in zip(result["answers"].numpy(), result["answer_probabilities"].numpy(),
-                                strict=True):  # fmt: skip
+        for texts, probs in zip(
+            result["answers"].numpy(), result["answer_probabilities"].numpy(), strict=True
+        ):
             out.append([(t, float(p)) for t, p in zip(_decode(texts), probs, strict=True) if t])
     return out
 
@@ -357,8 +358,13 @@ def predictor(model, spec: DatasetSpec, config: RunConfig):
         fn = signature(model, "tag_words", ["words", "num_words"], ["tags"], path)
         return lambda sentences: predict_ner(fn, sentences, size)
     if spec.task == datasets.QA:
-        fn = signature(model, "serving_default", ["question", "context"],
-                       ["answers", "answer_probabilities"], path)  # fmt: skip
+        fn = signature(
+            model,
+            "serving_default",
+            ["question", "context"],
+            ["answers", "answer_probabilities"],
+            path,
+        )
         return lambda pairs: predict_qa_pairs(fn, pairs, size)
     inputs = ["text"] if spec.task in (datasets.RE, datasets.DOC) else ["text_a", "text_b"]
     outputs = {datasets.STS: ["score"], datasets.DOC: ["active", "label_names"]}
@@ -408,9 +414,16 @@ def run(config: RunConfig, model=None, overwrite: bool = False) -> dict:
         fileio.join(config.run_dir, METRICS_FILE),
         json.dumps(result, indent=2, allow_nan=False) + "\n",
     )
-    logging.info("%s %s%s: %s = %s, %d examples in %.2f s", spec.name, config.split,
-                 "" if config.fold is None else f" fold {config.fold}", spec.main_key,
-                 result["main_score"], out.num_examples, out.predict_seconds)  # fmt: skip
+    logging.info(
+        "%s %s%s: %s = %s, %d examples in %.2f s",
+        spec.name,
+        config.split,
+        "" if config.fold is None else f" fold {config.fold}",
+        spec.main_key,
+        result["main_score"],
+        out.num_examples,
+        out.predict_seconds,
+    )
     return result
 
 

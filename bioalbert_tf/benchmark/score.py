@@ -7,8 +7,9 @@ r"""Scores a prediction file from any system against a gold file.
   python -m bioalbert_tf.benchmark.score --dataset=bioasq6b \
       --gold='BioASQ/6B*_golden.json' --predictions=predictions.json
 
-Prediction formats: see `bioalbert_tf/evaluation/predictions.py`. The output JSON holds every metric of the task
-(NER: entity_f1 and token_f1, both defined in the file), the main metric under `main_score`.
+Prediction formats: see `bioalbert_tf/evaluation/predictions.py`. The output JSON holds every
+metric of the task (NER: entity_f1 and token_f1, both defined in the file), the main metric under
+`main_score`.
 """
 
 from __future__ import annotations

@@ -574,9 +574,10 @@ def fold_summary(fold_scores: Mapping[int, Mapping]) -> dict:
     keys = [
         k
         for k, v in next(iter(folds.values())).items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
+        if isinstance(v, int | float)
+        and not isinstance(v, bool)
         and all(isinstance(f.get(k), int | float) for f in folds.values())
-    ]  # fmt: skip
+    ]
     stats = {k: mean_sd([f[k] for f in folds.values()]) for k in keys}
     return {
         "folds": folds,

@@ -50,8 +50,9 @@ def check_labels(spec: DatasetSpec, allowed, predicted, where=None) -> None:
     allowed = set(allowed)
     for i, value in enumerate(predicted):
         if str(value) not in allowed:
-            raise FormatError(_where(where, i), None, f"a {spec.name} label in {sorted(allowed)}",
-                              str(value))  # fmt: skip
+            raise FormatError(
+                _where(where, i), None, f"a {spec.name} label in {sorted(allowed)}", str(value)
+            )
 
 
 def check_ner_tags(gold: Sequence[Sequence[str]], predicted, where: str) -> None:
@@ -64,8 +65,13 @@ def check_ner_tags(gold: Sequence[Sequence[str]], predicted, where: str) -> None
                 continue
             if not formats.is_iob_tag(tag) or (types and metrics.split_tag(tag)[1] not in types):
                 expected = ", ".join(sorted(f"B-{t}" if t else "B" for t in types)) or "O"
-                raise FormatError(where, None, f"in sentence {n + 1}, IOB tags of the gold's "
-                                  f"entity types (O, {expected}, ...)", tag)  # fmt: skip
+                raise FormatError(
+                    where,
+                    None,
+                    f"in sentence {n + 1}, IOB tags of the gold's "
+                    f"entity types (O, {expected}, ...)",
+                    tag,
+                )
 
 
 def score_examples(
@@ -85,15 +91,20 @@ def score_examples(
     if spec.task in (datasets.RE, datasets.NLI) and spec.labels:
         check_labels(spec, spec.labels, predicted, where)
     if spec.task == datasets.RE:
-        return metrics.re_scores([ex.label for ex in gold], [str(p) for p in predicted],
-                                 spec.negative_labels, spec.positive_labels)  # fmt: skip
+        return metrics.re_scores(
+            [ex.label for ex in gold],
+            [str(p) for p in predicted],
+            spec.negative_labels,
+            spec.positive_labels,
+        )
     if spec.task == datasets.DOC:
         for i, value in enumerate(predicted):
             try:
                 metrics.parse_hoc_labels(str(value))
             except ValueError as e:
-                raise FormatError(_where(where, i), None, f"HoC labels like '0_1,1_0,...' ({e})",
-                                  str(value)) from None  # fmt: skip
+                raise FormatError(
+                    _where(where, i), None, f"HoC labels like '0_1,1_0,...' ({e})", str(value)
+                ) from None
         return metrics.hoc_scores([ex.id for ex in gold], [ex.label for ex in gold], predicted)
     if spec.task == datasets.NLI:
         return metrics.classification_scores([ex.label for ex in gold], [str(p) for p in predicted])
@@ -334,8 +345,9 @@ def evaluate(
         scores["answer_merge_rule"] = predictions.MERGE_RULES[answer_merge]
     elif spec.task == datasets.NER:
         if predictions_path:
-            predictions.write_ner(predictions_path,
-                                  ((s.words, t) for s, t in zip(gold.rows, predicted, strict=True)))  # fmt: skip
+            predictions.write_ner(
+                predictions_path, ((s.words, t) for s, t in zip(gold.rows, predicted, strict=True))
+            )
         scores = score_ner(gold.rows, predicted, predictions_path or "predictions")
     else:
         if predictions_path:

@@ -20,8 +20,9 @@ INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
 class AlbertEncoder(AlbertConfigSerializable, keras.Model):
     """{input_ids, input_mask, segment_ids} [batch, seq] int -> sequence_output, pooled_output.
 
-    Layer i runs the `inner_group_num` blocks of group int(i / num_hidden_layers * num_hidden_groups),
-    as ALBERT does; any number of groups and inner groups works.
+    Layer i runs the `inner_group_num` blocks of group
+    int(i / num_hidden_layers * num_hidden_groups), as ALBERT does; any number of groups and inner
+    groups works.
     """
 
     def __init__(self, config: AlbertConfig, **kwargs):

@@ -64,7 +64,8 @@ class AlbertConfigSerializable:
 
 @keras.saving.register_keras_serializable(package="bioalbert_tf")
 class AlbertEmbeddings(AlbertConfigSerializable, keras.layers.Layer):
-    """word + token type + position embeddings, LayerNorm, dropout: [batch, seq] -> [batch, seq, embedding]."""
+    """word + token type + position embeddings, LayerNorm, dropout:
+    [batch, seq] -> [batch, seq, embedding]."""
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
@@ -101,7 +102,8 @@ class AlbertEmbeddings(AlbertConfigSerializable, keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="bioalbert_tf")
 class AlbertBlock(AlbertConfigSerializable, keras.layers.Layer):
-    """One `inner_group`: self-attention + residual + LayerNorm, FFN + residual + LayerNorm_1 (post-LN)."""
+    """One `inner_group`: self-attention + residual + LayerNorm, FFN + residual + LayerNorm_1
+    (post-LN)."""
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)

@@ -52,7 +52,8 @@ class Task(abc.ABC):
     ):
         if max_seq_length > albert_config.max_position_embeddings:
             raise ValueError(
-                f"max_seq_length {max_seq_length} exceeds max_position_embeddings {albert_config.max_position_embeddings}"
+                f"max_seq_length {max_seq_length} exceeds max_position_embeddings "
+                f"{albert_config.max_position_embeddings}"
             )
         self.spec, self.labels = spec, tuple(labels)
         self.albert_config, self.max_seq_length = albert_config, max_seq_length
@@ -83,8 +84,9 @@ class Task(abc.ABC):
     def signatures(self) -> dict:
         """{name: (fn, [TensorSpec], [input names])} served by the SavedModel."""
 
-    def after_training(self, dev_rows: Sequence, score: Callable[[list], float],
-                       batch_size: int) -> dict:  # fmt: skip
+    def after_training(
+        self, dev_rows: Sequence, score: Callable[[list], float], batch_size: int
+    ) -> dict:
         """A step after the weights are chosen, given the dev rows and score(predictions) -> the
         main dev metric; returns what to record in metrics.json. Default: nothing to do."""
         del dev_rows, score, batch_size

@@ -34,9 +34,11 @@ class DocClassificationTask(SequenceClassificationTask):
     def label_strings(self, probabilities, threshold: float) -> list[str]:
         """[rows, labels] probabilities -> gold-format strings `0_1,1_0,...` at a threshold."""
         return [
-            ",".join(f"{name}_{int(p >= threshold)}" for name, p in zip(self.labels, row, strict=True))
+            ",".join(
+                f"{name}_{int(p >= threshold)}" for name, p in zip(self.labels, row, strict=True)
+            )
             for row in probabilities
-        ]  # fmt: skip
+        ]
 
     def predict(self, examples, batch_size: int = 32):
         return self.label_strings(self.probabilities(examples, batch_size), self.threshold)

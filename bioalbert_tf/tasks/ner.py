@@ -85,7 +85,8 @@ class NERTask(Task):
         return ds.batch(batch_size, drop_remainder=True).prefetch(2)
 
     def tag_words_ragged(self, words):
-        """Ragged [batch, words] strings -> (ragged tag ids, ragged [batch, words, labels] probabilities)."""
+        """Ragged [batch, words] strings -> (ragged tag ids,
+        ragged [batch, words, labels] probabilities)."""
         pieces, first = pp.word_pieces(self.text_encoder, words)
         win = pp.windows(pieces, self.max_seq_length, self.stride)
         logits = self._window_logits(win["inputs"], win["length"])
@@ -123,8 +124,12 @@ class NERTask(Task):
             logits = self.model({k: v[lo:hi, :width] for k, v in by_length.items()}, training=False)
             return i + 1, out.write(i, tf.pad(logits, [[0, 0], [0, max_len - width], [0, 0]]))
 
-        out = tf.TensorArray(tf.float32, size=chunks, infer_shape=False,
-                             element_shape=tf.TensorShape([None, inputs["input_ids"].shape[1], labels]))  # fmt: skip
+        out = tf.TensorArray(
+            tf.float32,
+            size=chunks,
+            infer_shape=False,
+            element_shape=tf.TensorShape([None, inputs["input_ids"].shape[1], labels]),
+        )
         _, out = tf.while_loop(lambda i, _: i < chunks, body, [0, out])
         sorted_logits = tf.reshape(out.concat(), [n, max_len, labels])  # [windows, max_len, labels]
         return tf.gather(sorted_logits, tf.math.invert_permutation(order))

@@ -145,6 +145,9 @@ def merge_windows(logits, example, start, length, pieces_per_example):  # noqa: 
     logit_v = tf.boolean_mask(body, valid)
     best = tf.math.unsorted_segment_max(score_v, pos_v, total)
     keep = tf.equal(score_v, tf.gather(best, pos_v))
-    merged = tf.scatter_nd(tf.boolean_mask(pos_v, keep)[:, None], tf.boolean_mask(logit_v, keep),
-                           tf.stack([total, tf.shape(logits)[2]]))  # fmt: skip
+    merged = tf.scatter_nd(
+        tf.boolean_mask(pos_v, keep)[:, None],
+        tf.boolean_mask(logit_v, keep),
+        tf.stack([total, tf.shape(logits)[2]]),
+    )
     return tf.RaggedTensor.from_row_lengths(merged, pieces_per_example)

@@ -27,7 +27,8 @@ TOP_K = N_BEST  # start and end candidates per window, as in BERT's run_squad
 
 
 def span_loss(y_true, y_pred):
-    """Mean of the start and end cross-entropies; y_true [batch, 2] positions, y_pred [batch, seq, 2]."""
+    """Mean of the start and end cross-entropies; y_true [batch, 2] positions,
+    y_pred [batch, seq, 2]."""
     y_true = tf.cast(y_true, tf.int32)
     start = keras.losses.sparse_categorical_crossentropy(
         y_true[:, 0], y_pred[:, :, 0], from_logits=True
@@ -92,7 +93,8 @@ class QATask(Task):
 
     # --- training ------------------------------------------------------------------------------
     def _answer_bytes(self, examples):
-        """(examples kept, byte start, byte end) of each training answer in the normalised snippet."""
+        """(examples kept, byte start, byte end) of each training answer in the normalised
+        snippet."""
         kept, b0, b1 = [], [], []
         for e in examples:
             if not e.answers:
@@ -124,7 +126,8 @@ class QATask(Task):
             inputs, example, start, length, ctx_offset, _, ids, starts, ends = self._windows(
                 question, context
             )
-            # answer pieces: the first piece ending after the answer start, the last starting before its end
+            # answer pieces: the first piece ending after the answer start, the last starting
+            # before its end
             s_piece = tf.reduce_sum(
                 tf.cast(tf.cast(ends, tf.int32) <= ans_start[:, None], tf.int32), axis=1
             )
