@@ -18,7 +18,7 @@ import sys
 from absl import app, flags, logging
 
 from bioalbert_tf import settings
-from bioalbert_tf.pretraining import PretrainingConfig
+from bioalbert_tf.pretraining_config import PretrainingConfig
 
 FLAGS = flags.FLAGS
 settings.define_flags(PretrainingConfig)

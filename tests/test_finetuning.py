@@ -1153,11 +1153,11 @@ def test_cross_validation_runs_every_fold_and_reports_mean_and_sd(setup, tiny_sp
 def test_an_undefined_dev_score_never_wins_the_selection():
     """STS on constant predictions has no Pearson (None): the first defined score replaces it,
     and it never replaces a number."""
-    from bioalbert_tf import finetuning
+    from bioalbert_tf.dev_evaluation import _better
 
-    assert finetuning._better(0.1, None) and finetuning._better(0.2, 0.1)
-    assert not finetuning._better(None, None) and not finetuning._better(None, -0.5)
-    assert not finetuning._better(0.1, 0.1)
+    assert _better(0.1, None) and _better(0.2, 0.1)
+    assert not _better(None, None) and not _better(None, -0.5)
+    assert not _better(0.1, 0.1)
 
 
 def test_ner_predicts_sentences_whose_words_have_no_token(trained, setup, tiny_spm):

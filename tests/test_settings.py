@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 # command line -> (its config class, the flags it may define by hand: not settings of the config)
 COMMANDS = {
     "bioalbert_tf.run_pretraining": (
-        "bioalbert_tf.pretraining:PretrainingConfig",
+        "bioalbert_tf.pretraining_config:PretrainingConfig",
         {"tpu", "tpu_zone", "gcp_project", "tpu_connect_timeout"},
     ),
     "bioalbert_tf.run_finetuning": (
