@@ -44,12 +44,12 @@ test: setup lint
 	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist=worksteal --timeout=900 --durations=25
 
 bench: setup
-	$(BIN)/python -m benchmarks.builder_bench
-	$(BIN)/python -m benchmarks.pretraining_bench
-	$(BIN)/python -m benchmarks.serving_bench
-	$(BIN)/python -m benchmarks.prediction_bench
-	$(BIN)/python -m benchmarks.finetuning_bench
-	$(BIN)/python -m benchmarks.domain_bench --data_dir=$(or $(DATA_DIR),../shared/data)
+	$(BIN)/python -m bench.builder_bench
+	$(BIN)/python -m bench.pretraining_bench
+	$(BIN)/python -m bench.serving_bench
+	$(BIN)/python -m bench.prediction_bench
+	$(BIN)/python -m bench.finetuning_bench
+	$(BIN)/python -m bench.domain_bench --data_dir=$(or $(DATA_DIR),../shared/data)
 
 clean:
 	rm -rf output .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The small-model pretraining recipe of `make demo` and of benchmarks/domain_bench: the
+"""The small-model pretraining recipe of `make demo` and of bench/domain_bench: the
 flagfiles configs/demo/builder.flags and configs/demo/pretraining.flags (how it was chosen:
 docs/notes/demo_recipe.md), the demo's fill-mask sentences and the helpers that score them."""
 

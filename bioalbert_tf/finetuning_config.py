@@ -45,7 +45,7 @@ class FinetuningConfig:
     )
     jit_compile: bool = setting(
         True,
-        "XLA-compile the training step on CPU and GPU (benchmarks/finetuning_bench); "
+        "XLA-compile the training step on CPU and GPU (bench/finetuning_bench); "
         "--nojit_compile trains with the plain graph (Keras' own default leaves XLA off on "
         "CPU-only machines).",
     )

@@ -59,7 +59,7 @@ class PretrainingConfig:
         True,
         "XLA-compile each replica's forward/backward on CPU and GPU (TPUs always compile); "
         "--nojit_compile runs the plain graph, which starts without compiling "
-        "(benchmarks/pretraining_bench compares the two).",
+        "(bench/pretraining_bench compares the two).",
     )
 
     def validate(self) -> None:

@@ -1,8 +1,8 @@
-"""benchmarks.fill_mask_signals: counting the records' training signals for a fill-mask answer."""
+"""bench.fill_mask_signals: counting the records' training signals for a fill-mask answer."""
 
 import numpy as np
 
-from benchmarks import fill_mask_signals as signals
+from bench import fill_mask_signals as signals
 from bioalbert_tf import features
 from tfrecords_builder.writer import PretrainingExampleEncoder
 

@@ -18,7 +18,7 @@ from bioalbert_tf.tasks.base import Task
 
 # Windows per model call at prediction time. Windows are sorted by length and each chunk is
 # padded only to its own longest window: a MEDLINE sentence has ~40 pieces, so padding every
-# window to max_seq_length (128 or 512) made padding most of the work (benchmarks/serving_bench).
+# window to max_seq_length (128 or 512) made padding most of the work (bench/serving_bench).
 PREDICT_CHUNK = 8
 
 

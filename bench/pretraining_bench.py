@@ -16,9 +16,9 @@ peak RSS is its own), one after another. GFLOP/s counts the same model FLOPs for
 GFLOP/s ratios equal the speed ratios; it is set against TensorFlow's fp32 matmul peak measured at
 the start of the same run.
 
-  python -m benchmarks.pretraining_bench              # the whole table (about 30 min on 2 cores)
-  python -m benchmarks.pretraining_bench small        # only the small rows
-  python -m benchmarks.pretraining_bench base/512 ours_xla keras_hub   # one row, two columns
+  python -m bench.pretraining_bench              # the whole table (about 30 min on 2 cores)
+  python -m bench.pretraining_bench small        # only the small rows
+  python -m bench.pretraining_bench base/512 ours_xla keras_hub   # one row, two columns
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import random
 import sys
 import tempfile
 
-from benchmarks import common
+from bench import common
 
 OUT = os.path.join("output", "bench")
 BATCH, PREDICTIONS = 8, 20

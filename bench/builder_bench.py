@@ -8,7 +8,7 @@ Every configuration runs in its own process (so its peak RSS is its own), one af
                    unit of work is a chunk of documents, so the larger file does not bound
                    the speed-up; also run with 1 worker process, to show Beam's start-up of
                    worker processes apart from the scaling
-  baseline         the reference's way of working (benchmarks/reference_style_builder.py):
+  baseline         the reference's way of working (bench/reference_style_builder.py):
                    everything in memory, per-sentence Python tokenization, tf.train.Example
 All at --max_seq_length=512 --max_predictions_per_seq=20 --dupe_factor=1; then 1 core against
 2 workers again at the recipe's --dupe_factor=40 (~17 minutes of the bench's ~20).
@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks import common
+from bench import common
 from tfrecords_builder import corpus, default_corpus
 
 OUT = os.path.join("output", "bench")
@@ -124,7 +124,7 @@ def baseline(text: str, spm: str) -> dict:
             [
                 sys.executable,
                 "-m",
-                "benchmarks.reference_style_builder",
+                "bench.reference_style_builder",
                 text,
                 spm,
                 os.path.join(out, "ref.tfrecord"),

@@ -11,7 +11,7 @@ real MEDLINE sentences from the other file, pubmed21n1298, kept only where both 
 most max_seq_length - 2 pieces: our NER cuts longer texts into overlapping windows while the
 pipeline truncates, and with sentences that fit both do the same work.
 
-  python -m benchmarks.serving_bench [--max_seq_length=128 --threads=2 --requests=400 \
+  python -m bench.serving_bench [--max_seq_length=128 --threads=2 --requests=400 \
       --batches=20 --batch_size=32 --aggregation_strategy=first --sides=ours,ours_c_api,hf]
 
 Three sides, each in its own process and loaded once before timing: our SavedModel through
@@ -34,7 +34,7 @@ import time
 
 from absl import app, flags
 
-from benchmarks import common
+from bench import common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -354,7 +354,7 @@ class Worker:
         argv = [
             sys.executable,
             "-m",
-            "benchmarks.serving_bench",
+            "bench.serving_bench",
             f"--measure={side}",
             f"--paths={json.dumps(paths)}",
         ] + [a for a in sys.argv[1:] if not a.startswith("--measure")]
@@ -374,7 +374,7 @@ class Worker:
         if not line:
             raise RuntimeError(
                 f"the {NAMES[self.side]} worker ended (exit {self.proc.wait()}); run it alone: "
-                f"python -m benchmarks.serving_bench --measure={self.side} --paths=..."
+                f"python -m bench.serving_bench --measure={self.side} --paths=..."
             )
         return json.loads(line)
 

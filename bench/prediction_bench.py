@@ -14,7 +14,7 @@ Each mode runs in its own process: one untimed first pass (tracing, compiling), 
 timed passes over the same sentences; the figure is the median pass. Also printed: the first
 pass's seconds, which is what a short dev set pays once per run.
 
-  python -m benchmarks.prediction_bench [--sentences=128 --passes=3 --max_seq_length=128 \
+  python -m bench.prediction_bench [--sentences=128 --passes=3 --max_seq_length=128 \
       --batch_size=64 --modes=eager,graph,xla,ner_eager,ner_graph]
 """
 
@@ -27,7 +27,7 @@ import time
 
 from absl import app, flags
 
-from benchmarks import common
+from bench import common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "output/bench/prediction", "Vocabulary and results.")
@@ -126,7 +126,7 @@ def main(argv: list[str]) -> None:
     print("| mode | sentences/s | first pass (s) | vs eager |\n|---|---|---|---|", flush=True)
     results = {}
     for mode in FLAGS.modes:
-        r = results[mode] = common.run_mode("benchmarks.prediction_bench", mode, spm)
+        r = results[mode] = common.run_mode("bench.prediction_bench", mode, spm)
         base = results.get("ner_eager" if mode.startswith("ner") else "eager")
         ratio = f"{r['sentences_per_s'] / base['sentences_per_s']:.2f}x" if base else "-"
         print(f"| {mode} | {r['sentences_per_s']} | {r['first_pass_s']} | {ratio} |", flush=True)

@@ -10,7 +10,7 @@ size and (c) against (d) shows what size adds. Each is fine-tuned on NCBI-diseas
 BC5CDR-chem (../shared/data) with several seeds; the table reports test entity-level F1
 mean +- sd per start, as text and PNG, with the total wall time.
 
-  python -m benchmarks.domain_bench --data_dir=../shared/data [--pretraining_steps=8000 \
+  python -m bench.domain_bench --data_dir=../shared/data [--pretraining_steps=8000 \
       --finetuning_steps=600 --seeds=1,2,3]
 
 Fine-tuning runs at the pretraining's sequence length, 32: only those positions were pretrained.
@@ -152,7 +152,7 @@ def _tag(*parts) -> str:
 
 def main(argv):
     del argv
-    with run_folder.hold(FLAGS.output_dir, "benchmarks.domain_bench"):
+    with run_folder.hold(FLAGS.output_dir, "bench.domain_bench"):
         _bench(FLAGS.output_dir)
 
 

@@ -11,7 +11,7 @@ does: the reference's AdamW, clipping, warm-up. Modes, each in its own process:
 The first --warmup steps (tracing, compiling) are not timed; the figure is the median of the
 next --steps step times. Also printed: the seconds until the first step was done.
 
-  python -m benchmarks.finetuning_bench [--max_seq_length=128 --batch_size=8 --steps=8 \
+  python -m bench.finetuning_bench [--max_seq_length=128 --batch_size=8 --steps=8 \
       --modes=gad_graph,gad_xla,ner_graph,ner_xla]
 """
 
@@ -24,7 +24,7 @@ import time
 
 from absl import app, flags
 
-from benchmarks import common
+from bench import common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "output/bench/finetuning", "Vocabulary and results.")
@@ -125,7 +125,7 @@ def main(argv: list[str]) -> None:
     )
     results = {}
     for mode in FLAGS.modes:
-        r = results[mode] = common.run_mode("benchmarks.finetuning_bench", mode, spm)
+        r = results[mode] = common.run_mode("bench.finetuning_bench", mode, spm)
         base = results.get(mode.replace("_xla", "_graph")) if mode.endswith("_xla") else None
         ratio = f"{r['examples_per_s'] / base['examples_per_s']:.2f}x" if base else "-"
         print(

@@ -8,7 +8,7 @@ protos and writes them with tf.io.TFRecordWriter. It leaves out the reference's 
 `encode_pieces` post-processing, so it is faster than the reference itself. Run as a separate
 process so its peak RSS can be read.
 
-  python -m benchmarks.reference_style_builder TEXT_FILE SPM_MODEL OUTPUT
+  python -m bench.reference_style_builder TEXT_FILE SPM_MODEL OUTPUT
 """
 
 from __future__ import annotations
