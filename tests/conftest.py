@@ -126,8 +126,24 @@ def pytest_addoption(parser):
     )
 
 
-# Modules of the slow tier as a whole: they compare against torch or TensorFlow's C API.
-SLOW_MODULES = {"test_parity_hf", "test_serving_loader", "test_serving_fuzz"}
+# Modules of the slow tier as a whole: they compare against torch or TensorFlow's C API, start
+# command lines, or train and export models (each test minutes on two cores).
+SLOW_MODULES = {
+    "test_parity_hf",
+    "test_serving_loader",
+    "test_serving_fuzz",
+    "test_benchmark_runner",
+    "test_export",
+    "test_faults",
+    "test_finetuning",
+    "test_gcs",
+    "test_gold_as_predictions",
+    "test_pipeline",
+    "test_pretraining",
+    "test_run_folder",
+    "test_task_learning",
+    "test_tpu_scripts",
+}
 
 
 def pytest_collection_modifyitems(config, items):
