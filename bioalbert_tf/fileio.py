@@ -156,6 +156,36 @@ def glob(pattern: str) -> list[str]:
     return sorted(_glob.glob(_local(pattern), recursive=True))
 
 
+def expand(patterns, what: str = "input files", in_order: bool = False) -> list[str]:
+    """The one glob expander. Comma lists and globs, local or gs:// -> files: a glob's matches
+    (folders left out), a plain path as it is. A glob that matches nothing, a path that does
+    not exist or is a folder, or nothing at all is an error naming `what`. Sorted and unique;
+    `in_order`: in the order given instead."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    files = []
+    for item in patterns:
+        for pattern in (p.strip() for p in str(item).split(",")):
+            if not pattern:
+                continue
+            if any(c in pattern for c in "*?["):
+                matched = [m for m in glob(pattern) if not isdir(m)]
+                if not matched:
+                    raise FileNotFoundError(f"no {what} match {pattern!r}")
+                files.extend(matched)
+            elif isdir(pattern):
+                raise IsADirectoryError(
+                    f"{what}: {pattern!r} is a directory; pass a glob such as {pattern}/*"
+                )
+            elif not exists(pattern):
+                raise FileNotFoundError(f"{what}: not found: {pattern}")
+            else:
+                files.append(pattern)
+    if not files:
+        raise ValueError(f"no {what} given")
+    return files if in_order else sorted(set(files))
+
+
 def listdir(path: str) -> list[str]:
     return sorted(_gfile().listdir(path) if is_remote(path) else os.listdir(_local(path)))
 

@@ -31,17 +31,8 @@ AUTOTUNE = -1
 
 
 def expand_files(patterns) -> list[str]:
-    files = []
-    for item in patterns:
-        for pattern in (p.strip() for p in str(item).split(",")):
-            if pattern:
-                matched = fileio.glob(pattern)
-                if not matched:
-                    raise FileNotFoundError(f"no TFRecord files match {pattern!r}")
-                files.extend(matched)
-    if not files:
-        raise ValueError("no input files given (--input_file)")
-    return sorted(set(files))
+    """The TFRecord files: sorted, unique (`fileio.expand`)."""
+    return fileio.expand(patterns, "TFRecord files")
 
 
 def _compression(path: str) -> str:

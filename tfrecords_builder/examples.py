@@ -5,6 +5,7 @@ and the statistics of the examples made."""
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import random
 
@@ -61,36 +62,34 @@ class ChunkStats:
         self.lengths = [a + b for a, b in zip(self.lengths, other["length_histogram"], strict=True)]
 
 
-_TOKENIZERS: dict = {}
-
-
 def _tokenizer(config: BuildConfig) -> Tokenizer:
-    key = (config.spm_model_file, config.do_lower_case)
-    if key not in _TOKENIZERS:
-        _TOKENIZERS[key] = Tokenizer(config.spm_model_file, config.do_lower_case)
-    return _TOKENIZERS[key]
+    return _tokenizer_of(config.spm_model_file, config.do_lower_case)
 
 
-_START_TABLES: dict = {}
+@functools.cache
+def _tokenizer_of(spm_model_file: str, do_lower_case: bool) -> Tokenizer:
+    return Tokenizer(spm_model_file, do_lower_case)
 
 
 def _is_start(config: BuildConfig) -> np.ndarray:
-    """The whole-word start flag of every vocabulary id (~0.07 s to compute: once per process)."""
-    key = (config.spm_model_file, config.do_lower_case)
-    if key not in _START_TABLES:
-        _START_TABLES[key] = np.array(_tokenizer(config).start_piece_table(), dtype=bool)
-    return _START_TABLES[key]
+    """The whole-word start flag of every vocabulary id (once per process and vocabulary)."""
+    return _start_table(config.spm_model_file, config.do_lower_case)
 
 
-_ENCODERS: dict = {}
+@functools.cache
+def _start_table(spm_model_file: str, do_lower_case: bool) -> np.ndarray:
+    table = _tokenizer_of(spm_model_file, do_lower_case).start_piece_table()
+    return np.array(table, dtype=bool)
+
+
+@functools.cache
+def _encoder_of(max_seq_length: int, predictions: int, vocab_size: int):
+    specs = features.pretraining_features(max_seq_length, predictions)
+    return writer.PretrainingExampleEncoder(specs, vocab_size)
 
 
 def _encoder(config: BuildConfig, vocab_size: int) -> writer.PretrainingExampleEncoder:
-    key = (config.max_seq_length, config.max_predictions_per_seq, vocab_size)
-    if key not in _ENCODERS:
-        specs = features.pretraining_features(config.max_seq_length, config.max_predictions_per_seq)
-        _ENCODERS[key] = writer.PretrainingExampleEncoder(specs, vocab_size)
-    return _ENCODERS[key]
+    return _encoder_of(config.max_seq_length, config.max_predictions_per_seq, vocab_size)
 
 
 def process_chunk(

@@ -92,30 +92,8 @@ class WorkGroup:
 
 
 def expand_inputs(patterns) -> list[str]:
-    """Comma lists and globs (local or gs://) -> sorted unique paths; a miss is an error."""
-    if isinstance(patterns, str):
-        patterns = [patterns]
-    files = []
-    for item in patterns:
-        for pattern in (p.strip() for p in str(item).split(",")):
-            if not pattern:
-                continue
-            if any(c in pattern for c in "*?["):
-                matched = [m for m in fileio.glob(pattern) if not fileio.isdir(m)]
-                if not matched:
-                    raise FileNotFoundError(f"no input files match {pattern!r}")
-                files.extend(matched)
-            elif fileio.isdir(pattern):
-                raise IsADirectoryError(
-                    f"input {pattern!r} is a directory; pass a glob such as {pattern}/*"
-                )
-            elif not fileio.exists(pattern):
-                raise FileNotFoundError(f"input file not found: {pattern}")
-            else:
-                files.append(pattern)
-    if not files:
-        raise ValueError("no input files given")
-    return sorted(set(files))
+    """The corpus files: sorted, unique (`fileio.expand`)."""
+    return fileio.expand(patterns, "input files")
 
 
 def plan_groups(files: list[str], num_shards: int) -> tuple[list[WorkGroup], int]:

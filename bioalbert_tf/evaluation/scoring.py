@@ -128,17 +128,8 @@ def score_ner(gold: Sequence[formats.NerSentence], tags, where: str = "predictio
 
 
 def expand_paths(paths: str | Sequence[str]) -> list[str]:
-    """Comma-separated paths and glob patterns -> files, in order."""
-    if isinstance(paths, str):
-        paths = [p for p in paths.split(",") if p.strip()]
-    out = []
-    for p in paths:
-        p = p.strip()
-        matches = fileio.glob(p) if any(c in p for c in "*?[") else [p]
-        if not matches:
-            raise FileNotFoundError(f"no file matches {p}")
-        out.extend(matches)
-    return out
+    """Gold files, in the order given (`fileio.expand`)."""
+    return fileio.expand(paths, "gold files", in_order=True)
 
 
 def batch_name(golden_path: str) -> str:

@@ -1,0 +1,44 @@
+"""fileio's shared mechanisms: the one glob expander and the one atomic write."""
+
+from __future__ import annotations
+
+import pytest
+
+from bioalbert_tf import fileio
+
+
+def test_expand_takes_comma_lists_and_globs_and_names_what_is_missing(tmp_path):
+    for name in ("b.txt", "a.txt", "c.json"):
+        (tmp_path / name).write_text(name)
+    (tmp_path / "sub.txt").mkdir()  # a folder that a glob matches: left out
+    a, b, c = (str(tmp_path / n) for n in ("a.txt", "b.txt", "c.json"))
+    assert fileio.expand([f"{tmp_path}/*.txt,{c}", a]) == [a, b, c]  # sorted, unique
+    assert fileio.expand(f"{c},{tmp_path}/*.txt", in_order=True) == [c, a, b]
+    with pytest.raises(FileNotFoundError, match=r"no TFRecord files match '.*/\*\.tfrecord'"):
+        fileio.expand(f"{tmp_path}/*.tfrecord", "TFRecord files")
+    with pytest.raises(FileNotFoundError, match=r"input files: not found: .*/nothing\.txt"):
+        fileio.expand(f"{a},{tmp_path}/nothing.txt")
+    with pytest.raises(
+        IsADirectoryError, match=r"is a directory; pass a glob such as .*sub\.txt/\*"
+    ):
+        fileio.expand(str(tmp_path / "sub.txt"))
+    with pytest.raises(ValueError, match="no gold files given"):
+        fileio.expand(" , ", "gold files")
+
+
+def test_an_atomic_write_leaves_the_old_file_whole_when_it_fails(tmp_path):
+    path = tmp_path / "metrics.json"
+    fileio.write_atomic(str(path), "old")
+
+    class Unwritable:
+        def __str__(self):
+            raise RuntimeError("cut")
+
+    with pytest.raises(TypeError):
+        fileio.write_atomic(str(path), Unwritable())
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left
+    a, b = fileio.tmp_path(str(path)), fileio.tmp_path(str(path))
+    assert a != b and fileio.final_name(a.rsplit("/", 1)[1]) == "metrics.json"
+    fileio.write_atomic(str(path), b"new")
+    assert path.read_bytes() == b"new"
