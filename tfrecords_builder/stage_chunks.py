@@ -45,10 +45,7 @@ def plan_file(item, config: BuildConfig, work: str) -> list[tuple[int, ChunkTask
         read.add(p.read)
     # Documents [k * size, (k + 1) * size) of the file, wherever the pieces end.
     size, out, segments, have, chunk = config.docs_per_chunk, [], [], 0, 0
-    doc_bytes = {
-        p.docs: (fileio.size(p.docs) if p.docs_bytes is None else p.docs_bytes) / max(p.n_docs, 1)
-        for p in pieces
-    }
+    doc_bytes = {p.docs: p.docs_bytes / max(p.n_docs, 1) for p in pieces}
 
     def task() -> ChunkTask:
         cost = round(sum((end - begin) * doc_bytes[docs] for docs, begin, end in segments))

@@ -44,8 +44,8 @@ class ParsedPiece:
     failed: str | None  # why the piece did not parse alone
     seconds: float
     # Bytes of `docs`, counted while writing it: the plan costs chunks without a stat per piece
-    # (a round trip each on gs://). None in piece records written before it was counted.
-    docs_bytes: int | None = None
+    # (a round trip each on gs://).
+    docs_bytes: int
 
 
 @dataclasses.dataclass(frozen=True)
