@@ -40,10 +40,10 @@ def measure(mode: str, spm: str, sentences: list[str]) -> dict:
     import keras
     import numpy as np
 
-    from bioalbert_tf import finetuning
     from bioalbert_tf.config import AlbertConfig
     from bioalbert_tf.evaluation import datasets, formats
     from bioalbert_tf.tasks import create_task
+    from bioalbert_tf.training import finetuning
 
     name, compiler = mode.split("_")
     rng = np.random.default_rng(0)

@@ -54,8 +54,8 @@ def main(argv):
     import tensorflow as tf
 
     from bioalbert_tf.config import AlbertConfig
-    from bioalbert_tf.pretraining import PretrainingConfig, Trainer
     from bioalbert_tf.tokenization import MASK_ID, Tokenizer
+    from bioalbert_tf.training.pretraining import PretrainingConfig, Trainer
 
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     config = AlbertConfig.from_json_file(FLAGS.albert_config_file).to_dict()

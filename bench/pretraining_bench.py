@@ -3,7 +3,7 @@ transformers.
 
 At small (hidden 256, 4 layers) and base (hidden 768, 12 layers) ALBERT, both with a 30k
 vocabulary, at sequence 128 and 512, batch 8, 20 predictions per sequence:
-  ours           bioalbert_tf.pretraining.Trainer: MLM + SOP, ALBERT's LAMB, clipping, TFRecords in
+  ours           training.pretraining.Trainer: MLM + SOP, ALBERT's LAMB, clipping, TFRecords in
   ours XLA       the same with --jit_compile
   keras-hub      keras_hub.models.AlbertMaskedLM.fit (XLA, its default), MLM only, keras' Lamb
   HF stock       transformers' AlbertForPreTraining (PyTorch, default attention), MLM on every
@@ -78,7 +78,7 @@ def timed(step, steps, warmup):
 OURS = """
 import sys
 import tensorflow as tf
-from bioalbert_tf import pretraining
+from bioalbert_tf.training import pretraining
 cfg_file, records, seq, steps, jit, out = sys.argv[1:7]
 config = pretraining.PretrainingConfig(input_file=(records,), output_dir=out, albert_config_file=cfg_file,
     train_batch_size=BATCH, max_seq_length=int(seq), max_predictions_per_seq=PREDICTIONS, num_train_steps=10**6,

@@ -217,8 +217,9 @@ def _logit_difference(task, model, tokenizer, sentences: list[str]) -> float:
 def setup(out: str) -> dict:
     import keras
 
-    from bioalbert_tf import checkpoints, export
+    from bioalbert_tf import checkpoints
     from bioalbert_tf.evaluation import datasets
+    from bioalbert_tf.serving import export
     from bioalbert_tf.tasks import create_task
 
     os.makedirs(out, exist_ok=True)
@@ -271,7 +272,7 @@ def _ours(paths: dict, threads: int):
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from bioalbert_tf import export
+    from bioalbert_tf.serving import export
 
     serve = export.load(paths["saved_model"]).signatures["serving_default"]
 

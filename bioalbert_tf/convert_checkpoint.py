@@ -159,7 +159,7 @@ def _convert() -> dict:
             "global_step": report.global_step,
         }
     if FLAGS.keras_hub_preset_dir:
-        from bioalbert_tf.keras_hub_export import save_keras_hub_preset
+        from bioalbert_tf.serving.keras_hub_export import save_keras_hub_preset
 
         summary["keras_hub_preset"] = save_keras_hub_preset(
             model.encoder, FLAGS.keras_hub_preset_dir, FLAGS.spm_model_file

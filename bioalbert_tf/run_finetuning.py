@@ -22,7 +22,7 @@ from absl import app, flags
 
 from bioalbert_tf import fileio, settings
 from bioalbert_tf.evaluation import datasets
-from bioalbert_tf.finetuning_config import FinetuningConfig
+from bioalbert_tf.training.finetuning_config import FinetuningConfig
 
 FLAGS = flags.FLAGS
 settings.define_flags(FinetuningConfig, choices={"dataset": list(datasets.REGISTRY)})
@@ -37,9 +37,10 @@ flags.DEFINE_bool(
 
 def main(argv):
     del argv
-    from bioalbert_tf import finetuning, run_folder
+    from bioalbert_tf import run_folder
     from bioalbert_tf.checkpoints import CheckpointMismatchError
     from bioalbert_tf.config import ConfigError
+    from bioalbert_tf.training import finetuning
 
     try:
         config = settings.from_flags(FinetuningConfig)

@@ -18,7 +18,7 @@ import sys
 from absl import app, flags, logging
 
 from bioalbert_tf import settings
-from bioalbert_tf.pretraining_config import PretrainingConfig
+from bioalbert_tf.training.pretraining_config import PretrainingConfig
 
 FLAGS = flags.FLAGS
 settings.define_flags(PretrainingConfig)
@@ -32,9 +32,10 @@ flags.DEFINE_integer("tpu_connect_timeout", 120, "Seconds to wait for the TPU be
 
 def main(argv):
     del argv
-    from bioalbert_tf import distribute, fileio, pretraining, run_folder
+    from bioalbert_tf import fileio, run_folder
     from bioalbert_tf.checkpoints import CheckpointMismatchError
     from bioalbert_tf.config import ConfigError
+    from bioalbert_tf.training import distribute, pretraining
 
     config = settings.from_flags(PretrainingConfig)
     try:

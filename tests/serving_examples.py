@@ -68,8 +68,8 @@ def build_models(spm_model: str, out_dir: str, seed: int = 0) -> dict[str, str]:
     that all differ (tests/conftest.py small_config), the given SentencePiece model."""
     import keras
 
-    from bioalbert_tf import export
     from bioalbert_tf.evaluation import datasets
+    from bioalbert_tf.serving import export
     from bioalbert_tf.tasks import create_task
     from tests.conftest import small_config
 
@@ -149,7 +149,7 @@ def rest_response(outputs: dict) -> str:
 
 @functools.cache
 def _load(path: str):
-    from bioalbert_tf import export
+    from bioalbert_tf.serving import export
 
     return export.load(path)
 

@@ -38,7 +38,7 @@ def plain(array: np.ndarray):
 def main(request: dict) -> dict:
     import tensorflow as tf
 
-    from bioalbert_tf import export
+    from bioalbert_tf.serving import export
 
     models = {task: export.load(path) for task, path in request["models"].items()}
     results = []

@@ -647,8 +647,8 @@ def test_benchmark_imports_no_modeling_code_and_no_tensorflow():
         "bioalbert_tf.modeling",
         "bioalbert_tf.checkpoints",
         "bioalbert_tf.tasks",
-        "bioalbert_tf.pretraining",
-        "bioalbert_tf.finetuning",
+        "bioalbert_tf.training.pretraining",
+        "bioalbert_tf.training.finetuning",
     )
     assert _modules_loaded_by(imports, ("tensorflow",), downstream) == []
 
@@ -661,7 +661,7 @@ def test_the_evaluation_core_imports_nothing_downstream():
     )
     downstream = (
         "bioalbert_tf.benchmark",
-        "bioalbert_tf.finetuning",
+        "bioalbert_tf.training.finetuning",
         "bioalbert_tf.tasks",
         "bioalbert_tf.modeling",
         "bioalbert_tf.run_",

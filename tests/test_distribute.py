@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from bioalbert_tf import distribute
+from bioalbert_tf.training import distribute
 
 tf = pytest.importorskip("tensorflow")
 

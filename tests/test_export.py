@@ -141,8 +141,8 @@ def test_saved_model_cli_show_and_run(exported):
 def test_keras_hub_preset_loads_with_from_preset(tmp_path, embedding_size):
     import keras_hub
 
-    from bioalbert_tf.keras_hub_export import save_keras_hub_preset
     from bioalbert_tf.modeling import AlbertEncoder
+    from bioalbert_tf.serving.keras_hub_export import save_keras_hub_preset
 
     config = small_config(
         num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2, embedding_size=embedding_size
@@ -165,8 +165,8 @@ def test_keras_hub_preset_loads_with_from_preset(tmp_path, embedding_size):
 
 
 def test_keras_hub_preset_refuses_uneven_groups():
-    from bioalbert_tf.keras_hub_export import to_keras_hub_backbone
     from bioalbert_tf.modeling import AlbertEncoder
+    from bioalbert_tf.serving.keras_hub_export import to_keras_hub_backbone
 
     encoder = AlbertEncoder(AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json")))
     with pytest.raises(

@@ -176,7 +176,7 @@ XLA_RUNS = (datasets.DOC, datasets.STS, datasets.QA)
 @pytest.fixture(scope="module")
 def trained(setup, tiny_spm):
     """Each dataset fine-tuned for 6 steps (dev evaluated twice), once per module."""
-    from bioalbert_tf import finetuning
+    from bioalbert_tf.training import finetuning
 
     cache = {}
 
@@ -238,7 +238,7 @@ SERVE = textwrap.dedent(
     """
     import json, sys
     import tensorflow as tf
-    from bioalbert_tf import export
+    from bioalbert_tf.serving import export
     model = export.load(sys.argv[1])
     args = json.loads(sys.argv[3])
     out = model.signatures[sys.argv[2]](**{k: tf.constant(v) for k, v in args.items()})
@@ -320,7 +320,7 @@ def test_sentence_saved_models_match_keras(trained, setup, tiny_spm, name):
 def test_raw_text_ner_edge_cases_and_offsets(trained, setup, tiny_spm, tmp_path):
     """Empty strings, 100k characters, non-ASCII text and mixed lengths in one batch: no crash;
     every entity's offsets index the original string (characters, not bytes)."""
-    from bioalbert_tf import export
+    from bioalbert_tf.serving import export
 
     _, out = trained("ncbi_disease")
     task = _task("ncbi_disease", setup, tiny_spm, out)
@@ -566,8 +566,8 @@ def test_xla_and_graph_training_steps_give_the_same_losses_and_weights(tiny_spm,
     it off on a CPU-only machine)."""
     import keras
 
-    from bioalbert_tf import finetuning
     from bioalbert_tf.tasks import create_task
+    from bioalbert_tf.training import finetuning
     from tests.conftest import small_config
 
     spec = datasets.get(dataset)
@@ -697,7 +697,7 @@ def test_malformed_files_name_file_line_and_expectation(
 def test_splits_that_cannot_be_scored_are_refused_before_training(
     setup, tiny_spm, tmp_path, files, message
 ):
-    from bioalbert_tf import finetuning
+    from bioalbert_tf.training import finetuning
 
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -714,8 +714,8 @@ def test_splits_that_cannot_be_scored_are_refused_before_training(
 
 
 def test_a_vocabulary_larger_than_the_model_is_refused_before_training(setup, tiny_spm, tmp_path):
-    from bioalbert_tf import finetuning
-    from bioalbert_tf.run_settings import InputMismatchError
+    from bioalbert_tf.training import finetuning
+    from bioalbert_tf.training.run_settings import InputMismatchError
 
     values = json.loads((setup / "albert_config.json").read_text())
     (tmp_path / "small.json").write_text(json.dumps({**values, "vocab_size": 500}))
@@ -738,7 +738,7 @@ def test_a_finished_run_with_other_settings_is_refused_not_replaced(trained, tmp
     metrics.json without run_settings.json beside it is not taken for a fine-tuning run's."""
     import shutil
 
-    from bioalbert_tf import finetuning
+    from bioalbert_tf.training import finetuning
 
     result, out = trained("i2b2")
     folder = tmp_path / "moved"
@@ -771,7 +771,7 @@ class Interrupted(Exception):
 @pytest.fixture
 def interrupted(monkeypatch):
     """Every fine-tuning run in the test stops as its training starts."""
-    from bioalbert_tf import finetuning
+    from bioalbert_tf.training import finetuning
 
     def stop(self, logs=None):
         raise Interrupted(self.config.output_dir)
@@ -784,7 +784,8 @@ STOPPED_AT_TRAINING = textwrap.dedent(
     """
     import sys
     from absl import app
-    from bioalbert_tf import finetuning, run_finetuning
+    from bioalbert_tf import run_finetuning
+    from bioalbert_tf.training import finetuning
     def stop(self, logs=None):
         print(f"jit_compile={self.model.jit_compile}")
         raise SystemExit(3)
@@ -795,7 +796,7 @@ STOPPED_AT_TRAINING = textwrap.dedent(
 
 
 def _small(setup, tiny_spm, data, out, **kw):
-    from bioalbert_tf import finetuning
+    from bioalbert_tf.training import finetuning
 
     values = dict(
         dataset="i2b2",
@@ -819,9 +820,9 @@ def test_settings_are_recorded_before_training_and_a_rerun_with_others_is_refuse
     """run_settings.json is written before training starts, so a run killed mid-training (no
     metrics.json yet) is compared too: other flags, data files or initial weights are refused
     before anything is written, each named with both values; the same settings run again."""
-    from bioalbert_tf import finetuning
     from bioalbert_tf.config import AlbertConfig
     from bioalbert_tf.manifest import SettingsMismatchError
+    from bioalbert_tf.training import finetuning
     from tests.tf1_names import write_random_tf1_checkpoint
 
     data = _data("i2b2", tmp_path)
@@ -899,8 +900,8 @@ def test_a_cross_validation_and_a_single_run_do_not_share_a_folder(
 ):
     """A cross-validation into the folder of a single run (one killed before its metrics.json)
     is refused, and the reverse; each fold's folder is compared before any fold runs."""
-    from bioalbert_tf import finetuning
     from bioalbert_tf.manifest import SettingsMismatchError
+    from bioalbert_tf.training import finetuning
 
     fold_data = _i2b2_folds(tmp_path)
     single = _small(setup, tiny_spm, tmp_path / "i2b2", tmp_path / "single")
@@ -952,7 +953,7 @@ def test_run_finetuning_overwrite_starts_the_folder_afresh(setup, tiny_spm, tmp_
     """Other settings are refused on the command line too; --overwrite removes what fine-tuning
     wrote there (even names this run would not write), keeps other files, and records the new
     settings before training starts."""
-    from bioalbert_tf import finetuning
+    from bioalbert_tf.training import finetuning
 
     data = _data("i2b2", tmp_path)
     out = tmp_path / "out"
@@ -1089,8 +1090,8 @@ def _gad_folds(root: pathlib.Path, folds=3) -> pathlib.Path:
 
 
 def test_cross_validation_runs_every_fold_and_reports_mean_and_sd(setup, tiny_spm, tmp_path):
-    from bioalbert_tf import finetuning
     from bioalbert_tf.benchmark import report, runner
+    from bioalbert_tf.training import finetuning
 
     data = _gad_folds(tmp_path / "GAD")
     config = finetuning.FinetuningConfig(
@@ -1153,7 +1154,7 @@ def test_cross_validation_runs_every_fold_and_reports_mean_and_sd(setup, tiny_sp
 def test_an_undefined_dev_score_never_wins_the_selection():
     """STS on constant predictions has no Pearson (None): the first defined score replaces it,
     and it never replaces a number."""
-    from bioalbert_tf.dev_evaluation import _better
+    from bioalbert_tf.training.dev_evaluation import _better
 
     assert _better(0.1, None) and _better(0.2, 0.1)
     assert not _better(None, None) and not _better(None, -0.5)

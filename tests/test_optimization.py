@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bioalbert_tf import optimization
+from bioalbert_tf.training import optimization
 
 keras = pytest.importorskip("keras")
 
@@ -105,7 +105,7 @@ def test_fine_tuning_adamw_clips_a_large_gradient_to_global_norm_one():
     sparse gradient (row 1 listed twice) counts with its rows summed, as a dense gradient would."""
     import tensorflow as tf
 
-    from bioalbert_tf.finetuning import FinetuningConfig, make_optimizer
+    from bioalbert_tf.training.finetuning import FinetuningConfig, make_optimizer
 
     rng = np.random.default_rng(1)
     w0 = {"kernel": rng.standard_normal((3, 2)), "embeddings": rng.standard_normal((4, 2))}

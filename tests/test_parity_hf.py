@@ -226,9 +226,9 @@ def test_finetuning_steps_follow_transformers(dataset, tmp_path, tiny_spm):
     import keras
     from transformers import AlbertForSequenceClassification, AlbertForTokenClassification
 
-    from bioalbert_tf import finetuning
     from bioalbert_tf.evaluation import datasets
     from bioalbert_tf.tasks import create_task
+    from bioalbert_tf.training import finetuning
 
     # The task head starts from Keras' initializer: seeded, so every run checks the same case
     # (unseeded, one head in several draws drifted to 1.05e-4 by the fifth step at this rate).

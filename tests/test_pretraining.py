@@ -199,7 +199,7 @@ def test_bad_batch_and_missing_input_are_named(data, tmp_path):
 
 
 def _config(data, out, **kw):
-    from bioalbert_tf.pretraining import PretrainingConfig
+    from bioalbert_tf.training.pretraining import PretrainingConfig
 
     settings = dict(
         input_file=(f"{data}/tfrecords/*.tfrecord",),
@@ -219,7 +219,7 @@ def _config(data, out, **kw):
 
 
 def _pretrain(config):
-    from bioalbert_tf import pretraining
+    from bioalbert_tf.training import pretraining
 
     return pretraining.run(config, tf.distribute.get_strategy())
 
@@ -388,7 +388,7 @@ def test_a_checkpoint_never_evaluated_is_evaluated_on_resume(data, four_steps, t
 def test_inputs_that_cannot_feed_the_run_are_refused(data, tiny_spm, tmp_path):
     import shutil
 
-    from bioalbert_tf.run_settings import InputMismatchError
+    from bioalbert_tf.training.run_settings import InputMismatchError
 
     records = f"{data}/tfrecords"
     with pytest.raises(
@@ -456,7 +456,7 @@ def test_empty_input_fails_with_the_files_named(data, tmp_path):
     ],
 )
 def test_settings_that_cannot_train_are_refused(kw, message):
-    from bioalbert_tf.pretraining import PretrainingConfig
+    from bioalbert_tf.training.pretraining import PretrainingConfig
 
     config = PretrainingConfig(input_file=("x",), output_dir="o", albert_config_file="c", **kw)
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -491,7 +491,7 @@ def _write_records(path, n, predictions, seed=0, vocab=211):
 
 def _small_setup(tmp_path, n=16, predictions=lambda i: 1 + i % PRED, **overrides):
     """A small config file, random records and a PretrainingConfig for them."""
-    from bioalbert_tf import pretraining
+    from bioalbert_tf.training import pretraining
     from tests.conftest import small_config
 
     config_file = tmp_path / "albert_config.json"
@@ -520,7 +520,8 @@ import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from bioalbert_tf import checkpoints, pretraining
+from bioalbert_tf import checkpoints
+from bioalbert_tf.training import pretraining
 from bioalbert_tf.modeling import AlbertPretrainer, pretraining_losses
 
 config = pretraining.PretrainingConfig(**eval(sys.argv[1]))
@@ -605,7 +606,7 @@ def test_eval_weighs_every_masked_position_alike(tmp_path):
     """Eval batches with 1, 6 and 3 masked positions per example: mlm_loss and mlm_accuracy are
     means over all 40 masked positions (the reference's weighted tf.metrics), checked in numpy
     from the model's logits, and differ from a mean of per-batch means."""
-    from bioalbert_tf import pretraining
+    from bioalbert_tf.training import pretraining
 
     counts = [1, 6, 3]
     config = _small_setup(
@@ -651,7 +652,8 @@ def test_xla_and_plain_steps_agree(tmp_path):
     float32 round-off."""
     import dataclasses
 
-    from bioalbert_tf import checkpoints, pretraining
+    from bioalbert_tf import checkpoints
+    from bioalbert_tf.training import pretraining
 
     config = _small_setup(tmp_path, n=32)
     runs = {}
@@ -684,7 +686,7 @@ import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from bioalbert_tf import pretraining
+from bioalbert_tf.training import pretraining
 
 config = pretraining.PretrainingConfig(**eval(sys.argv[1]))
 two = pretraining.Trainer(config, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))

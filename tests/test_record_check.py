@@ -10,7 +10,7 @@ import pathlib
 
 import pytest
 
-from bioalbert_tf import record_check
+from bioalbert_tf.training import record_check
 from tfrecords_builder.writer import tfrecord_frame
 
 tf = pytest.importorskip("tensorflow")

@@ -154,7 +154,7 @@ class _Weights:
     """Captures the model's weights as training ends (the final weights, not the best)."""
 
     def __init__(self, monkeypatch):
-        from bioalbert_tf import finetuning
+        from bioalbert_tf.training import finetuning
 
         self.final = None
         catcher = self
@@ -171,7 +171,7 @@ def test_interrupted_finetuning_resumes_to_the_same_weights_and_a_finished_run_i
     tmp_path,
     monkeypatch,
 ):
-    from bioalbert_tf import finetuning
+    from bioalbert_tf.training import finetuning
 
     data = _data("i2b2", tmp_path)
     config = _small(
@@ -239,7 +239,8 @@ def test_the_cli_ends_an_interrupt_in_one_line(setup, tiny_spm, tmp_path):  # no
         """
         import sys
         from absl import app
-        from bioalbert_tf import finetuning, run_finetuning
+        from bioalbert_tf import run_finetuning
+        from bioalbert_tf.training import finetuning
         def stop(self, logs=None):
             raise KeyboardInterrupt
         finetuning.DevEvaluation.on_train_begin = stop
@@ -276,9 +277,10 @@ def test_a_checkpoint_of_another_size_is_refused_before_anything_is_written(
     tiny_spm,
     tmp_path,
 ):
-    from bioalbert_tf import checkpoints, finetuning
+    from bioalbert_tf import checkpoints
     from bioalbert_tf.config import AlbertConfig
     from bioalbert_tf.modeling import AlbertPretrainer
+    from bioalbert_tf.training import finetuning
 
     tiny = AlbertConfig.from_json_file(str(ROOT / "configs" / "albert_tiny.json"))
     checkpoints.save_keras_checkpoint(AlbertPretrainer(tiny), str(tmp_path / "pretrained"))

@@ -19,11 +19,11 @@ from tests.conftest import ROOT
 # command line -> (its config class, the flags it may define by hand: not settings of the config)
 COMMANDS = {
     "bioalbert_tf.run_pretraining": (
-        "bioalbert_tf.pretraining_config:PretrainingConfig",
+        "bioalbert_tf.training.pretraining_config:PretrainingConfig",
         {"tpu", "tpu_zone", "gcp_project", "tpu_connect_timeout"},
     ),
     "bioalbert_tf.run_finetuning": (
-        "bioalbert_tf.finetuning_config:FinetuningConfig",
+        "bioalbert_tf.training.finetuning_config:FinetuningConfig",
         {"overwrite"},
     ),
     "tfrecords_builder.build_pretraining_data": (
@@ -115,7 +115,7 @@ def test_flags_from_a_config_parse_to_it():
 
 def _flagfile_config(path) -> tuple:
     from bioalbert_tf.evaluation import datasets
-    from bioalbert_tf.finetuning_config import FinetuningConfig
+    from bioalbert_tf.training.finetuning_config import FinetuningConfig
 
     values = flags.FlagValues()
     settings.define_flags(FinetuningConfig, flag_values=values)

@@ -122,7 +122,7 @@ def _sentence(rng: random.Random, n: int) -> list[str]:
 
 
 def _config(tmp_path, dataset: str, data_dir, spm: str, **overrides):
-    from bioalbert_tf.finetuning import FinetuningConfig
+    from bioalbert_tf.training.finetuning import FinetuningConfig
 
     # The plain-graph training step: XLA's compiling would double these short runs (NER 66 s
     # against 36 s); test_finetuning trains every task type under XLA.
@@ -159,7 +159,7 @@ def _config(tmp_path, dataset: str, data_dir, spm: str, **overrides):
 
 
 def _run(tmp_path, dataset, data_dir, spm, **overrides) -> dict:
-    from bioalbert_tf import finetuning
+    from bioalbert_tf.training import finetuning
 
     result = finetuning.run(_config(tmp_path, dataset, data_dir, spm, **overrides))
     print(dataset, {k: v for k, v in result["test"].items() if isinstance(v, float)})

@@ -114,7 +114,7 @@ def _pretraining_flags():
     from absl import flags
 
     from bioalbert_tf import settings
-    from bioalbert_tf.pretraining import PretrainingConfig
+    from bioalbert_tf.training.pretraining import PretrainingConfig
 
     values = flags.FlagValues()
     settings.define_flags(PretrainingConfig, flag_values=values)

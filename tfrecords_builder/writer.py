@@ -17,7 +17,7 @@ import struct
 import numpy as np
 
 from bioalbert_tf import features, fileio
-from bioalbert_tf.record_check import masked_crc
+from bioalbert_tf.training.record_check import masked_crc
 
 COPY_BLOCK = 8 << 20  # bytes per read when a whole file of frames is appended
 

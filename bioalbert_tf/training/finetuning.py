@@ -27,10 +27,11 @@ import time
 import keras
 from absl import logging
 
-from bioalbert_tf import checkpoints, fileio, manifest, run_folder, run_settings
-from bioalbert_tf.dev_evaluation import BEST_WEIGHTS, RESUME_DIR, DevEvaluation
+from bioalbert_tf import checkpoints, fileio, manifest, run_folder
 from bioalbert_tf.evaluation import datasets, formats, metrics, scoring
-from bioalbert_tf.finetuning_config import FinetuningConfig
+from bioalbert_tf.training import run_settings
+from bioalbert_tf.training.dev_evaluation import BEST_WEIGHTS, RESUME_DIR, DevEvaluation
+from bioalbert_tf.training.finetuning_config import FinetuningConfig
 
 METRICS_FILE = "metrics.json"
 TEST_PREDICTIONS = "test_predictions.tsv"
@@ -293,7 +294,7 @@ def run_one(config: FinetuningConfig, records: dict[str, dict]) -> dict:
         "seconds_per_1000_steps": round(1000 * train_seconds / dev_eval.steps, 1),
         "config": dataclasses.asdict(config),
     }
-    from bioalbert_tf import export
+    from bioalbert_tf.serving import export
 
     # Written beside and renamed into place: never half of one export and half of another.
     metadata = {"best_dev_step": dev_eval.best.get("step"), **after}
@@ -363,7 +364,7 @@ def compile_task(task, config: FinetuningConfig) -> None:
 def make_optimizer(config: FinetuningConfig):
     """The reference's fine-tuning optimizer: AdamW, decay 0.01 except LayerNorm/bias, gradients
     clipped to global norm 1.0, warm-up then linear decay to 0."""
-    from bioalbert_tf.optimization import CLIP_NORM, AlbertWarmupPolynomialDecay, adamw
+    from bioalbert_tf.training.optimization import CLIP_NORM, AlbertWarmupPolynomialDecay, adamw
 
     schedule = AlbertWarmupPolynomialDecay(
         config.learning_rate, config.num_train_steps, config.num_warmup_steps

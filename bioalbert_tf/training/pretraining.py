@@ -24,8 +24,9 @@ import time
 
 from absl import logging
 
-from bioalbert_tf import checkpoints, features, fileio, manifest, record_check, run_settings
-from bioalbert_tf.pretraining_config import PretrainingConfig
+from bioalbert_tf import checkpoints, features, fileio, manifest
+from bioalbert_tf.training import record_check, run_settings
+from bioalbert_tf.training.pretraining_config import PretrainingConfig
 
 AUTOTUNE = -1
 
@@ -118,7 +119,7 @@ class Trainer:
 
         from bioalbert_tf.config import AlbertConfig
         from bioalbert_tf.modeling import AlbertPretrainer
-        from bioalbert_tf.optimization import AlbertWarmupPolynomialDecay, create_optimizer
+        from bioalbert_tf.training.optimization import AlbertWarmupPolynomialDecay, create_optimizer
 
         config.validate()
         self.config, self.strategy = config, strategy

@@ -13,7 +13,7 @@ from absl import logging
 
 from bioalbert_tf import fileio
 from bioalbert_tf.evaluation import scoring
-from bioalbert_tf.finetuning_config import FinetuningConfig
+from bioalbert_tf.training.finetuning_config import FinetuningConfig
 
 BEST_WEIGHTS = "best.weights.h5"
 

@@ -1,0 +1,1 @@
+"""Serving: task and encoder SavedModels that take raw text, and keras-hub presets."""
