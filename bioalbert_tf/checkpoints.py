@@ -111,9 +111,9 @@ def config_for(checkpoint_path: str, albert_config_file: str | None = None):
     path = albert_config_file
     if not path:
         folder = (
-            checkpoint_path if fileio.isdir(checkpoint_path) else checkpoint_path.rsplit("/", 1)[0]
+            checkpoint_path if fileio.isdir(checkpoint_path) else fileio.dirname(checkpoint_path)
         )
-        path = fileio.join(folder or ".", CONFIG_NAME)
+        path = fileio.join(folder, CONFIG_NAME)
         if not fileio.exists(path):
             raise FileNotFoundError(
                 f"--albert_config_file not given and no {CONFIG_NAME} beside {checkpoint_path}"
@@ -244,7 +244,7 @@ def save_tf1_checkpoint(model, prefix: str, global_step: int | None = None) -> l
     if global_step is not None:
         names.append("global_step")
         tensors.append(tf.constant(global_step, tf.int64))
-    folder = prefix.rsplit("/", 1)[0] if "/" in prefix else "."
+    folder = fileio.dirname(prefix)
     fileio.makedirs(folder)
     tf.raw_ops.SaveV2(
         prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors
@@ -316,7 +316,7 @@ def load_keras_checkpoint(model, prefix: str) -> None:
     if mismatched:
         shown = "\n  ".join(mismatched[:12])
         more = f"\n  and {len(mismatched) - 12} more" if len(mismatched) > 12 else ""
-        beside = fileio.join(prefix.rsplit("/", 1)[0] if "/" in prefix else ".", CONFIG_NAME)
+        beside = fileio.join(fileio.dirname(prefix), CONFIG_NAME)
         raise CheckpointMismatchError(
             f"{prefix} is of another model size than the albert_config given: "
             f"{len(mismatched)} variable(s) differ in shape:\n  {shown}{more}\n"

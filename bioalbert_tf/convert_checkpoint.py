@@ -70,7 +70,7 @@ def _step(prefix: str) -> int | None:
 def _folder() -> str:
     """The folder the checkpoint is written to."""
     if FLAGS.to_tf1:
-        return FLAGS.output_tf1.rsplit("/", 1)[0] if "/" in FLAGS.output_tf1 else "."
+        return fileio.dirname(FLAGS.output_tf1)
     return FLAGS.output_dir
 
 
@@ -137,9 +137,7 @@ def _convert() -> dict:
         checkpoints.load_keras_checkpoint(model, prefix)
         step = FLAGS.global_step if FLAGS.global_step is not None else _step(prefix)
         names = checkpoints.save_tf1_checkpoint(model, FLAGS.output_tf1, step)
-        model.config.to_json_file(
-            fileio.join(FLAGS.output_tf1.rsplit("/", 1)[0] or ".", checkpoints.CONFIG_NAME)
-        )
+        model.config.to_json_file(fileio.join(_folder(), checkpoints.CONFIG_NAME))
         summary = {
             "from": prefix,
             "to": FLAGS.output_tf1,

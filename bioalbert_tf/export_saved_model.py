@@ -70,7 +70,7 @@ def main(argv):
         raise app.UsageError("--checkpoint and --output_dir are required")
     # The SavedModel replaces its folder whole: the lock is beside it, in the parent folder.
     output = FLAGS.output_dir.rstrip("/")
-    parent, name = output.rsplit("/", 1) if "/" in output else (".", output)
+    parent, name = fileio.dirname(output), fileio.basename(output)
     try:
         with run_folder.hold(parent, "export_saved_model", name=f".{name}.lock"):
             run_folder.refuse_foreign(output, "export_saved_model")

@@ -326,6 +326,12 @@ def basename(path: str) -> str:
     return str(path).rstrip("/").rsplit("/", 1)[-1]
 
 
+def dirname(path: str) -> str:
+    """The folder of `path`, local or gs://: "." for a bare name, "/" for a name at the root."""
+    path = str(path).rstrip("/")
+    return (path.rsplit("/", 1)[0] or "/") if "/" in path else "."
+
+
 # ------------------------------------------------------------------------- faults, in one line
 
 _CAUSES = {

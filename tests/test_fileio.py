@@ -42,3 +42,11 @@ def test_an_atomic_write_leaves_the_old_file_whole_when_it_fails(tmp_path):
     assert a != b and fileio.final_name(a.rsplit("/", 1)[1]) == "metrics.json"
     fileio.write_atomic(str(path), b"new")
     assert path.read_bytes() == b"new"
+
+
+def test_dirname_of_local_remote_and_bare_paths():
+    assert fileio.dirname("out/vocab/bio30k") == "out/vocab"
+    assert fileio.dirname("gs://bucket/run/model.ckpt-5") == "gs://bucket/run"
+    assert fileio.dirname("model.ckpt-best") == "."  # a bare name: the current folder
+    assert fileio.dirname("/sys/bioalbert_export/") == "/sys"
+    assert fileio.dirname("/top") == "/"

@@ -39,7 +39,7 @@ def main(argv):
         raise app.UsageError("--model_prefix is required")
     if not FLAGS.existing_model and not FLAGS.input_files:
         raise app.UsageError("--input_files (or --existing_model) is required")
-    folder = FLAGS.model_prefix.rsplit("/", 1)[0] if "/" in FLAGS.model_prefix else "."
+    folder = fileio.dirname(FLAGS.model_prefix)
     try:
         with run_folder.hold(folder, "build_vocab"):
             summary = _build()

@@ -181,7 +181,7 @@ def _lengths(record: bytes) -> dict:
 
 
 def _stats_files(files: list[str]) -> list[str]:
-    folders = sorted({f.rsplit("/", 1)[0] if "/" in f else "." for f in files})
+    folders = sorted({fileio.dirname(f) for f in files})
     paths = [fileio.join(folder, STATS_NAME) for folder in folders]
     return [p for p in paths if fileio.exists(p)]
 
