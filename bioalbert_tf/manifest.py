@@ -9,9 +9,9 @@ checkpoint), not those that do not (batch size of prediction, logging, a path sp
 for the same file: record files with `files_of`, by name and size, not by path).
 
 - `differences(before, now, source)` names each differing setting with both values, one row each.
-- `check(path, now, ...)` reads the recorded manifest and says whether this is a new run, the same
-  run (resume it or skip it) or another one (refused with every difference named, unless the
-  caller replaces the folder's outputs: --overwrite).
+- `check(path, now, ...)` reads the recorded manifest and returns it (None: a new run) when it is
+  this run's (resume it or skip it); another run's is refused with every difference named, unless
+  the caller replaces the folder's outputs (--overwrite).
 - `record(path, now)` writes it whole or not at all; `digest(now)` names it in a few characters
   (a folder or a sidecar keyed by its settings).
 """
@@ -26,7 +26,6 @@ from bioalbert_tf import fileio
 
 SETTINGS_NAME = "run_settings.json"  # pretraining's and fine-tuning's manifest in output_dir
 COMMAND = "command"  # the command whose run recorded a manifest
-NEW, SAME = "new", "same"
 _SHOWN = 5  # files named in a row, per kind of difference
 _MISSING = object()
 
@@ -126,17 +125,19 @@ def check(
     command: str | None = None,
     view=None,
     **compare,
-) -> str:
+) -> dict | None:
     """Compares this run's manifest `now` with the one recorded at `path`.
 
-    Returns NEW (nothing recorded) or SAME. Another run's manifest raises SettingsMismatchError
-    naming `what` the folder holds and every difference (`compare`: as for `differences`), then
-    `instead` (what the user can do); with `overwrite` it returns NEW. A manifest recorded by
+    Returns the recorded manifest (None when there is none): the same run's, or with `overwrite`
+    another run's. Otherwise another run's raises SettingsMismatchError naming `what` the folder
+    holds and every difference (`compare`: as for `differences`), then `instead` (what the user
+    can do). A manifest recorded by
     another `command` is refused even with `overwrite`: that folder is not this command's.
     `view` (dict -> dict), when given, is what is compared of each side. Writes nothing."""
-    before = read(path)
-    if before is None:
-        return NEW
+    recorded = read(path)
+    if recorded is None:
+        return None
+    before = recorded
     if command is not None and before.get(COMMAND) != command:
         raise SettingsMismatchError(
             f"{path} records the settings of another command's run, not {command}'s; running "
@@ -145,10 +146,8 @@ def check(
     if view is not None:
         before, now = view(before), view(now)
     rows = differences(before, now, path, **compare)
-    if not rows:
-        return SAME
-    if overwrite:
-        return NEW
+    if not rows or overwrite:
+        return recorded
     raise SettingsMismatchError(
         f"{what} made with other settings; {len(rows)} differ:\n" + "\n".join(rows) + f"\n{instead}"
     )

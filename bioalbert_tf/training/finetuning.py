@@ -156,12 +156,8 @@ def check_settings(config: FinetuningConfig, now: dict, overwrite: bool = False)
     than `now` (from `settings_of`; with `overwrite`, only if it is another command's). Writes
     nothing."""
     path = fileio.join(config.output_dir, manifest.SETTINGS_NAME)
-    labels = run_settings.model_labels(config.albert_config_file)
-    labels["labels"].update({name: f"--{name}" for name in SETTINGS})
-    labels["labels"].update(FILES)
-    labels["labels"][INIT_WEIGHTS] = "--init_checkpoint weights"
-    labels["labels"][CROSS_VALIDATION] = "the run"
-    manifest.check(
+    named = {**FILES, INIT_WEIGHTS: "--init_checkpoint weights", CROSS_VALIDATION: "the run"}
+    before = manifest.check(
         path,
         now,
         f"{config.output_dir} holds a fine-tuning run",
@@ -171,9 +167,8 @@ def check_settings(config: FinetuningConfig, now: dict, overwrite: bool = False)
         COMMAND,
         _kind,
         keys=[*SETTINGS, *FILES, INIT_WEIGHTS, run_settings.ALBERT_CONFIG, CROSS_VALIDATION],
-        **labels,
+        **run_settings.compare_args(config.albert_config_file, SETTINGS, named),
     )
-    before = manifest.read(path)
     if before is None:
         return
     was, folds = before.get(CROSS_VALIDATION), now[CROSS_VALIDATION]

@@ -439,7 +439,7 @@ def run(config: PretrainingConfig, strategy, on_log=None) -> dict:
             # TensorBoard.
             if chief:
                 with fileio.open_file(
-                    fileio.join(config.output_dir, "train_metrics.jsonl"), "a"
+                    fileio.join(config.output_dir, run_settings.METRICS_NAME), "a"
                 ) as f:
                     f.write(json.dumps(metrics) + "\n")
             if on_log:

@@ -79,10 +79,13 @@ def latest_checkpoint(output_dir: str) -> str | None:
     return tf.train.latest_checkpoint(output_dir) if fileio.isdir(output_dir) else None
 
 
-def model_labels(albert_config_file: str) -> dict:
-    """How `manifest.differences` names the model config's keys, and where its values come from."""
+def compare_args(albert_config_file: str, flags, named: dict) -> dict:
+    """How `manifest.differences` names what a run records: each of `flags` as `--<flag>`, the
+    keys of `named` by their names there, and the model config's keys as albert_config.json's,
+    whose values now come from `albert_config_file`."""
+    labels = {name: f"--{name}" for name in flags}
     return {
-        "labels": {ALBERT_CONFIG: checkpoints.CONFIG_NAME},
+        "labels": {**labels, **named, ALBERT_CONFIG: checkpoints.CONFIG_NAME},
         "sources": {ALBERT_CONFIG: albert_config_file},
     }
 
@@ -107,10 +110,9 @@ def check_resume(config, now: dict) -> str | None:
         before = {ALBERT_CONFIG: fileio.read_json(config_path)}
         source = config_path
     compared = [*RESUME_SETTINGS, INPUT_FILES, EVAL_FILES, ALBERT_CONFIG, REPLICAS]
-    labels = model_labels(config.albert_config_file)
-    labels["labels"].update({name: f"--{name}" for name in RESUME_SETTINGS})
-    labels["labels"].update(
-        {INPUT_FILES: "--input_file", EVAL_FILES: "--eval_input_file", REPLICAS: "replicas in sync"}
+    files = {INPUT_FILES: "--input_file", EVAL_FILES: "--eval_input_file"}
+    labels = compare_args(
+        config.albert_config_file, RESUME_SETTINGS, {**files, REPLICAS: "replicas in sync"}
     )
     compared = [k for k in compared if k in before]
     rows = manifest.differences(before, now, source, compared, **labels)
