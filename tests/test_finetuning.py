@@ -795,6 +795,21 @@ STOPPED_AT_TRAINING = textwrap.dedent(
 )
 
 
+def _cli_flags(setup, tiny_spm, data, out, *extra) -> list[str]:
+    """run_finetuning's flags for a 2-step i2b2 run of the small model, then `extra`."""
+    return [
+        "--dataset=i2b2",
+        f"--data_dir={data}",
+        f"--output_dir={out}",
+        f"--albert_config_file={setup}/albert_config.json",
+        f"--spm_model_file={tiny_spm}",
+        "--num_train_steps=2",
+        "--num_warmup_steps=1",
+        "--max_seq_length=32",
+        *extra,
+    ]
+
+
 def _small(setup, tiny_spm, data, out, **kw):
     from bioalbert_tf.training import finetuning
 
@@ -964,19 +979,15 @@ def test_run_finetuning_overwrite_starts_the_folder_afresh(setup, tiny_spm, tmp_
     (out / "saved_model").mkdir()
     (out / "saved_model" / "stale.pb").write_bytes(b"old")
     before = _files(out)
-    flags = [
-        "--dataset=i2b2",
-        f"--data_dir={data}",
-        f"--output_dir={out}",
-        f"--albert_config_file={setup}/albert_config.json",
-        f"--spm_model_file={tiny_spm}",
+    flags = _cli_flags(
+        setup,
+        tiny_spm,
+        data,
+        out,
         "--learning_rate=5e-4",
         "--train_batch_size=8",
-        "--num_train_steps=2",
-        "--num_warmup_steps=1",
-        "--max_seq_length=32",
         "--eval_every_steps=1",
-    ]
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "bioalbert_tf.run_finetuning", *flags],
         capture_output=True,
@@ -1190,16 +1201,7 @@ def test_run_finetuning_output_faults_are_one_line(setup, tiny_spm, tmp_path, wh
             ("/sys/bioalbert_finetuning", "permission denied"),
         ),
     }[where]
-    flags = [
-        "--dataset=i2b2",
-        f"--data_dir={data}",
-        f"--output_dir={out}",
-        f"--albert_config_file={setup}/albert_config.json",
-        f"--spm_model_file={tiny_spm}",
-        "--num_train_steps=2",
-        "--num_warmup_steps=1",
-        "--max_seq_length=32",
-    ]
+    flags = _cli_flags(setup, tiny_spm, data, out)
     proc = subprocess.run(
         [sys.executable, "-m", "bioalbert_tf.run_finetuning", *flags],
         capture_output=True,

@@ -18,7 +18,7 @@ import pytest
 
 from bioalbert_tf import run_folder
 from tests.conftest import ROOT
-from tests.test_finetuning import _data, _files, _small, setup  # noqa: F401 (fixture)
+from tests.test_finetuning import _cli_flags, _data, _files, _small, setup  # noqa: F401 (fixture)
 
 tf = pytest.importorskip("tensorflow")
 
@@ -48,16 +48,7 @@ def test_a_busy_folder_is_refused_and_a_dead_holders_lock_taken_over(setup, tiny
     data = _data("i2b2", tmp_path)
     out = tmp_path / "out"
     holder = _holder(out)
-    flags = [
-        "--dataset=i2b2",
-        f"--data_dir={data}",
-        f"--output_dir={out}",
-        f"--albert_config_file={setup}/albert_config.json",
-        f"--spm_model_file={tiny_spm}",
-        "--num_train_steps=2",
-        "--num_warmup_steps=1",
-        "--max_seq_length=32",
-    ]
+    flags = _cli_flags(setup, tiny_spm, data, out)
     proc = subprocess.run(
         [sys.executable, "-m", "bioalbert_tf.run_finetuning", *flags],
         capture_output=True,
@@ -247,16 +238,7 @@ def test_the_cli_ends_an_interrupt_in_one_line(setup, tiny_spm, tmp_path):  # no
         sys.exit(app.run(run_finetuning.main, argv=["run_finetuning", *sys.argv[1:]]))
         """
     )
-    flags = [
-        "--dataset=i2b2",
-        f"--data_dir={data}",
-        f"--output_dir={tmp_path}/out",
-        f"--albert_config_file={setup}/albert_config.json",
-        f"--spm_model_file={tiny_spm}",
-        "--num_train_steps=2",
-        "--num_warmup_steps=1",
-        "--max_seq_length=32",
-    ]
+    flags = _cli_flags(setup, tiny_spm, data, f"{tmp_path}/out")
     proc = subprocess.run(
         [sys.executable, "-c", script, *flags],
         capture_output=True,
