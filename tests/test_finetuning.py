@@ -810,6 +810,13 @@ def _cli_flags(setup, tiny_spm, data, out, *extra) -> list[str]:
     ]
 
 
+def _run_cli(setup, tiny_spm, data, out, *extra) -> subprocess.CompletedProcess:
+    """`python -m bioalbert_tf.run_finetuning` with `_cli_flags`, its output captured."""
+    flags = _cli_flags(setup, tiny_spm, data, out, *extra)
+    command = [sys.executable, "-m", "bioalbert_tf.run_finetuning", *flags]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
 def _small(setup, tiny_spm, data, out, **kw):
     from bioalbert_tf.training import finetuning
 
@@ -979,21 +986,8 @@ def test_run_finetuning_overwrite_starts_the_folder_afresh(setup, tiny_spm, tmp_
     (out / "saved_model").mkdir()
     (out / "saved_model" / "stale.pb").write_bytes(b"old")
     before = _files(out)
-    flags = _cli_flags(
-        setup,
-        tiny_spm,
-        data,
-        out,
-        "--learning_rate=5e-4",
-        "--train_batch_size=8",
-        "--eval_every_steps=1",
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "bioalbert_tf.run_finetuning", *flags],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    other = ("--learning_rate=5e-4", "--train_batch_size=8", "--eval_every_steps=1")
+    proc = _run_cli(setup, tiny_spm, data, out, *other)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert (
         f"error: {out} holds a fine-tuning run made with other settings; 1 differ:\n"
@@ -1001,7 +995,14 @@ def test_run_finetuning_overwrite_starts_the_folder_afresh(setup, tiny_spm, tmp_
     ) in proc.stderr
     assert _files(out) == before
     proc = subprocess.run(
-        [sys.executable, "-c", STOPPED_AT_TRAINING, *flags, "--overwrite", "--nojit_compile"],
+        [
+            sys.executable,
+            "-c",
+            STOPPED_AT_TRAINING,
+            *_cli_flags(setup, tiny_spm, data, out, *other),
+            "--overwrite",
+            "--nojit_compile",
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -1201,14 +1202,7 @@ def test_run_finetuning_output_faults_are_one_line(setup, tiny_spm, tmp_path, wh
             ("/sys/bioalbert_finetuning", "permission denied"),
         ),
     }[where]
-    flags = _cli_flags(setup, tiny_spm, data, out)
-    proc = subprocess.run(
-        [sys.executable, "-m", "bioalbert_tf.run_finetuning", *flags],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    proc = _run_cli(setup, tiny_spm, data, out)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert re.search(f"error: {re.escape(str(expected[0]))}(/out)?: {expected[1]}", proc.stderr), (
         proc.stderr[-2000:]

@@ -18,7 +18,7 @@ import pytest
 
 from bioalbert_tf import run_folder
 from tests.conftest import ROOT
-from tests.test_finetuning import _cli_flags, _data, _files, _small, setup  # noqa: F401 (fixture)
+from tests.test_finetuning import _cli_flags, _data, _files, _run_cli, _small, setup  # noqa: F401 (fixture)
 
 tf = pytest.importorskip("tensorflow")
 
@@ -48,14 +48,7 @@ def test_a_busy_folder_is_refused_and_a_dead_holders_lock_taken_over(setup, tiny
     data = _data("i2b2", tmp_path)
     out = tmp_path / "out"
     holder = _holder(out)
-    flags = _cli_flags(setup, tiny_spm, data, out)
-    proc = subprocess.run(
-        [sys.executable, "-m", "bioalbert_tf.run_finetuning", *flags],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    proc = _run_cli(setup, tiny_spm, data, out)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert f"error: {out} is in use by run_finetuning (pid {holder.pid} on " in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing of the refused run
