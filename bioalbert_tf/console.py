@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 from absl import app
@@ -26,37 +27,13 @@ def _run(command: str) -> None:
     app.run(module.main, **({"flags_parser": parser} if parser else {}))
 
 
-def build_vocab():
-    _run("bioalbert-build-vocab")
-
-
-def build_tfrecords():
-    _run("bioalbert-build-tfrecords")
-
-
-def pretrain():
-    _run("bioalbert-pretrain")
-
-
-def convert():
-    _run("bioalbert-convert")
-
-
-def finetune():
-    _run("bioalbert-finetune")
-
-
-def export():
-    _run("bioalbert-export")
-
-
-def benchmark():
-    _run("bioalbert-benchmark")
-
-
-def score():
-    _run("bioalbert-score")
-
-
-def report():
-    _run("bioalbert-report")
+# The entry points setup.cfg names, one per command.
+build_vocab = functools.partial(_run, "bioalbert-build-vocab")
+build_tfrecords = functools.partial(_run, "bioalbert-build-tfrecords")
+pretrain = functools.partial(_run, "bioalbert-pretrain")
+convert = functools.partial(_run, "bioalbert-convert")
+finetune = functools.partial(_run, "bioalbert-finetune")
+export = functools.partial(_run, "bioalbert-export")
+benchmark = functools.partial(_run, "bioalbert-benchmark")
+score = functools.partial(_run, "bioalbert-score")
+report = functools.partial(_run, "bioalbert-report")
