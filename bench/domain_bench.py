@@ -1,6 +1,6 @@
 r"""`make bench`, part 3: a small reproduction of "domain pretraining helps" (the paper's Fig. 3).
 
-Same small ALBERT and pretraining recipe as `make demo` (bioalbert_tf/demo_recipe.py), same
+Same small ALBERT and pretraining recipe as `make demo` (configs/demo/*.flags), same
 pretraining steps, same fine-tuning budget,
 four starting points: (a) random initialisation, (b) pretrained on a general-domain Wikipedia
 sample (shipped in the gensim wheel), (c) pretrained on the MEDLINE corpus, (d) pretrained on

@@ -71,17 +71,26 @@ def fill_mask_ids(tokenizer, sentence: str, mask_id: int) -> list[int]:
     return [CLS_ID, *tokenizer.encode([left])[0], mask_id, *right_ids, SEP_ID]
 
 
+def _flags(values: dict[str, str]) -> list[str]:
+    return [f"--{name}={value}" for name, value in values.items()]
+
+
 def builder_args() -> list[str]:
-    """build_pretraining_data flags for the recipe's TFRecords."""
-    return [f"--flagfile={BUILDER_FLAGS}"]
+    """build_pretraining_data flags for the recipe's TFRecords: the flagfile's, spelt out, so
+    that what a stage records (the demo's manifests, the domain bench's folder tags) changes
+    when the recipe does."""
+    return _flags(flagfile_values(BUILDER_FLAGS))
 
 
 def pretraining_args(steps: int) -> list[str]:
-    """run_pretraining flags for `steps` steps of the recipe (linear decay to 0 at the last)."""
-    return [
-        f"--flagfile={PRETRAINING_FLAGS}",
-        f"--albert_config_file={CONFIG}",  # wherever the command runs
-        f"--num_train_steps={steps}",
-        f"--num_warmup_steps={min(WARMUP, max(1, steps // 10))}",
-        f"--iterations_per_loop={min(LOOP, steps)}",
-    ]
+    """run_pretraining flags for `steps` steps of the recipe (linear decay to 0 at the last),
+    spelt out as `builder_args` are."""
+    return _flags(
+        {
+            **_PRETRAINING,
+            "albert_config_file": CONFIG,  # wherever the command runs
+            "num_train_steps": steps,
+            "num_warmup_steps": min(WARMUP, max(1, steps // 10)),
+            "iterations_per_loop": min(LOOP, steps),
+        }
+    )

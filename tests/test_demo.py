@@ -35,16 +35,7 @@ def _stage_commands(tmp_path, monkeypatch) -> dict[str, tuple]:
 
 
 def _flags(command: list[str]) -> dict[str, str]:
-    """{flag: value} as the command line reads them: a flagfile's lines where it is named, a
-    later flag over an earlier one."""
-    out = {}
-    for arg in (a for a in command if a[:2] == "--"):
-        name, value = (arg[2:] + "=").split("=")[:2]
-        if name == "flagfile":
-            out.update(demo_recipe.flagfile_values(pathlib.Path(value)))
-        else:
-            out[name] = value
-    return out
+    return dict((a[2:] + "=").split("=")[:2] for a in command if a[:2] == "--")
 
 
 def test_stages_skip_and_redo(tmp_path, capsys):
@@ -98,6 +89,12 @@ def test_a_stage_interrupted_after_writing_is_rerun_with_overwrite(
 def test_the_demo_pretrains_on_the_records_it_builds_with_positions_for_them(tmp_path, monkeypatch):
     commands = _stage_commands(tmp_path, monkeypatch)
     records, pretraining = _flags(commands["tfrecords"][2]), _flags(commands["pretraining"][2])
+    # The recipe's values are in the commands (so in the stages' manifests), not a flagfile's path.
+    assert demo_recipe.flagfile_values(demo_recipe.BUILDER_FLAGS).items() <= records.items()
+    recipe = demo_recipe.flagfile_values(demo_recipe.PRETRAINING_FLAGS)
+    assert {
+        k: v for k, v in recipe.items() if k in ("learning_rate", "train_batch_size")
+    }.items() <= (pretraining.items())
     for flag in ("max_seq_length", "max_predictions_per_seq"):
         assert records[flag] == pretraining[flag], flag
     assert pretraining["input_file"].startswith(records["output_dir"])
