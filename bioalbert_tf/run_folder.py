@@ -169,7 +169,8 @@ class Lock:
                 if holder.get("token") != self.token:
                     return
                 holder["renewed"] = time.time()
-                fileio.write_text(self.path, json.dumps(holder))
+                # Whole or not at all: a run reading the lock meanwhile never sees half of one.
+                fileio.write_atomic(self.path, json.dumps(holder))
             except Exception as e:  # noqa: BLE001 (a renewal that fails is retried next time)
                 logging.warning("%s: could not renew the lock: %s", self.path, e)
 

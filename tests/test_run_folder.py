@@ -300,3 +300,16 @@ def test_export_never_replaces_a_run_folder(tmp_path):
         assert f"error: {target} holds another kind of run (" in proc.stderr
         assert "even with --overwrite" in proc.stderr
     assert _files(tmp_path) == before
+
+
+def test_a_held_lock_is_renewed_whole(tmp_path, monkeypatch):
+    """The holder rewrites its lock's renewal time every LEASE_S / 4, by an atomic write (no
+    temporary file is left beside it)."""
+    monkeypatch.setattr(run_folder, "LEASE_S", 0.4)
+    with run_folder.hold(str(tmp_path), "test"):
+        first = json.loads((tmp_path / ".lock").read_text())
+        time.sleep(0.5)
+        later = json.loads((tmp_path / ".lock").read_text())
+        assert later["renewed"] > first["renewed"] and later["token"] == first["token"]
+        assert [p.name for p in tmp_path.iterdir()] == [".lock"]
+    assert not (tmp_path / ".lock").exists()
