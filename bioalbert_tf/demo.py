@@ -22,19 +22,12 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import app
 
 from bioalbert_tf import demo_recipe as recipe
-from bioalbert_tf import manifest, run_folder
+from bioalbert_tf import manifest, run_folder, settings
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("corpus_dir", ".cache/corpus", "Folder with the MEDLINE baseline files.")
-flags.DEFINE_string("output_dir", "output/demo", "Where every stage writes.")
-flags.DEFINE_string(
-    "data_dir", None, "Benchmark data folder (with ner/NCBI-disease) for the fine-tuning stage."
-)
-flags.DEFINE_integer("pretraining_steps", recipe.STEPS, "Pretraining steps of the small model.")
-flags.DEFINE_integer("finetuning_steps", 300, "NER fine-tuning steps.")
+settings.define_flags(recipe.DemoConfig)
 
 FILL_MASK = recipe.FILL_MASK
 
@@ -140,9 +133,10 @@ def plot_curve(metrics_file: str, png: str) -> None:
 
 def main(argv):
     del argv
+    config = settings.from_flags(recipe.DemoConfig)
     try:
-        with run_folder.hold(FLAGS.output_dir, "bioalbert_tf.demo"):
-            _demo()
+        with run_folder.hold(config.output_dir, "bioalbert_tf.demo"):
+            _demo(config)
     except KeyboardInterrupt as e:
         then = "finished stages are kept; rerun the same command to go on"
         print(run_folder.interrupted(e, then), file=sys.stderr)
@@ -160,8 +154,8 @@ def main(argv):
     return 0
 
 
-def _demo() -> None:
-    out, corpus = FLAGS.output_dir, FLAGS.corpus_dir
+def _demo(config: recipe.DemoConfig) -> None:
+    out, corpus = config.output_dir, config.corpus_dir
     medline = ",".join(
         os.path.join(corpus, f) for f in ("pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz")
     )
@@ -195,7 +189,7 @@ def _demo() -> None:
         ),
     )
     pretrain = os.path.join(out, "pretraining")
-    steps = FLAGS.pretraining_steps
+    steps = config.pretraining_steps
     _stage(
         "pretraining",
         pretrain,
@@ -240,13 +234,13 @@ def _demo() -> None:
         f"\neval after pretraining: MLM accuracy {best['mlm_accuracy']:.3f}, "
         f"SOP accuracy {best['sop_accuracy']:.3f} (step {best['global_step']})"
     )
-    if FLAGS.data_dir:
-        ncbi = os.path.join(FLAGS.data_dir, "ner", "NCBI-disease")
+    if config.data_dir:
+        ncbi = os.path.join(config.data_dir, "ner", "NCBI-disease")
         ner_out = os.path.join(out, "finetuning", "ncbi_disease")
         _stage(
             "finetuning",
             ner_out,
-            {"steps": FLAGS.finetuning_steps, "pretrain": steps},
+            {"steps": config.finetuning_steps, "pretrain": steps},
             _python(
                 "bioalbert_tf.run_finetuning",
                 "--dataset=ncbi_disease",
@@ -258,9 +252,9 @@ def _demo() -> None:
                 f"--max_seq_length={recipe.SEQ}",
                 "--train_batch_size=32",
                 "--learning_rate=1e-4",
-                f"--num_train_steps={FLAGS.finetuning_steps}",
+                f"--num_train_steps={config.finetuning_steps}",
                 "--num_warmup_steps=30",
-                f"--eval_every_steps={max(1, FLAGS.finetuning_steps // 2)}",
+                f"--eval_every_steps={max(1, config.finetuning_steps // 2)}",
                 "--overwrite",
             ),
         )
@@ -268,7 +262,7 @@ def _demo() -> None:
         _stage(
             "benchmark",
             bench,
-            {"finetuned": FLAGS.finetuning_steps},
+            {"finetuned": config.finetuning_steps},
             _python(
                 "bioalbert_tf.benchmark",
                 f"--saved_model={ner_out}/saved_model",
@@ -288,7 +282,7 @@ def _demo() -> None:
         "  saved_model/pretrainer     SavedModel (serving_default)"
     )
     print("  pretraining_accuracy.png   MLM/SOP accuracy curve")
-    if FLAGS.data_dir:
+    if config.data_dir:
         print(
             "  finetuning/ncbi_disease    NER model, predictions, metrics.json, saved_model/\n"
             "  benchmark/                 report.md, report.json, charts"

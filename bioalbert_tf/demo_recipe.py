@@ -1,10 +1,13 @@
-"""The small-model pretraining recipe of `make demo` and of bench/domain_bench: the
-flagfiles configs/demo/builder.flags and configs/demo/pretraining.flags (how it was chosen:
-docs/notes/demo_recipe.md), the demo's fill-mask sentences and the helpers that score them."""
+"""The small-model recipe of `make demo` and of bench/domain_bench: the flagfiles
+configs/demo/{builder,pretraining}.flags (how it was chosen: docs/notes/demo_recipe.md),
+the demo's settings, its fill-mask sentences and the helpers that score them."""
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
+
+from bioalbert_tf.settings import setting
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The recipe itself: flagfiles, passed to the builder and to run_pretraining as they are.
@@ -27,6 +30,20 @@ LOOP = int(_PRETRAINING["iterations_per_loop"])
 PREDICTIONS = int(_PRETRAINING["max_predictions_per_seq"])
 BATCH = int(_PRETRAINING["train_batch_size"])
 LEARNING_RATE = float(_PRETRAINING["learning_rate"])
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    """The demo command line's settings (its flags are generated from these fields)."""
+
+    corpus_dir: str = setting(".cache/corpus", "Folder with the MEDLINE baseline files.")
+    output_dir: str = setting("output/demo", "Where every stage writes.")
+    data_dir: str | None = setting(
+        None, "Benchmark data folder (with ner/NCBI-disease) for the fine-tuning stage."
+    )
+    pretraining_steps: int = setting(STEPS, "Pretraining steps of the small model.")
+    finetuning_steps: int = setting(300, "NER fine-tuning steps.")
+
 
 # What the demo asks the pretrained model: the top 5 pieces for [MASK], and the expected word.
 FILL_MASK = [

@@ -19,46 +19,12 @@ from __future__ import annotations
 import json
 import sys
 
-from absl import app, flags
+from absl import app
 
-from bioalbert_tf import checkpoints, fileio, run_folder
+from bioalbert_tf import checkpoints, fileio, run_folder, settings
+from bioalbert_tf.serving.export import ExportConfig, export_pretrainer
 
-FLAGS = flags.FLAGS
-flags.DEFINE_enum("model", "pretrainer", ["pretrainer"], "What to export.")
-flags.DEFINE_string("checkpoint", None, "TF1 prefix or ours (prefix or folder), local or gs://.")
-flags.DEFINE_string(
-    "albert_config_file", None, "albert_config.json; default: the one beside the checkpoint."
-)
-flags.DEFINE_string("output_dir", None, "SavedModel folder to write.")
-flags.DEFINE_bool(
-    "overwrite",
-    False,
-    "Replace a non-empty --output_dir with this export (by default such an export is refused).",
-)
-
-
-def export_pretrainer(model, output_dir: str) -> str:
-    import keras
-    import tensorflow as tf
-
-    spec = tf.TensorSpec([None, None], tf.int32)
-
-    def serve(input_ids, input_mask, segment_ids):
-        out = model.encoder(
-            {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
-        )
-        return {
-            "sequence_output": out["sequence_output"],
-            "pooled_output": out["pooled_output"],
-            "mlm_logits": model.mlm_logits(out["sequence_output"]),
-            "sop_logits": model.sop_logits(out["pooled_output"]),
-        }
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", serve, input_signature=[spec, spec, spec])
-    archive.write_out(output_dir, verbose=False)
-    return output_dir
+settings.define_flags(ExportConfig)
 
 
 def main(argv):
@@ -66,18 +32,17 @@ def main(argv):
     from bioalbert_tf.config import ConfigError
     from bioalbert_tf.modeling import AlbertPretrainer
 
-    if not (FLAGS.checkpoint and FLAGS.output_dir):
-        raise app.UsageError("--checkpoint and --output_dir are required")
+    config = settings.from_flags(ExportConfig)
     # The SavedModel replaces its folder whole: the lock is beside it, in the parent folder.
-    output = FLAGS.output_dir.rstrip("/")
+    output = config.output_dir.rstrip("/")
     parent, name = fileio.dirname(output), fileio.basename(output)
     try:
         with run_folder.hold(parent, "export_saved_model", name=f".{name}.lock"):
             run_folder.refuse_foreign(output, "export_saved_model")
-            fileio.refuse_overwrite([output], FLAGS.overwrite, "Choose another --output_dir")
-            config = checkpoints.config_for(FLAGS.checkpoint, FLAGS.albert_config_file)
-            model = AlbertPretrainer(config)
-            kind = checkpoints.load_init_checkpoint(model, FLAGS.checkpoint)
+            fileio.refuse_overwrite([output], config.overwrite, "Choose another --output_dir")
+            albert = checkpoints.config_for(config.checkpoint, config.albert_config_file)
+            model = AlbertPretrainer(albert)
+            kind = checkpoints.load_init_checkpoint(model, config.checkpoint)
             fileio.replace_folder(output, lambda folder: export_pretrainer(model, folder))
     except KeyboardInterrupt as e:
         then = f"{output} is as it was before; rerun the command"
@@ -94,7 +59,7 @@ def main(argv):
         return 1
     print(
         json.dumps(
-            {"checkpoint": FLAGS.checkpoint, "kind": kind, "saved_model": FLAGS.output_dir},
+            {"checkpoint": config.checkpoint, "kind": kind, "saved_model": config.output_dir},
             indent=2,
         )
     )

@@ -22,17 +22,11 @@ from absl import app, flags
 
 from bioalbert_tf import fileio, settings
 from bioalbert_tf.evaluation import datasets
-from bioalbert_tf.training.finetuning_config import FinetuningConfig
+from bioalbert_tf.training.finetuning_config import FinetuningConfig, FinetuningOptions
 
 FLAGS = flags.FLAGS
 settings.define_flags(FinetuningConfig, choices={"dataset": list(datasets.REGISTRY)})
-flags.DEFINE_bool(
-    "overwrite",
-    False,
-    "Start --output_dir afresh: remove what fine-tuning wrote there before (metrics, "
-    "predictions, weights, saved_model/, run_settings.json, fold-<k>/), leaving other files. "
-    "By default a folder whose run_settings.json records other settings is refused.",
-)
+settings.define_flags(FinetuningOptions)
 
 
 def main(argv):
@@ -44,7 +38,8 @@ def main(argv):
 
     try:
         config = settings.from_flags(FinetuningConfig)
-        result = finetuning.run(config, overwrite=FLAGS.overwrite)
+        options = settings.from_flags(FinetuningOptions)
+        result = finetuning.run(config, overwrite=options.overwrite)
     except KeyboardInterrupt as e:
         then = (
             f"rerun the same command to resume from the last checkpoint in {FLAGS.output_dir} "

@@ -15,19 +15,14 @@ from __future__ import annotations
 import json
 import sys
 
-from absl import app, flags, logging
+from absl import app, logging
 
 from bioalbert_tf import settings
+from bioalbert_tf.training.distribute import TpuOptions
 from bioalbert_tf.training.pretraining_config import PretrainingConfig
 
-FLAGS = flags.FLAGS
 settings.define_flags(PretrainingConfig)
-flags.DEFINE_string(
-    "tpu", None, "TPU name or grpc:// address; unset: GPUs / TF_CONFIG workers / CPU."
-)
-flags.DEFINE_string("tpu_zone", None, "GCE zone of the TPU.")
-flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
-flags.DEFINE_integer("tpu_connect_timeout", 120, "Seconds to wait for the TPU before giving up.")
+settings.define_flags(TpuOptions)
 
 
 def main(argv):
@@ -39,9 +34,7 @@ def main(argv):
 
     config = settings.from_flags(PretrainingConfig)
     try:
-        strategy = distribute.get_strategy(
-            FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project, FLAGS.tpu_connect_timeout
-        )
+        strategy = distribute.get_strategy(settings.from_flags(TpuOptions))
         if not distribute.is_accelerated(strategy):
             import tensorflow as tf
 

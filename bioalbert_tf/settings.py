@@ -7,6 +7,10 @@ dataclasses; absl stays, so --flagfile and every flag name keep working).
     define_flags(FinetuningConfig)            # at import of the command line
     config = from_flags(FinetuningConfig)     # in its main(): every field from its flag
 
+Every flag of every command line comes from such a field. A command's settings (what a run is,
+recorded and compared on a rerun) are one dataclass; its other flags (where it runs, --overwrite)
+are another, `<Command>Options`, so that they are never recorded with the run.
+
 Field types map to flags: bool -> DEFINE_bool, int -> DEFINE_integer, float -> DEFINE_float,
 str -> DEFINE_string (DEFINE_enum with `choices`), tuple[str, ...] -> DEFINE_list. A field without
 a default is a required flag: `from_flags` names it when it is missing.

@@ -1,4 +1,5 @@
-"""report.py on metrics.json files written here (no TensorFlow), and the references file."""
+"""The benchmark report (reporting.py; report.py is its command line) on metrics.json files
+written here (no TensorFlow), and the references file."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from bioalbert_tf.benchmark import report
+from bioalbert_tf.benchmark import reporting
 from bioalbert_tf.evaluation import datasets
 from tests.conftest import ROOT
 
@@ -66,7 +67,7 @@ def test_report_rows_aggregates_and_files(output_dir):
             }
         )
     )
-    rep = report.build_report(str(output_dir), str(refs))
+    rep = reporting.build_report(str(output_dir), str(refs))
     rows = {r["dataset"]: r for r in rep["rows"]}
     assert list(rows) == ["ncbi_disease", "gad", "biosses", "bioasq6b"]  # the paper's order
     ncbi = rows["ncbi_disease"]
@@ -104,17 +105,17 @@ def test_report_cli_and_missing_runs(output_dir, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="no metrics.json"):
-        report.build_report(str(empty))
+        reporting.build_report(str(empty))
 
 
 def test_reference_scores_file_is_well_formed():
     path = ROOT / "configs" / "reference_scores.json"
     refs = json.loads(path.read_text())
-    assert set(refs["models"]) == set(report.REFERENCE_MODELS)
+    assert set(refs["models"]) == set(reporting.REFERENCE_MODELS)
     for dataset, by_model in refs["scores"].items():
         assert dataset in datasets.REGISTRY, dataset
         for model, entry in by_model.items():
-            assert model in report.REFERENCE_MODELS, model
+            assert model in reporting.REFERENCE_MODELS, model
             assert 0 < entry["score"] <= 100
             assert entry["source"] in refs["sources"] and isinstance(entry["year"], int)
 
@@ -141,7 +142,7 @@ def test_undefined_scores_and_conventions_are_kept_apart(tmp_path):
             }
         )
     )
-    rep = report.build_report(str(out), str(refs))
+    rep = reporting.build_report(str(out), str(refs))
     rows = {(r["dataset"], r["convention"]): r for r in rep["rows"]}
     assert set(rows) == {("biosses", "BLUE"), ("chemprot", "BLURB"), ("chemprot", "SciBERT")}
     assert rows[("biosses", "BLUE")]["mean"] is None

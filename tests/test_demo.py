@@ -5,6 +5,7 @@ import pathlib
 import sys
 
 import pytest
+from absl import flags
 
 from bioalbert_tf import demo, demo_recipe, tokenization
 from bioalbert_tf.config import AlbertConfig
@@ -25,12 +26,12 @@ def _stage_commands(tmp_path, monkeypatch) -> dict[str, tuple]:
 
     with monkeypatch.context() as m:
         m.setattr(demo, "_stage", record)
-        demo.FLAGS(["demo", f"--output_dir={tmp_path}/demo", f"--corpus_dir={tmp_path}"])
+        flags.FLAGS(["demo", f"--output_dir={tmp_path}/demo", f"--corpus_dir={tmp_path}"])
         try:
             with pytest.raises(Stop):
                 demo.main([])
         finally:
-            demo.FLAGS.unparse_flags()
+            flags.FLAGS.unparse_flags()
     return commands
 
 

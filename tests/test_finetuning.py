@@ -1102,7 +1102,7 @@ def _gad_folds(root: pathlib.Path, folds=3) -> pathlib.Path:
 
 
 def test_cross_validation_runs_every_fold_and_reports_mean_and_sd(setup, tiny_spm, tmp_path):
-    from bioalbert_tf.benchmark import report, runner
+    from bioalbert_tf.benchmark import reporting, runner
     from bioalbert_tf.training import finetuning
 
     data = _gad_folds(tmp_path / "GAD")
@@ -1156,7 +1156,7 @@ def test_cross_validation_runs_every_fold_and_reports_mean_and_sd(setup, tiny_sp
     )
     assert [r["run"]["fold"] for r in results] == [1, 2, 3]
     assert [r["micro_f1"] for r in results] == f1
-    summary = report.build_report(str(tmp_path / "bench"), None)
+    summary = reporting.build_report(str(tmp_path / "bench"), None)
     (row,) = summary["rows"]
     assert row["n"] == 3 and row["folds"] == [1, 2, 3]
     assert row["mean"] == pytest.approx(100 * np.mean(f1))

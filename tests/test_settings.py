@@ -16,28 +16,40 @@ from absl import app, flags
 from bioalbert_tf import settings
 from tests.conftest import ROOT
 
-# command line -> (its config class, the flags it may define by hand: not settings of the config)
+# command line -> (its config classes, the fields that are deliberately not flags)
 COMMANDS = {
     "bioalbert_tf.run_pretraining": (
-        "bioalbert_tf.training.pretraining_config:PretrainingConfig",
-        {"tpu", "tpu_zone", "gcp_project", "tpu_connect_timeout"},
+        [
+            "bioalbert_tf.training.pretraining_config:PretrainingConfig",
+            "bioalbert_tf.training.distribute:TpuOptions",
+        ],
+        set(),
     ),
     "bioalbert_tf.run_finetuning": (
-        "bioalbert_tf.training.finetuning_config:FinetuningConfig",
-        {"overwrite"},
+        [
+            "bioalbert_tf.training.finetuning_config:FinetuningConfig",
+            "bioalbert_tf.training.finetuning_config:FinetuningOptions",
+        ],
+        set(),
     ),
     "tfrecords_builder.build_pretraining_data": (
-        "tfrecords_builder.pipeline:BuildConfig",
-        {"overwrite", "runner"},
+        ["tfrecords_builder.plan:BuildConfig", "tfrecords_builder.plan:BuildOptions"],
+        {"min_line_chars", "output_prefix"},
     ),
     "tfrecords_builder.build_vocab": (
-        "tfrecords_builder.vocab:VocabConfig",
-        {"existing_model", "overwrite"},
+        ["tfrecords_builder.vocab:VocabConfig", "tfrecords_builder.vocab:VocabOptions"],
+        {"model_type", "num_threads"},
     ),
-    "bioalbert_tf.benchmark": (
-        "bioalbert_tf.benchmark.runner:RunConfig",
-        {"suite", "report", "references", "overwrite"},
+    "tfrecords_builder.default_corpus": (["tfrecords_builder.default_corpus:CorpusConfig"], set()),
+    "bioalbert_tf.benchmark.__main__": (
+        ["bioalbert_tf.benchmark.runner:RunConfig", "bioalbert_tf.benchmark.runner:SuiteOptions"],
+        {"fold"},
     ),
+    "bioalbert_tf.benchmark.score": (["bioalbert_tf.evaluation.scoring:ScoreConfig"], set()),
+    "bioalbert_tf.benchmark.report": (["bioalbert_tf.benchmark.reporting:ReportConfig"], set()),
+    "bioalbert_tf.convert_checkpoint": (["bioalbert_tf.conversion:ConversionConfig"], set()),
+    "bioalbert_tf.export_saved_model": (["bioalbert_tf.serving.export:ExportConfig"], set()),
+    "bioalbert_tf.demo": (["bioalbert_tf.demo_recipe:DemoConfig"], set()),
 }
 
 INSPECT = textwrap.dedent(
@@ -46,14 +58,16 @@ INSPECT = textwrap.dedent(
     from absl import flags
 
     module = importlib.import_module(sys.argv[1])
-    where, name = sys.argv[2].split(":")
-    config = getattr(importlib.import_module(where), name)
-    key = {f.name for f in flags.FLAGS.get_key_flags_for_module(module)}
     fields = {}
-    for field in dataclasses.fields(config):
-        default = None if field.default is dataclasses.MISSING else field.default
-        fields[field.name] = {"default": list(default) if isinstance(default, tuple) else default,
-                              "help": field.metadata.get("help")}
+    for spec in sys.argv[2:]:
+        where, name = spec.split(":")
+        for field in dataclasses.fields(getattr(importlib.import_module(where), name)):
+            default = None if field.default is dataclasses.MISSING else field.default
+            fields[field.name] = {
+                "default": list(default) if isinstance(default, tuple) else default,
+                "help": field.metadata.get("help"),
+            }
+    key = {f.name for f in flags.FLAGS.get_key_flags_for_module(module)}
     flag = {n: {"default": flags.FLAGS[n].default, "help": flags.FLAGS[n].help} for n in key}
     print(json.dumps({"fields": fields, "flags": flag}))
     """
@@ -61,10 +75,10 @@ INSPECT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("module", sorted(COMMANDS))
-def test_a_command_line_takes_its_defaults_and_help_from_its_config(module):
-    config, by_hand = COMMANDS[module]
+def test_a_command_line_takes_every_flag_default_and_help_from_its_configs(module):
+    configs, not_flags = COMMANDS[module]
     proc = subprocess.run(
-        [sys.executable, "-c", INSPECT, module, config],
+        [sys.executable, "-c", INSPECT, module, *configs],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -73,14 +87,37 @@ def test_a_command_line_takes_its_defaults_and_help_from_its_config(module):
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     fields, defined = seen["fields"], seen["flags"]
-    assert set(defined) - set(fields) <= by_hand, "flags that are neither settings nor allowed"
+    assert set(defined) - set(fields) == set(), "flags that no config owns"
+    assert set(fields) - set(defined) == not_flags, "fields that should be flags, or are not"
     for name, flag in defined.items():
-        if name in fields:
-            field = fields[name]
-            assert field["help"], f"{module}: the config gives --{name} no help"
-            assert flag["help"].endswith(field["help"]), name  # an enum's starts "<a|b>: "
-            default = field["default"] if field["default"] != [] else None
-            assert flag["default"] == default, name
+        field = fields[name]
+        assert field["help"], f"{module}: the config gives --{name} no help"
+        assert flag["help"].endswith(field["help"]), name  # an enum's starts "<a|b>: "
+        default = field["default"] if field["default"] != [] else None
+        assert flag["default"] == default, name
+
+
+def test_no_module_defines_a_flag_by_hand():
+    """Every flag of every command line is generated from a config dataclass
+    field by settings.define_flags: no module calls absl's DEFINE functions itself."""
+    import re
+
+    pattern = re.compile(r"\bflags\.DEFINE_\w+\(")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for folder in ("bioalbert_tf", "tfrecords_builder", "tpu_scripts")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if path.name != "settings.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert found == []
+
+
+def test_every_console_script_command_is_checked_here():
+    from bioalbert_tf import console
+
+    assert set(console.COMMANDS.values()) <= set(COMMANDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,8 +213,23 @@ def test_console_scripts_run_the_command_lines():
         assert module == "bioalbert_tf.console" and callable(getattr(console, function)), name
         command = importlib.util.find_spec(console.COMMANDS[name])
         assert command is not None, name
-    script = shutil.which("bioalbert-finetune", path=os.path.dirname(sys.executable))
-    if script is None:
+    where = os.path.dirname(sys.executable)
+    if shutil.which("bioalbert-finetune", path=where) is None:
         pytest.skip("console scripts not installed in this environment (make setup installs them)")
-    proc = subprocess.run([script, "--helpfull"], capture_output=True, text=True, timeout=120)
-    assert "--save_checkpoints_steps" in proc.stdout, proc.stderr[-2000:]
+    for name, module in console.COMMANDS.items():
+        # every flag of the command's configs, in the installed script's --helpfull
+        where_, config = COMMANDS[module][0][0].split(":")
+        fields = dataclasses.fields(getattr(importlib.import_module(where_), config))
+        proc = subprocess.run(
+            [shutil.which(name, path=where), "--helpfull"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "Traceback" not in proc.stderr, (name, proc.stderr[-2000:])  # absl exits 1
+        not_flags = COMMANDS[module][1]
+        missing = [f.name for f in fields if f.name not in not_flags]
+        missing = [
+            n for n in missing if f"--{n}:" not in proc.stdout and f"--[no]{n}:" not in proc.stdout
+        ]
+        assert missing == [], name

@@ -21,20 +21,11 @@ from absl import app, flags, logging
 from bioalbert_tf import fileio, run_folder, settings
 from tfrecords_builder import corpus
 from tfrecords_builder.pipeline import BuildConfig, run, unknown_pipeline_args
+from tfrecords_builder.plan import BuildOptions
 
 FLAGS = flags.FLAGS
 settings.define_flags(BuildConfig, exclude=("min_line_chars", "output_prefix"))
-flags.DEFINE_bool(
-    "overwrite",
-    False,
-    "Replace the shards of a finished build with other inputs, flags or vocabulary in "
-    "--output_dir.",
-)
-flags.DEFINE_string(
-    "runner",
-    "DirectRunner",
-    "Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...).",
-)
+settings.define_flags(BuildOptions)
 
 
 def config_from_flags() -> BuildConfig:
@@ -48,12 +39,13 @@ def _parse(argv):
 
 def main(argv):
     config = config_from_flags()  # a missing required flag: a usage error
-    beam_args = [f"--runner={FLAGS.runner}", *argv[1:]]
+    options = settings.from_flags(BuildOptions)
+    beam_args = [f"--runner={options.runner}", *argv[1:]]
     # Beam logs a failing step's traceback before re-raising; an I/O fault is told in one line.
     py_logging.getLogger("apache_beam.runners.common").addFilter(_not_a_fault)
     try:
         _refuse_unknown(argv[1:])
-        stats = run(config, beam_args, overwrite=FLAGS.overwrite)
+        stats = run(config, beam_args, overwrite=options.overwrite)
     except KeyboardInterrupt as e:
         then = "finished groups and chunks are kept; rerun the same command to go on"
         print(run_folder.interrupted(e, then), file=sys.stderr)

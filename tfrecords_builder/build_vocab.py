@@ -20,29 +20,20 @@ from tfrecords_builder import corpus, vocab
 
 FLAGS = flags.FLAGS
 settings.define_flags(vocab.VocabConfig, exclude=("model_type", "num_threads"))
-flags.DEFINE_string(
-    "existing_model",
-    None,
-    "Instead of training: check this model's ids (e.g. ALBERT's 30k-clean.model) and copy it "
-    "to model_prefix.",
-)
-flags.DEFINE_bool(
-    "overwrite",
-    False,
-    "Replace an existing <model_prefix>.model / .vocab (by default such a run is refused).",
-)
+settings.define_flags(vocab.VocabOptions)
 
 
 def main(argv):
     del argv
+    options = settings.from_flags(vocab.VocabOptions)
     if not FLAGS.model_prefix:
         raise app.UsageError("--model_prefix is required")
-    if not FLAGS.existing_model and not FLAGS.input_files:
+    if not options.existing_model and not FLAGS.input_files:
         raise app.UsageError("--input_files (or --existing_model) is required")
     folder = fileio.dirname(FLAGS.model_prefix)
     try:
         with run_folder.hold(folder, "build_vocab"):
-            summary = _build()
+            summary = _build(options)
     except KeyboardInterrupt as e:
         then = "no vocabulary was written; rerun the command"
         print(run_folder.interrupted(e, then), file=sys.stderr)
@@ -60,15 +51,15 @@ def main(argv):
     return 0
 
 
-def _build() -> dict:
+def _build(options: vocab.VocabOptions) -> dict:
     """Trains (or adopts) the vocabulary as the flags say; returns the summary printed."""
     # Refused before training (hours on a full corpus): a vocabulary that TFRecords were built
     # with must not change under them.
     fileio.refuse_overwrite(
-        vocab.output_files(FLAGS.model_prefix), FLAGS.overwrite, "Choose another --model_prefix"
+        vocab.output_files(FLAGS.model_prefix), options.overwrite, "Choose another --model_prefix"
     )
-    if FLAGS.existing_model:
-        return vocab.adopt_existing(FLAGS.existing_model, FLAGS.model_prefix)
+    if options.existing_model:
+        return vocab.adopt_existing(options.existing_model, FLAGS.model_prefix)
     from tfrecords_builder.pipeline import expand_inputs
 
     inputs = tuple(expand_inputs(FLAGS.input_files))

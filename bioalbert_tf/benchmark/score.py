@@ -17,24 +17,22 @@ from __future__ import annotations
 import json
 import sys
 
-from absl import app, flags
+from absl import app
 
-from bioalbert_tf import fileio
-from bioalbert_tf.evaluation import datasets
+from bioalbert_tf import fileio, settings
 from bioalbert_tf.evaluation.formats import FormatError
-from bioalbert_tf.evaluation.scoring import score_files
+from bioalbert_tf.evaluation.scoring import ScoreConfig, score_files
 
-FLAGS = flags.FLAGS
+settings.define_flags(ScoreConfig)
 
 
 def main(argv):
     del argv
-    if not (FLAGS.dataset and FLAGS.gold and FLAGS.predictions):
-        raise app.UsageError("--dataset, --gold and --predictions are required")
+    config = settings.from_flags(ScoreConfig)
     try:
-        result = score_files(FLAGS.dataset, FLAGS.gold, FLAGS.predictions, FLAGS.tokens)
-        if FLAGS.output:
-            fileio.write_text(FLAGS.output, json.dumps(result, indent=2, allow_nan=False) + "\n")
+        result = score_files(config.dataset, config.gold, config.predictions, config.tokens)
+        if config.output:
+            fileio.write_text(config.output, json.dumps(result, indent=2, allow_nan=False) + "\n")
     except (FormatError, FileNotFoundError, ValueError, *fileio.fault_types()) as e:
         print(f"error: {fileio.describe_fault(e)}", file=sys.stderr)
         return 1
@@ -42,17 +40,5 @@ def main(argv):
     return 0
 
 
-def define_flags() -> None:
-    # Defined only when run as a program: the runner imports this module and has flags of its own.
-    flags.DEFINE_enum("dataset", None, list(datasets.REGISTRY), "Which dataset (sets the metric).")
-    flags.DEFINE_string(
-        "gold", None, "Gold file; BioASQ: golden file(s), comma-separated and/or glob patterns."
-    )
-    flags.DEFINE_string("predictions", None, "Prediction file (BioBERT NER: label_test.txt).")
-    flags.DEFINE_string("tokens", None, "NER only: BioBERT's token_test.txt beside --predictions.")
-    flags.DEFINE_string("output", None, "Where to write the metrics JSON (default: stdout only).")
-
-
 if __name__ == "__main__":
-    define_flags()
     app.run(main)

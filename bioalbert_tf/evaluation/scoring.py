@@ -22,6 +22,7 @@ from bioalbert_tf import fileio
 from bioalbert_tf.evaluation import datasets, formats, metrics, predictions
 from bioalbert_tf.evaluation.datasets import DatasetSpec
 from bioalbert_tf.evaluation.formats import Example, FormatError
+from bioalbert_tf.settings import setting
 
 
 def with_header(spec: DatasetSpec, scores: dict) -> dict:
@@ -194,6 +195,21 @@ def score_bioasq(
         for name, golden in goldens.items()
     }
     return metrics.bioasq_year_scores(batches)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreConfig:
+    """The score command line's settings (its flags are generated from these fields)."""
+
+    dataset: str = setting(
+        help="Which dataset (sets the metric).", choices=tuple(datasets.REGISTRY)
+    )
+    gold: str = setting(
+        help="Gold file; BioASQ: golden file(s), comma-separated and/or glob patterns."
+    )
+    predictions: str = setting(help="Prediction file (BioBERT NER: label_test.txt).")
+    tokens: str | None = setting(None, "NER only: BioBERT's token_test.txt beside --predictions.")
+    output: str | None = setting(None, "Where to write the metrics JSON (default: stdout only).")
 
 
 def score_files(

@@ -1,6 +1,7 @@
 """SavedModels for TF Serving: every task's signatures take raw UTF-8 strings; SentencePiece
 tokenization and normalisation run inside the graph (tensorflow-text); the SentencePiece model
-and the label map are assets of the SavedModel.
+and the label map are assets of the SavedModel. The pretrainer's SavedModel
+(`export_saved_model`) takes token ids.
 
 Loading needs `import tensorflow_text` first (its ops are not in core TensorFlow); TF Serving
 builds that include tensorflow-text ops serve it directly.
@@ -8,11 +9,56 @@ builds that include tensorflow-text ops serve it directly.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
 
 from bioalbert_tf import fileio
+from bioalbert_tf.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """export_saved_model's settings (its flags are generated from these fields)."""
+
+    checkpoint: str = setting(help="TF1 prefix or ours (prefix or folder), local or gs://.")
+    output_dir: str = setting(help="SavedModel folder to write.")
+    model: str = setting("pretrainer", "What to export.", choices=("pretrainer",))
+    albert_config_file: str | None = setting(
+        None, "albert_config.json; default: the one beside the checkpoint."
+    )
+    overwrite: bool = setting(
+        False,
+        "Replace a non-empty --output_dir with this export (by default such an export is refused).",
+    )
+
+
+def export_pretrainer(model, output_dir: str) -> str:
+    """Writes the pretrainer's SavedModel: `serving_default` takes int32 input_ids, input_mask,
+    segment_ids [batch, seq] and returns sequence_output, pooled_output, mlm_logits (every
+    position) and sop_logits."""
+    import keras
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, None], tf.int32)
+
+    def serve(input_ids, input_mask, segment_ids):
+        out = model.encoder(
+            {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+        )
+        return {
+            "sequence_output": out["sequence_output"],
+            "pooled_output": out["pooled_output"],
+            "mlm_logits": model.mlm_logits(out["sequence_output"]),
+            "sop_logits": model.sop_logits(out["pooled_output"]),
+        }
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve, input_signature=[spec, spec, spec])
+    archive.write_out(output_dir, verbose=False)
+    return output_dir
 
 
 def export_task(task, output_dir: str, extra_metadata: dict | None = None) -> str:

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
 
 from absl import logging
+
+from bioalbert_tf.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class TpuOptions:
+    """Where run_pretraining runs (its --tpu flags): not a setting of the run itself."""
+
+    tpu: str | None = setting(
+        None, "TPU name or grpc:// address; unset: GPUs / TF_CONFIG workers / CPU."
+    )
+    tpu_zone: str | None = setting(None, "GCE zone of the TPU.")
+    gcp_project: str | None = setting(None, "GCP project of the TPU.")
+    tpu_connect_timeout: int = setting(120, "Seconds to wait for the TPU before giving up.")
 
 
 class TPUConnectionError(RuntimeError):
@@ -123,18 +138,15 @@ def tpu_strategy(
     return strategy
 
 
-def get_strategy(
-    tpu: str | None = None,
-    tpu_zone: str | None = None,
-    gcp_project: str | None = None,
-    connect_timeout_s: float = 120.0,
-):
+def get_strategy(options: TpuOptions = TpuOptions()):
     """--tpu -> TPUStrategy; TF_CONFIG -> MultiWorkerMirrored; >1 GPU -> Mirrored; else the
     default."""
     import tensorflow as tf
 
-    if tpu:
-        return tpu_strategy(tpu, tpu_zone, gcp_project, connect_timeout_s)
+    if options.tpu:
+        return tpu_strategy(
+            options.tpu, options.tpu_zone, options.gcp_project, options.tpu_connect_timeout
+        )
     if os.environ.get("TF_CONFIG"):
         cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
         logging.info("MultiWorkerMirroredStrategy over %s", cluster)

@@ -69,3 +69,15 @@ class FinetuningConfig:
                 f"num_warmup_steps must be in [0, num_train_steps={self.num_train_steps}], "
                 f"got {self.num_warmup_steps}"
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuningOptions:
+    """run_finetuning's flags beside its settings: not recorded with the run."""
+
+    overwrite: bool = setting(
+        False,
+        "Start --output_dir afresh: remove what fine-tuning wrote there before (metrics, "
+        "predictions, weights, saved_model/, run_settings.json, fold-<k>/), leaving other files. "
+        "By default a folder whose run_settings.json records other settings is refused.",
+    )
