@@ -220,13 +220,10 @@ def _bench(out: str) -> None:
                     f"--dataset={dataset}",
                     f"--data_dir={FLAGS.data_dir}/ner/{folder}",
                     f"--output_dir={run_dir}",
-                    f"--albert_config_file={CONFIG}",
                     f"--spm_model_file={vocab}.model",
-                    f"--max_seq_length={FLAGS.finetuning_max_seq_length}",
-                    "--train_batch_size=32",
-                    "--learning_rate=1e-4",
-                    f"--num_train_steps={FLAGS.finetuning_steps}",
-                    "--num_warmup_steps=50",
+                    *recipe.finetuning_args(
+                        FLAGS.finetuning_steps, 50, FLAGS.finetuning_max_seq_length
+                    ),
                     f"--eval_every_steps={FLAGS.finetuning_steps // 2}",
                     f"--random_seed={seed}",
                     "--overwrite",

@@ -1,5 +1,5 @@
 """The small-model recipe of `make demo` and of bench/domain_bench: the flagfiles
-configs/demo/{builder,pretraining}.flags (how it was chosen: docs/notes/demo_recipe.md),
+configs/demo/{builder,pretraining,finetuning}.flags (how it was chosen: docs/notes/demo_recipe.md),
 the demo's settings, its fill-mask sentences and the helpers that score them."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The recipe itself: flagfiles, passed to the builder and to run_pretraining as they are.
 BUILDER_FLAGS = ROOT / "configs" / "demo" / "builder.flags"
 PRETRAINING_FLAGS = ROOT / "configs" / "demo" / "pretraining.flags"
+FINETUNING_FLAGS = ROOT / "configs" / "demo" / "finetuning.flags"
 
 
 def flagfile_values(path: pathlib.Path) -> dict[str, str]:
@@ -109,5 +110,19 @@ def pretraining_args(steps: int) -> list[str]:
             "num_train_steps": steps,
             "num_warmup_steps": min(WARMUP, max(1, steps // 10)),
             "iterations_per_loop": min(LOOP, steps),
+        }
+    )
+
+
+def finetuning_args(steps: int, warmup: int, max_seq_length: int = SEQ) -> list[str]:
+    """run_finetuning flags for `steps` steps of the recipe, `warmup` of them warming up, at the
+    pretraining's sequence length unless told, spelt out as `builder_args` are."""
+    return _flags(
+        {
+            **flagfile_values(FINETUNING_FLAGS),
+            "albert_config_file": CONFIG,
+            "max_seq_length": max_seq_length,
+            "num_train_steps": steps,
+            "num_warmup_steps": warmup,
         }
     )

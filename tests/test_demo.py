@@ -104,8 +104,13 @@ def test_the_demo_pretrains_on_the_records_it_builds_with_positions_for_them(tmp
     # ALBERT's 15%: the cap on predictions is what a sequence's 15% rounds to
     assert int(records["max_predictions_per_seq"]) == round(0.15 * int(records["max_seq_length"]))
     assert int(pretraining["num_warmup_steps"]) < int(pretraining["num_train_steps"])
-    # fine-tuning runs at the pretrained length (the stage needs --data_dir and a SavedModel)
+    # fine-tuning runs the recipe's flagfile at the pretrained length, with the pretrained model
     assert int(pretraining["max_seq_length"]) == demo_recipe.SEQ
+    finetuning = _flags(demo_recipe.finetuning_args(300, 30))
+    assert demo_recipe.flagfile_values(demo_recipe.FINETUNING_FLAGS).items() <= finetuning.items()
+    assert finetuning["max_seq_length"] == pretraining["max_seq_length"]
+    assert finetuning["albert_config_file"] == pretraining["albert_config_file"]
+    assert (finetuning["num_train_steps"], finetuning["num_warmup_steps"]) == ("300", "30")
 
 
 def test_a_fill_mask_answer_counts_only_the_expected_whole_word():
@@ -151,6 +156,12 @@ def test_every_flag_the_demo_passes_is_defined_by_its_stage(tmp_path, monkeypatc
 
     commands = _stage_commands(tmp_path, monkeypatch)
     assert set(commands) >= {"vocabulary", "tfrecords", "pretraining", "export"}
+    # the fine-tuning stage (it needs --data_dir and the pretrained SavedModel): its recipe
+    commands["finetuning"] = (
+        None,
+        None,
+        ["python", "-m", "bioalbert_tf.run_finetuning", *demo_recipe.finetuning_args(300, 30)],
+    )
     for name, (_, _, command) in commands.items():
         module = command[command.index("-m") + 1]
         listing = subprocess.run(
