@@ -24,6 +24,7 @@ import tempfile
 import time
 
 from bench import common
+from bioalbert_tf import fileio
 from tfrecords_builder import corpus, default_corpus
 
 OUT = os.path.join("output", "bench")
@@ -56,7 +57,7 @@ def _as_text(files, target: str, max_docs: int | None = None) -> str:
     if not os.path.exists(target):
         stats = corpus.ReadStats()
         n = 0
-        with open(target + ".tmp", "w", encoding="utf-8") as f:
+        with fileio.atomic_open(target) as f:
             for path in files:
                 for doc in corpus.iter_documents(path, stats):
                     f.write("\n".join(doc) + "\n\n")
@@ -65,7 +66,6 @@ def _as_text(files, target: str, max_docs: int | None = None) -> str:
                         break
                 if max_docs and n >= max_docs:
                     break
-        os.replace(target + ".tmp", target)
     return target
 
 

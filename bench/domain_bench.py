@@ -35,7 +35,7 @@ import zipfile
 from absl import app, flags
 
 from bioalbert_tf import demo_recipe as recipe
-from bioalbert_tf import manifest, run_folder
+from bioalbert_tf import fileio, manifest, run_folder
 from bioalbert_tf.config import AlbertConfig
 
 FLAGS = flags.FLAGS
@@ -138,10 +138,7 @@ def medline_sample(out_dir: str, vocab_model: str, target_pieces: int) -> str:
                 break
         if pieces >= target_pieces:
             break
-    with open(target + ".tmp", "w", encoding="utf-8") as f:
-        for doc in docs:
-            f.write("\n".join(doc) + "\n\n")
-    os.replace(target + ".tmp", target)
+    fileio.write_atomic(target, "".join("\n".join(doc) + "\n\n" for doc in docs))
     return target
 
 

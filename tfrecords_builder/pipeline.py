@@ -156,7 +156,7 @@ def _remove_leftovers(config: BuildConfig) -> None:
     side = fileio.join(config.output_dir, SIDE_DIR)
     for folder, prefix in ((config.output_dir, config.output_prefix + "-"), (side, "group-")):
         for name in fileio.listdir(folder):
-            if name.startswith(prefix) and ".tmp-" in name:
+            if name.startswith(prefix) and fileio.TMP_MARK in name:
                 fileio.remove(fileio.join(folder, name))
     for name in fileio.listdir(side):
         if name.rstrip("/").startswith("work-"):

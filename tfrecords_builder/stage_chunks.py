@@ -20,7 +20,6 @@ from tfrecords_builder.work import (
     ChunkTask,
     FileDone,
     _file_dir,
-    _tmp_token,
     _write_json,
 )
 
@@ -110,7 +109,7 @@ def build_chunk(item, config: BuildConfig, work: str) -> tuple[int, ChunkDone | 
     tokenizer, is_start = _tokenizer(config), _is_start(config)
     stats = ChunkStats(config.max_seq_length)
     rng = random.Random(chunk_seed(config.random_seed, task.position, task.path, task.chunk))
-    out = writer.AtomicTFRecordWriter(records, "", _tmp_token())
+    out = writer.AtomicTFRecordWriter(records)
     try:
         for record in process_chunk(docs, tokenizer, is_start, config, rng, stats):
             out.write(record)

@@ -17,7 +17,6 @@ from tfrecords_builder.work import (
     Piece,
     _DocsWriter,
     _file_dir,
-    _tmp_token,
     _write_json,
 )
 
@@ -74,23 +73,24 @@ def split_file(task: FileTask, config: BuildConfig, work: str, piece_bytes: int)
 def _write_raw_pieces(task: FileTask, fmt: str, folder: str, piece_bytes: int) -> list[Piece]:
     """The pieces of `corpus.split_stream` as files; [] for a file that fits in one piece (it
     is parsed whole instead). Piece 0 stays in memory until the first cut."""
-    token = _tmp_token()
 
     def name(i: int) -> str:
         return fileio.join(folder, f"piece-{i:05d}.raw")
 
-    done, head, out = [], [], None
+    done, head, out, tmp = [], [], None, None
     try:
         for part in corpus.split_stream(task.path, fmt, piece_bytes):
             if part is None:  # a cut: the current piece is complete
                 if out is None:
-                    out = fileio.open_file(f"{name(0)}.tmp-{token}", "wb")
+                    tmp = fileio.tmp_path(name(0))
+                    out = fileio.open_file(tmp, "wb")
                     for block in head:  # (a GFile has no writelines)
                         out.write(block)
                 out.close()
-                fileio.rename(f"{name(len(done))}.tmp-{token}", name(len(done)))
+                fileio.rename(tmp, name(len(done)))
                 done.append(name(len(done)))
-                out = fileio.open_file(f"{name(len(done))}.tmp-{token}", "wb")
+                tmp = fileio.tmp_path(name(len(done)))
+                out = fileio.open_file(tmp, "wb")
             elif out is None:
                 head.append(part)
                 if sum(map(len, head)) > 2 * piece_bytes:
@@ -100,12 +100,12 @@ def _write_raw_pieces(task: FileTask, fmt: str, folder: str, piece_bytes: int) -
         if out is None:
             return []
         out.close()
-        fileio.rename(f"{name(len(done))}.tmp-{token}", name(len(done)))
+        fileio.rename(tmp, name(len(done)))
         done.append(name(len(done)))
     except BaseException:
         if out is not None:
             out.close()
-            fileio.remove(f"{name(len(done))}.tmp-{token}")
+            fileio.remove(tmp)
         for path in done:
             fileio.remove(path)
         raise

@@ -12,7 +12,7 @@ from bioalbert_tf import fileio, manifest
 from tfrecords_builder import corpus, writer
 from tfrecords_builder.examples import ChunkStats
 from tfrecords_builder.plan import BuildConfig, WorkGroup, shard_path, sidecar_path
-from tfrecords_builder.work import ChunkDone, FileDone, _tmp_token
+from tfrecords_builder.work import ChunkDone, FileDone
 
 
 def write_group(item, config: BuildConfig, groups: dict, total_shards: int, settings: dict) -> dict:
@@ -34,8 +34,7 @@ def write_group(item, config: BuildConfig, groups: dict, total_shards: int, sett
     for c in chunks:
         stats.add(c.stats)
     paths = [shard_path(config, s, total_shards) for s in group.shards]
-    token = _tmp_token()
-    writers = [writer.AtomicTFRecordWriter(p, config.compression, token) for p in paths]
+    writers = [writer.AtomicTFRecordWriter(p, config.compression) for p in paths]
     start, n_records = time.time(), 0
     try:
         for c in chunks:
@@ -77,13 +76,10 @@ def write_group(item, config: BuildConfig, groups: dict, total_shards: int, sett
             # CPU work of the group over all stages (its parts ran on several workers)
             "seconds": round(work_seconds + time.time() - start, 3),
         }
-        side = sidecar_path(config, group)
-        tmp = f"{side}.tmp-{token}"
-        with fileio.open_file(tmp, "w") as f:
-            json.dump(result, f, indent=1)
         for w in writers:
             w.commit()
-        fileio.rename(tmp, side)
+        # written last: its existence marks the group done
+        fileio.write_atomic(sidecar_path(config, group), json.dumps(result, indent=1))
     except BaseException:
         for w in writers:
             w.abort()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import random
 
 from bioalbert_tf import fileio
 from tfrecords_builder.plan import SIDE_DIR, BuildConfig
@@ -85,10 +83,6 @@ def _file_dir(work: str, position: int) -> str:
     return fileio.join(work, f"file-{position:05d}")
 
 
-def _tmp_token() -> str:
-    return f"{os.getpid()}-{random.getrandbits(32):08x}"
-
-
 def _write_json(path: str, value) -> None:
     """Written whole (fileio.write_atomic): its existence marks work as done."""
     fileio.write_atomic(path, json.dumps(value))
@@ -108,7 +102,7 @@ class _DocsWriter:
 
     def write(self, doc: list[str]) -> None:
         if self._f is None:
-            self._tmp = f"{self._path(len(self.files))}.tmp-{_tmp_token()}"
+            self._tmp = fileio.tmp_path(self._path(len(self.files)))
             self._f, self._n, self._bytes = fileio.open_file(self._tmp, "w"), 0, 0
         line = json.dumps(doc) + "\n"  # ASCII (json.dumps escapes the rest): 1 byte a character
         self._f.write(line)
@@ -120,7 +114,7 @@ class _DocsWriter:
     def close(self) -> list[tuple[str, int]]:
         """Completes the current file; returns all files (at least one, maybe empty)."""
         if self._f is None and not self.files:
-            self._tmp = f"{self._path(0)}.tmp-{_tmp_token()}"
+            self._tmp = fileio.tmp_path(self._path(0))
             self._f, self._n, self._bytes = fileio.open_file(self._tmp, "w"), 0, 0
         if self._f is not None:
             self._f.close()

@@ -166,16 +166,17 @@ def read_frames(path: str):
 
 
 class AtomicTFRecordWriter:
-    """Writes `<path>` via `<path>.tmp-<token>`; `commit()` renames, `abort()` removes.
+    """Writes `<path>` via a temporary name of its own (`fileio.tmp_path`); `commit()` renames,
+    `abort()` removes.
 
     compression: "" (uncompressed, as the original readers expect) or "GZIP".
     """
 
-    def __init__(self, path: str, compression: str = "", tmp_token: str = "0"):
+    def __init__(self, path: str, compression: str = ""):
         if compression not in ("", "GZIP"):
             raise ValueError(f"compression must be '' or 'GZIP', got {compression!r}")
         self.path = path
-        self.tmp_path = f"{path}.tmp-{tmp_token}"
+        self.tmp_path = fileio.tmp_path(path)
         self._raw = fileio.open_file(self.tmp_path, "wb")
         # mtime=0 and no file name in the gzip header: identical bytes on every run.
         self._out = (
