@@ -1,9 +1,9 @@
-"""bench.fill_mask_signals: counting the records' training signals for a fill-mask answer."""
+"""research.fill_mask_signals: counting the records' training signals for a fill-mask answer."""
 
 import numpy as np
 
-from bench import fill_mask_signals as signals
 from bioalbert_tf import features
+from research import fill_mask_signals as signals
 from tfrecords_builder.writer import PretrainingExampleEncoder
 
 TYPE, TWO, DIABETES, WITH = 10, 11, 12, 13

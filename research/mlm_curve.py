@@ -8,7 +8,7 @@ defaults are the demo's recipe (bioalbert_tf/demo_recipe.py and its config file)
 change that config (the result is written to <output_dir>/albert_config.json). The learning rate
 decays linearly to 0 at --steps, as in every run.
 
-  python -m bench.mlm_curve --records=output/demo/tfrecords \
+  python -m research.mlm_curve --records=output/demo/tfrecords \
       --spm_model_file=output/demo/vocab/bio8k.model --num_hidden_layers=2 --steps=12000
 """
 

@@ -7,7 +7,7 @@ and masked right after them with those pieces left visible. The last count is th
 training signals that teach the answer in the sentence's own context; it is also scaled to
 the number of examples that --steps at --batch_size read.
 
-  python -m bench.fill_mask_signals --records=output/demo/tfrecords \
+  python -m research.fill_mask_signals --records=output/demo/tfrecords \
       --spm_model_file=output/demo/vocab/bio8k.model
 """
 

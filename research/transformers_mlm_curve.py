@@ -8,7 +8,7 @@ decay to 0 at --steps, gradients clipped to norm 1.0. `--optimizer=torch` is PyT
 (bias-corrected moments); `--optimizer=bert` is BERT's AdamWeightDecayOptimizer, which
 `run_pretraining --optimizer=adamw` follows: no bias correction, no decay on LayerNorm and bias.
 
-  python -m bench.transformers_mlm_curve --records=output/demo/tfrecords \
+  python -m research.transformers_mlm_curve --records=output/demo/tfrecords \
       --albert_config_file=configs/albert_demo.json --steps=600 --batch_size=64 --learning_rate=1e-3
 """
 
