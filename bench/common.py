@@ -3,10 +3,13 @@ and one measurement per subprocess (its last stdout line is JSON)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+
+from bioalbert_tf.settings import setting
 
 VOCAB_CORPUS = ".cache/corpus/pubmed20n0014.xml.gz"
 INPUT_CORPUS = ".cache/corpus/pubmed21n1298.xml.gz"
@@ -76,10 +79,18 @@ def run_mode(module: str, mode: str, spm: str) -> dict:
     return run_json([sys.executable, "-m", module, f"--measure={mode}", f"--spm={spm}", *rest])
 
 
+@dataclasses.dataclass(frozen=True)
+class ModeFlags:
+    """The settings of a bench that measures each mode in its own process (its flags are
+    generated from these fields by define_mode_flags)."""
+
+    vocab_size: int = setting(8000, "SentencePiece pieces (trained once, cached).")
+    measure: str | None = setting(None, "Internal: time one mode in this process, print JSON.")
+    spm: str | None = setting(None, "Internal: the SentencePiece model for --measure.")
+
+
 def define_mode_flags() -> None:
     """The flags of a bench that measures each mode in its own process (see run_mode)."""
-    from absl import flags
+    from bioalbert_tf import settings
 
-    flags.DEFINE_integer("vocab_size", 8000, "SentencePiece pieces (trained once, cached).")
-    flags.DEFINE_string("measure", None, "Internal: time one mode in this process, print JSON.")
-    flags.DEFINE_string("spm", None, "Internal: the SentencePiece model for --measure.")
+    settings.define_flags(ModeFlags)

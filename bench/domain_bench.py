@@ -21,6 +21,7 @@ Finished runs with the same settings are reused; changed settings retrain.
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import glob
 import json
 import os
@@ -35,25 +36,30 @@ import zipfile
 from absl import app, flags
 
 from bioalbert_tf import demo_recipe as recipe
-from bioalbert_tf import fileio, manifest, run_folder
+from bioalbert_tf import fileio, manifest, run_folder, settings
 from bioalbert_tf.config import AlbertConfig
+from bioalbert_tf.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainBenchConfig:
+    """This script's settings (its flags are generated from these fields)."""
+
+    data_dir: str = setting("../shared/data", "Benchmark data (ner/NCBI-disease, ner/BC5CDR-chem).")
+    output_dir: str = setting("output/bench/domain", "Where everything goes.")
+    pretraining_steps: int = setting(recipe.STEPS, "Pretraining steps for (b) and (c).")
+    finetuning_steps: int = setting(600, "Fine-tuning steps per run.")
+    finetuning_max_seq_length: int = setting(
+        recipe.SEQ, "Fine-tuning window length (the pretrained one)."
+    )
+    seeds: tuple[str, ...] = setting(("1", "2", "3"), "Fine-tuning seeds.")
+    datasets: tuple[str, ...] = setting(
+        ("ncbi_disease:NCBI-disease", "bc5cdr_chem:BC5CDR-chem"), "name:folder under data_dir/ner."
+    )
+
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "data_dir", "../shared/data", "Benchmark data (ner/NCBI-disease, ner/BC5CDR-chem)."
-)
-flags.DEFINE_string("output_dir", "output/bench/domain", "Where everything goes.")
-flags.DEFINE_integer("pretraining_steps", recipe.STEPS, "Pretraining steps for (b) and (c).")
-flags.DEFINE_integer("finetuning_steps", 600, "Fine-tuning steps per run.")
-flags.DEFINE_integer(
-    "finetuning_max_seq_length", recipe.SEQ, "Fine-tuning window length (the pretrained one)."
-)
-flags.DEFINE_list("seeds", ["1", "2", "3"], "Fine-tuning seeds.")
-flags.DEFINE_list(
-    "datasets",
-    ["ncbi_disease:NCBI-disease", "bc5cdr_chem:BC5CDR-chem"],
-    "name:folder under data_dir/ner.",
-)
+settings.define_flags(DomainBenchConfig)
 
 WIKI_MEMBER = (
     "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"

@@ -17,6 +17,7 @@ next --steps step times. Also printed: the seconds until the first step was done
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -25,14 +26,26 @@ import time
 from absl import app, flags
 
 from bench import common
+from bioalbert_tf import settings
+from bioalbert_tf.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuningBenchConfig:
+    """This script's settings (its flags are generated from these fields)."""
+
+    output_dir: str = setting("output/bench/finetuning", "Vocabulary and results.")
+    steps: int = setting(8, "Timed training steps.")
+    warmup: int = setting(2, "Untimed first steps (tracing, compiling).")
+    max_seq_length: int = setting(128, "The task's max_seq_length (paper: 128, NER 512).")
+    batch_size: int = setting(8, "Training batch (paper: 32).")
+    modes: tuple[str, ...] = setting(
+        ("gad_graph", "gad_xla", "ner_graph", "ner_xla"), "Modes to run."
+    )
+
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("output_dir", "output/bench/finetuning", "Vocabulary and results.")
-flags.DEFINE_integer("steps", 8, "Timed training steps.")
-flags.DEFINE_integer("warmup", 2, "Untimed first steps (tracing, compiling).")
-flags.DEFINE_integer("max_seq_length", 128, "The task's max_seq_length (paper: 128, NER 512).")
-flags.DEFINE_integer("batch_size", 8, "Training batch (paper: 32).")
-flags.DEFINE_list("modes", ["gad_graph", "gad_xla", "ner_graph", "ner_xla"], "Modes to run.")
+settings.define_flags(FinetuningBenchConfig)
 common.define_mode_flags()
 
 

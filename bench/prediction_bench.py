@@ -20,6 +20,7 @@ pass's seconds, which is what a short dev set pays once per run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -28,14 +29,26 @@ import time
 from absl import app, flags
 
 from bench import common
+from bioalbert_tf import settings
+from bioalbert_tf.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictionBenchConfig:
+    """This script's settings (its flags are generated from these fields)."""
+
+    output_dir: str = setting("output/bench/prediction", "Vocabulary and results.")
+    sentences: int = setting(128, "Sentences predicted per pass.")
+    passes: int = setting(3, "Timed passes after the first one.")
+    max_seq_length: int = setting(128, "The task's max_seq_length (paper: 128, NER 512).")
+    batch_size: int = setting(64, "Prediction batch (run_finetuning's --eval_batch_size).")
+    modes: tuple[str, ...] = setting(
+        ("eager", "graph", "xla", "ner_eager", "ner_graph"), "Modes to run."
+    )
+
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("output_dir", "output/bench/prediction", "Vocabulary and results.")
-flags.DEFINE_integer("sentences", 128, "Sentences predicted per pass.")
-flags.DEFINE_integer("passes", 3, "Timed passes after the first one.")
-flags.DEFINE_integer("max_seq_length", 128, "The task's max_seq_length (paper: 128, NER 512).")
-flags.DEFINE_integer("batch_size", 64, "Prediction batch (run_finetuning's --eval_batch_size).")
-flags.DEFINE_list("modes", ["eager", "graph", "xla", "ner_eager", "ner_graph"], "Modes to run.")
+settings.define_flags(PredictionBenchConfig)
 common.define_mode_flags()
 
 

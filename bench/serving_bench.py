@@ -26,6 +26,7 @@ machine falls on all of them alike. Results also go to output/bench/serving/serv
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -35,24 +36,35 @@ import time
 from absl import app, flags
 
 from bench import common
+from bioalbert_tf import settings
+from bioalbert_tf.settings import setting
+
+SIDE_NAMES = ("ours", "ours_c_api", "hf")  # what SIDES (below) times, in this order
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingBenchConfig:
+    """This script's settings (its flags are generated from these fields)."""
+
+    output_dir: str = setting("output/bench/serving", "Vocabulary, checkpoint, models, results.")
+    max_seq_length: int = setting(128, "Pieces per window (ours) / truncation length (HF).")
+    threads: int = setting(os.cpu_count() or 1, "TF intra- and inter-op threads = torch threads.")
+    requests: int = setting(400, "Timed calls at batch 1.")
+    warmup: int = setting(10, "Untimed calls at batch 1 before timing.")
+    batches: int = setting(20, "Timed batches at --batch_size.")
+    batch_size: int = setting(32, "The large batch.")
+    aggregation_strategy: str = setting("first", "The HF pipeline's.", choices=("simple", "first"))
+    vocab_size: int = setting(8000, "SentencePiece pieces (trained once, cached).")
+    measure: str | None = setting(
+        None, "Internal: serve one side's calls on stdin.", choices=SIDE_NAMES
+    )
+    paths: str | None = setting(None, "Internal: the setup's paths, JSON.")
+    sides: tuple[str, ...] = setting(SIDE_NAMES, f"What to time, of {', '.join(SIDE_NAMES)}.")
+    gap_ms: int = setting(10, "Idle milliseconds before each call.")
+
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "output_dir", "output/bench/serving", "Vocabulary, checkpoint, models, results."
-)
-flags.DEFINE_integer("max_seq_length", 128, "Pieces per window (ours) / truncation length (HF).")
-flags.DEFINE_integer(
-    "threads", os.cpu_count() or 1, "TF intra- and inter-op threads = torch threads."
-)
-flags.DEFINE_integer("requests", 400, "Timed calls at batch 1.")
-flags.DEFINE_integer("warmup", 10, "Untimed calls at batch 1 before timing.")
-flags.DEFINE_integer("batches", 20, "Timed batches at --batch_size.")
-flags.DEFINE_integer("batch_size", 32, "The large batch.")
-flags.DEFINE_enum("aggregation_strategy", "first", ["simple", "first"], "The HF pipeline's.")
-flags.DEFINE_integer("vocab_size", 8000, "SentencePiece pieces (trained once, cached).")
-flags.DEFINE_enum(
-    "measure", None, ["ours", "ours_c_api", "hf"], "Internal: serve one side's calls on stdin."
-)
+settings.define_flags(ServingBenchConfig)
 
 LABELS = ("O", "B-Disease", "I-Disease")  # typed so that both sides group entities by type
 INPUT_CORPUS = common.INPUT_CORPUS
@@ -432,9 +444,6 @@ def measure(sides: list[str], paths: dict) -> dict:
 
 
 # --- the table -------------------------------------------------------------------------------
-flags.DEFINE_string("paths", None, "Internal: the setup's paths, JSON.")
-flags.DEFINE_list("sides", list(SIDES), f"What to time, of {', '.join(SIDES)}.")
-flags.DEFINE_integer("gap_ms", 10, "Idle milliseconds before each call.")
 
 
 def main(argv: list[str]) -> None:

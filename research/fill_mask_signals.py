@@ -22,6 +22,24 @@ import numpy as np
 from absl import app, flags
 
 from bioalbert_tf import demo_recipe as recipe
+from bioalbert_tf import settings
+from bioalbert_tf.settings import setting
+
+
+@dataclass(frozen=True)
+class FillMaskSignalsConfig:
+    """This script's settings (its flags are generated from these fields)."""
+
+    records: str = setting(help="Folder of the builder's *.tfrecord shards.")
+    spm_model_file: str = setting(help="Their SentencePiece model.")
+    max_seq_length: int = setting(recipe.SEQ, "Sequence length of the records.")
+    max_predictions_per_seq: int = setting(
+        recipe.PREDICTIONS, "Masked-LM predictions per sequence."
+    )
+    context: int = setting(2, "Pieces before [MASK] that must match (at most).")
+    steps: int = setting(recipe.STEPS, "Training steps to scale the counts to.")
+    batch_size: int = setting(recipe.BATCH, "Examples per training step.")
+
 
 FLAGS = flags.FLAGS
 
@@ -103,17 +121,8 @@ def read_records(files: list[str], max_seq_length: int, max_predictions_per_seq:
 def _define_flags() -> None:
     """Defined when run as a program only: tests import this module beside others that define
     flags of the same names."""
-    flags.DEFINE_string(
-        "records", None, "Folder of the builder's *.tfrecord shards.", required=True
-    )
-    flags.DEFINE_string("spm_model_file", None, "Their SentencePiece model.", required=True)
-    flags.DEFINE_integer("max_seq_length", recipe.SEQ, "Sequence length of the records.")
-    flags.DEFINE_integer(
-        "max_predictions_per_seq", recipe.PREDICTIONS, "Masked-LM predictions per sequence."
-    )
-    flags.DEFINE_integer("context", 2, "Pieces before [MASK] that must match (at most).")
-    flags.DEFINE_integer("steps", recipe.STEPS, "Training steps to scale the counts to.")
-    flags.DEFINE_integer("batch_size", recipe.BATCH, "Examples per training step.")
+    settings.define_flags(FillMaskSignalsConfig)
+    flags.mark_flags_as_required(["records", "spm_model_file"])
 
 
 def main(argv):

@@ -14,6 +14,7 @@ decays linearly to 0 at --steps, as in every run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -21,31 +22,40 @@ import time
 from absl import app, flags
 
 from bioalbert_tf import demo_recipe as recipe
+from bioalbert_tf import settings
+from bioalbert_tf.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class MlmCurveConfig:
+    """This script's settings (its flags are generated from these fields)."""
+
+    records: str = setting(help="Folder of the builder's *.tfrecord shards.")
+    spm_model_file: str = setting(help="Their SentencePiece model.")
+    output_dir: str = setting("output/bench/mlm_curve", "Checkpoints and the config.")
+    max_seq_length: int = setting(recipe.SEQ, "Sequence length of the records.")
+    max_predictions_per_seq: int = setting(
+        recipe.PREDICTIONS, "Masked-LM predictions per sequence."
+    )
+    albert_config_file: str = setting(recipe.CONFIG, "The model, before the flags below.")
+    hidden_size: int | None = setting(None, "Hidden size (intermediate size 4x).")
+    embedding_size: int | None = setting(None, "Embedding size.")
+    num_hidden_layers: int | None = setting(None, "Layers (one shared group).")
+    num_attention_heads: int | None = setting(None, "Attention heads.")
+    vocab_size: int | None = setting(None, "Vocabulary size of the records.")
+    initializer_range: float | None = setting(None, "Standard deviation of the initial weights.")
+    batch_size: int = setting(recipe.BATCH, "Batch size.")
+    learning_rate: float = setting(recipe.LEARNING_RATE, "Peak learning rate.")
+    optimizer: str = setting("lamb", "run_pretraining's --optimizer.", choices=("lamb", "adamw"))
+    warmup_steps: int = setting(recipe.WARMUP, "Linear warm-up steps.")
+    steps: int = setting(recipe.STEPS, "Steps of the schedule (and at most this many are run).")
+    minutes: float = setting(13.0, "Stop after the log line that passes this many minutes.")
+    log_every: int = setting(500, "Steps per printed line.")
+
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("records", None, "Folder of the builder's *.tfrecord shards.", required=True)
-flags.DEFINE_string("spm_model_file", None, "Their SentencePiece model.", required=True)
-flags.DEFINE_string("output_dir", "output/bench/mlm_curve", "Checkpoints and the config.")
-flags.DEFINE_integer("max_seq_length", recipe.SEQ, "Sequence length of the records.")
-flags.DEFINE_integer(
-    "max_predictions_per_seq", recipe.PREDICTIONS, "Masked-LM predictions per sequence."
-)
-flags.DEFINE_string("albert_config_file", recipe.CONFIG, "The model, before the flags below.")
-flags.DEFINE_integer("hidden_size", None, "Hidden size (intermediate size 4x).")
-flags.DEFINE_integer("embedding_size", None, "Embedding size.")
-flags.DEFINE_integer("num_hidden_layers", None, "Layers (one shared group).")
-flags.DEFINE_integer("num_attention_heads", None, "Attention heads.")
-flags.DEFINE_integer("vocab_size", None, "Vocabulary size of the records.")
-flags.DEFINE_float("initializer_range", None, "Standard deviation of the initial weights.")
-flags.DEFINE_integer("batch_size", recipe.BATCH, "Batch size.")
-flags.DEFINE_float("learning_rate", recipe.LEARNING_RATE, "Peak learning rate.")
-flags.DEFINE_enum("optimizer", "lamb", ["lamb", "adamw"], "run_pretraining's --optimizer.")
-flags.DEFINE_integer("warmup_steps", recipe.WARMUP, "Linear warm-up steps.")
-flags.DEFINE_integer(
-    "steps", recipe.STEPS, "Steps of the schedule (and at most this many are run)."
-)
-flags.DEFINE_float("minutes", 13.0, "Stop after the log line that passes this many minutes.")
-flags.DEFINE_integer("log_every", 500, "Steps per printed line.")
+settings.define_flags(MlmCurveConfig)
+flags.mark_flags_as_required(["records", "spm_model_file"])
 
 
 def main(argv):

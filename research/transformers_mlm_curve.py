@@ -14,6 +14,7 @@ decay to 0 at --steps, gradients clipped to norm 1.0. `--optimizer=torch` is PyT
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -21,16 +22,28 @@ import time
 
 from absl import app, flags
 
+from bioalbert_tf import settings
+from bioalbert_tf.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformersMlmCurveConfig:
+    """This script's settings (its flags are generated from these fields)."""
+
+    records: str = setting(help="Folder of the builder's *.tfrecord shards.")
+    albert_config_file: str = setting(help="The model's albert_config.json.")
+    steps: int = setting(600, "Training steps.")
+    warmup_steps: int = setting(15, "Linear warm-up steps.")
+    batch_size: int = setting(64, "Batch size.")
+    learning_rate: float = setting(1e-3, "Peak AdamW learning rate.")
+    log_every: int = setting(100, "Steps per printed line.")
+    seed: int = setting(0, "Seed of the weights and the shuffle.")
+    optimizer: str = setting("torch", "PyTorch's AdamW or BERT's.", choices=("torch", "bert"))
+
+
 FLAGS = flags.FLAGS
-flags.DEFINE_string("records", None, "Folder of the builder's *.tfrecord shards.", required=True)
-flags.DEFINE_string("albert_config_file", None, "The model's albert_config.json.", required=True)
-flags.DEFINE_integer("steps", 600, "Training steps.")
-flags.DEFINE_integer("warmup_steps", 15, "Linear warm-up steps.")
-flags.DEFINE_integer("batch_size", 64, "Batch size.")
-flags.DEFINE_float("learning_rate", 1e-3, "Peak AdamW learning rate.")
-flags.DEFINE_integer("log_every", 100, "Steps per printed line.")
-flags.DEFINE_integer("seed", 0, "Seed of the weights and the shuffle.")
-flags.DEFINE_enum("optimizer", "torch", ["torch", "bert"], "PyTorch's AdamW or BERT's.")
+settings.define_flags(TransformersMlmCurveConfig)
+flags.mark_flags_as_required(["records", "albert_config_file"])
 
 INT_FEATURES = (
     "input_ids",

@@ -98,14 +98,15 @@ def test_a_command_line_takes_every_flag_default_and_help_from_its_configs(modul
 
 
 def test_no_module_defines_a_flag_by_hand():
-    """Every flag of every command line is generated from a config dataclass
-    field by settings.define_flags: no module calls absl's DEFINE functions itself."""
+    """Every flag of every command line (the benches' and research scripts' too) is generated
+    from a config dataclass field by settings.define_flags: no module calls absl's DEFINE
+    functions itself."""
     import re
 
     pattern = re.compile(r"\bflags\.DEFINE_\w+\(")
     found = [
         f"{path.relative_to(ROOT)}:{n}"
-        for folder in ("bioalbert_tf", "tfrecords_builder", "tpu_scripts")
+        for folder in ("bioalbert_tf", "tfrecords_builder", "tpu_scripts", "bench", "research")
         for path in sorted((ROOT / folder).rglob("*.py"))
         if path.name != "settings.py"
         for n, line in enumerate(path.read_text().splitlines(), 1)
