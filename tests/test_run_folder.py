@@ -18,7 +18,14 @@ import pytest
 
 from bioalbert_tf import run_folder
 from tests.conftest import ROOT
-from tests.test_finetuning import _cli_flags, _data, _files, _run_cli, _small, setup  # noqa: F401 (fixture)
+from tests.finetuning_helpers import (
+    _cli_flags,
+    _data,
+    _files,
+    _run_cli,
+    _small,
+    finetuning_setup,  # noqa: F401 (the fixture `setup`)
+)
 
 tf = pytest.importorskip("tensorflow")
 
@@ -44,7 +51,7 @@ def _holder(folder) -> subprocess.Popen:
     return proc
 
 
-def test_a_busy_folder_is_refused_and_a_dead_holders_lock_taken_over(setup, tiny_spm, tmp_path):  # noqa: F811
+def test_a_busy_folder_is_refused_and_a_dead_holders_lock_taken_over(setup, tiny_spm, tmp_path):
     data = _data("i2b2", tmp_path)
     out = tmp_path / "out"
     holder = _holder(out)
@@ -150,7 +157,7 @@ class _Weights:
 
 
 def test_interrupted_finetuning_resumes_to_the_same_weights_and_a_finished_run_is_skipped(
-    setup,  # noqa: F811
+    setup,
     tiny_spm,
     tmp_path,
     monkeypatch,
@@ -217,7 +224,7 @@ def test_interrupted_finetuning_resumes_to_the_same_weights_and_a_finished_run_i
     assert _files(resumed_out) == before
 
 
-def test_the_cli_ends_an_interrupt_in_one_line(setup, tiny_spm, tmp_path):  # noqa: F811
+def test_the_cli_ends_an_interrupt_in_one_line(setup, tiny_spm, tmp_path):
     data = _data("i2b2", tmp_path)
     script = textwrap.dedent(
         """
@@ -248,7 +255,7 @@ def test_the_cli_ends_an_interrupt_in_one_line(setup, tiny_spm, tmp_path):  # no
 
 
 def test_a_checkpoint_of_another_size_is_refused_before_anything_is_written(
-    setup,  # noqa: F811
+    setup,
     tiny_spm,
     tmp_path,
 ):
