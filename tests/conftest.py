@@ -145,6 +145,8 @@ SLOW_MODULES = {
     "test_gcs",
     "test_gold_as_predictions",
     "test_pipeline",
+    "test_pipeline_chunks",
+    "test_pipeline_cli",
     "test_pretraining",
     "test_pretraining_failures",
     "test_pretraining_resume",
