@@ -20,6 +20,13 @@ SHARED_DATA = pathlib.Path(os.environ.get("BIOALBERT_SHARED_DATA", ROOT.parent /
 MEDLINE_FILES = ["pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz"]
 
 
+def folder_bytes(folder) -> dict[str, bytes]:
+    """{relative path: bytes} of every file under `folder`: equal before and after means that
+    nothing there was written, removed or changed."""
+    folder = pathlib.Path(folder)
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
 def small_config(**overrides):
     """A small ALBERT config (one group unless overridden) for numeric tests at CPU speed."""
     from bioalbert_tf.config import AlbertConfig

@@ -150,10 +150,6 @@ def _data(name: str, root: pathlib.Path) -> pathlib.Path:
     return d
 
 
-def _files(folder: pathlib.Path) -> dict:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-
-
 def _cli_flags(setup, tiny_spm, data, out, *extra) -> list[str]:
     """run_finetuning's flags for a 2-step i2b2 run of the small model, then `extra`."""
     return [

@@ -50,13 +50,8 @@ from tests.docs_commands import (
 
 # Repository paths named in flagfile comments.
 REPO_PATH = re.compile(
-    r"\b(?:bioalbert_tf|tfrecords_builder|bench|tpu_scripts|configs|tests)/[\w./-]*\w"
+    r"\b(?:bioalbert_tf|tfrecords_builder|bench|research|tpu_scripts|configs|tests)/[\w./-]*\w"
 )
-
-# Documented commands the code refuses and the docs cannot be fixed for (the docs are right,
-# the code is not): (module, flag name) -> why. Each still gets a strict xfail test below, so a
-# fix in the code shows up as XPASS and this entry has to go.
-
 
 # ---------------------------------------------------------------------------------------------
 # The flags each module accepts, and what is wrong with a module's commands

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 from bioalbert_tf.evaluation import datasets, formats
-from tests.conftest import ROOT
+from tests.conftest import ROOT, folder_bytes
 from tests.finetuning_helpers import (
     _data,
-    _files,
     finetuning_setup,  # noqa: F401 (the fixture `setup`)
 )
 
@@ -290,7 +289,7 @@ def test_a_finished_run_with_other_settings_is_refused_not_replaced(trained, tmp
     result, out = trained("i2b2")
     folder = tmp_path / "moved"
     shutil.copytree(out, folder)
-    before = _files(folder)
+    before = folder_bytes(folder)
     config = finetuning.FinetuningConfig(**{**result["config"], "output_dir": str(folder)})
     other = dataclasses.replace(config, learning_rate=5e-4)
     with pytest.raises(
@@ -300,7 +299,7 @@ def test_a_finished_run_with_other_settings_is_refused_not_replaced(trained, tmp
         r"Choose another --output_dir, or pass --overwrite",
     ):
         finetuning.run(other)
-    assert _files(folder) == before
+    assert folder_bytes(folder) == before
     assert finetuning.finished_run(config) == json.loads((folder / "metrics.json").read_text())
     (folder / "run_settings.json").unlink()  # metrics.json alone: not a fine-tuning run's folder
     with pytest.raises(ValueError, match=rf"{folder}/metrics.json is not a fine-tuning run's"):

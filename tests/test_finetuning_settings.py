@@ -13,11 +13,10 @@ import textwrap
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, folder_bytes
 from tests.finetuning_helpers import (
     _cli_flags,
     _data,
-    _files,
     _run_cli,
     _small,
     finetuning_setup,  # noqa: F401 (the fixture `setup`)
@@ -92,7 +91,7 @@ def test_settings_are_recorded_before_training_and_a_rerun_with_others_is_refuse
     with pytest.raises(Interrupted):
         finetuning.run(config)
     assert json.loads(settings_file.read_text()) == recorded
-    before = _files(out)
+    before = folder_bytes(out)
     train = (data / "train.tsv").read_bytes()
     (data / "train.tsv").write_bytes(
         train + b"40\tThe @treatment$ improved her @problem$ .\tfalse\n"
@@ -114,7 +113,7 @@ def test_settings_are_recorded_before_training_and_a_rerun_with_others_is_refuse
         "Choose another --output_dir, or pass --overwrite to start this one afresh (the metrics, "
         "predictions, weights and SavedModel fine-tuning wrote there are removed)."
     )
-    assert _files(out) == before
+    assert folder_bytes(out) == before
     # Other weights under the same name (a model.ckpt-best that pretraining rewrote).
     (data / "train.tsv").write_bytes(train)
     write_random_tf1_checkpoint(albert, str(tmp_path / "init" / "model.ckpt-best"), seed=1)
@@ -125,7 +124,7 @@ def test_settings_are_recorded_before_training_and_a_rerun_with_others_is_refuse
         r"in .*run_settings.json, 'model.ckpt-best \(.index sha256 \w{16}...\)' now\n",
         str(e.value),
     )
-    assert _files(out) == before
+    assert folder_bytes(out) == before
 
 
 def _i2b2_folds(root: pathlib.Path, folds: int = 2) -> pathlib.Path:
@@ -150,14 +149,14 @@ def test_a_cross_validation_and_a_single_run_do_not_share_a_folder(
     single = _small(setup, tiny_spm, tmp_path / "i2b2", tmp_path / "single")
     with pytest.raises(Interrupted):
         finetuning.run(single)
-    before = _files(tmp_path / "single")
+    before = folder_bytes(tmp_path / "single")
     cv = _small(setup, tiny_spm, fold_data, tmp_path / "single")
     with pytest.raises(SettingsMismatchError) as e:
         finetuning.run(cv)
     source = tmp_path / "single" / "run_settings.json"
     assert f"  --data_dir: 3 file(s) in {source}, 0 now; recorded but not given" in str(e.value)
     assert f"  the run: 'a single run' in {source}, 'a cross-validation' now\n" in str(e.value)
-    assert _files(tmp_path / "single") == before
+    assert folder_bytes(tmp_path / "single") == before
     # The reverse: a cross-validation killed in its first fold, then a single run there.
     cv = dataclasses.replace(cv, output_dir=str(tmp_path / "cv"))
     with pytest.raises(Interrupted):
@@ -166,7 +165,7 @@ def test_a_cross_validation_and_a_single_run_do_not_share_a_folder(
     assert cv_settings["cross_validation_folds"] == [1, 2]
     assert (tmp_path / "cv" / "fold-1" / "run_settings.json").exists()
     assert not (tmp_path / "cv" / "fold-2").exists()
-    before = _files(tmp_path / "cv")
+    before = folder_bytes(tmp_path / "cv")
     with pytest.raises(
         SettingsMismatchError, match=r"  the run: 'a cross-validation' in .*, 'a single run' now\n"
     ):
@@ -180,12 +179,12 @@ def test_a_cross_validation_and_a_single_run_do_not_share_a_folder(
         r"  --data_dir: 3 file\(s\) in .*fold-1/run_settings.json, 3 now; recorded but not",
     ):
         finetuning.run(cv)
-    assert _files(tmp_path / "cv") == before
+    assert folder_bytes(tmp_path / "cv") == before
     # overwrite: what the cross-validation wrote goes (not a file of someone else's in fold-1/).
     (tmp_path / "cv" / "fold-1" / "notes.txt").write_text("mine")
     with pytest.raises(Interrupted):
         finetuning.run(dataclasses.replace(single, output_dir=str(tmp_path / "cv")), overwrite=True)
-    assert sorted(_files(tmp_path / "cv")) == ["fold-1/notes.txt", "run_settings.json"]
+    assert sorted(folder_bytes(tmp_path / "cv")) == ["fold-1/notes.txt", "run_settings.json"]
     assert (
         json.loads((tmp_path / "cv" / "run_settings.json").read_text())["cross_validation_folds"]
         is None
@@ -206,7 +205,7 @@ def test_run_finetuning_overwrite_starts_the_folder_afresh(setup, tiny_spm, tmp_
     (out / "predictions.json").write_text("{}")  # a BioASQ run's
     (out / "saved_model").mkdir()
     (out / "saved_model" / "stale.pb").write_bytes(b"old")
-    before = _files(out)
+    before = folder_bytes(out)
     other = ("--learning_rate=5e-4", "--train_batch_size=8", "--eval_every_steps=1")
     proc = _run_cli(setup, tiny_spm, data, out, *other)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -214,7 +213,7 @@ def test_run_finetuning_overwrite_starts_the_folder_afresh(setup, tiny_spm, tmp_
         f"error: {out} holds a fine-tuning run made with other settings; 1 differ:\n"
         f"  --learning_rate: 0.001 in {out}/run_settings.json, 0.0005 now\n"
     ) in proc.stderr
-    assert _files(out) == before
+    assert folder_bytes(out) == before
     proc = subprocess.run(
         [
             sys.executable,
@@ -230,7 +229,7 @@ def test_run_finetuning_overwrite_starts_the_folder_afresh(setup, tiny_spm, tmp_
     )
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "jit_compile=False" in proc.stdout  # the flag reaches Keras' compile
-    assert sorted(_files(out)) == ["notes.txt", "run_settings.json"]
+    assert sorted(folder_bytes(out)) == ["notes.txt", "run_settings.json"]
     assert (out / "notes.txt").read_text() == "mine"
     assert json.loads((out / "run_settings.json").read_text())["learning_rate"] == 5e-4
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.conftest import folder_bytes
 from tests.pretraining_helpers import (
     _config,
     _pretrain,
@@ -24,10 +25,6 @@ def four_steps(data, tmp_path_factory):
     return out
 
 
-def _files(folder) -> dict:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-
-
 def test_resuming_with_other_settings_is_refused_before_anything_is_written(
     data, four_steps, tmp_path
 ):
@@ -39,7 +36,7 @@ def test_resuming_with_other_settings_is_refused_before_anything_is_written(
     shutil.copytree(four_steps, out)
     values = json.loads((data / "albert_config.json").read_text())
     (tmp_path / "other_config.json").write_text(json.dumps({**values, "num_hidden_layers": 3}))
-    before = _files(out)
+    before = folder_bytes(out)
     with pytest.raises(SettingsMismatchError) as e:
         _pretrain(
             _config(
@@ -54,7 +51,7 @@ def test_resuming_with_other_settings_is_refused_before_anything_is_written(
     assert "ckpt-4" in message and "2 differ" in message
     assert f"--train_batch_size: 8 in {out}/run_settings.json, 16 now" in message
     assert "albert_config.json num_hidden_layers: 5 in" in message and "3 in " in message
-    assert _files(out) == before  # albert_config.json, checkpoints, metrics untouched
+    assert folder_bytes(out) == before  # albert_config.json, checkpoints, metrics untouched
     # A longer run with the same settings resumes (extending a run is allowed).
     result = _pretrain(_config(data, out, num_train_steps=6))
     assert result["step"] == 6
@@ -77,7 +74,7 @@ def test_resuming_on_other_input_files_or_replicas_is_refused(data, four_steps, 
     sizes = [p.stat().st_size for p in shards]
     assert recorded["input_files"] == [[p.name, n] for p, n in zip(shards, sizes, strict=True)]
     assert recorded["num_replicas_in_sync"] == 1
-    before = _files(out)
+    before = folder_bytes(out)
     with pytest.raises(SettingsMismatchError) as e:  # one shard of the two
         _pretrain(_config(data, out, num_train_steps=6, input_file=(str(shards[0]),)))
     assert (
@@ -94,7 +91,7 @@ def test_resuming_on_other_input_files_or_replicas_is_refused(data, four_steps, 
         f"recorded but not given now: {shards[1].name} ({sizes[1]} bytes); given now but not "
         f"recorded: {shards[1].name} ({sizes[1] - 100} bytes)"
     ) in str(e.value)
-    assert _files(out) == before
+    assert folder_bytes(out) == before
     # Recorded without --eval_input_file (eval would use the input files), resumed with one.
     assert recorded["eval_input_files"] == []
     with pytest.raises(SettingsMismatchError) as e:
@@ -113,15 +110,15 @@ def test_resuming_on_other_input_files_or_replicas_is_refused(data, four_steps, 
         f"recorded: {shards[0].name} ({sizes[0]} bytes)\n"
     ) in str(e.value)
     assert "1 differ" in str(e.value)
-    assert _files(out) == before
+    assert folder_bytes(out) == before
     # Recorded by a run on 2 replicas (MirroredStrategy), resumed on 1.
     settings_file.write_text(json.dumps({**recorded, "num_replicas_in_sync": 2}))
-    before = _files(out)
+    before = folder_bytes(out)
     with pytest.raises(SettingsMismatchError) as e:
         _pretrain(_config(data, out, num_train_steps=6))
     assert f"  replicas in sync: 2 in {settings_file}, 1 now" in str(e.value)
     assert "1 differ" in str(e.value) and "the same number of replicas" in str(e.value)
-    assert _files(out) == before
+    assert folder_bytes(out) == before
     # The same shards copied elsewhere (as to a bucket) resume.
     settings_file.write_text(json.dumps(recorded))
     moved = tmp_path / "moved"

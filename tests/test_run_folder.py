@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 
 from bioalbert_tf import run_folder
-from tests.conftest import ROOT
+from tests.conftest import ROOT, folder_bytes
 from tests.finetuning_helpers import (
     _cli_flags,
     _data,
-    _files,
     _run_cli,
     _small,
     finetuning_setup,  # noqa: F401 (the fixture `setup`)
@@ -212,7 +211,7 @@ def test_interrupted_finetuning_resumes_to_the_same_weights_and_a_finished_run_i
 
     # An identical rerun is skipped; so is one whose paths are spelled otherwise or whose
     # eval batch size differs (neither changes what is trained).
-    before = _files(resumed_out)
+    before = folder_bytes(resumed_out)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
@@ -221,7 +220,7 @@ def test_interrupted_finetuning_resumes_to_the_same_weights_and_a_finished_run_i
     relative = os.path.relpath(data, os.getcwd())
     again = dataclasses.replace(cut, data_dir=relative, eval_batch_size=7)
     assert finetuning.run(again) == json.loads((resumed_out / "metrics.json").read_text())
-    assert _files(resumed_out) == before
+    assert folder_bytes(resumed_out) == before
 
 
 def test_the_cli_ends_an_interrupt_in_one_line(setup, tiny_spm, tmp_path):
@@ -292,7 +291,7 @@ def test_export_never_replaces_a_run_folder(tmp_path):
     run = tmp_path / "pretraining"
     checkpoints.save_keras_checkpoint(AlbertPretrainer(tiny), str(run))
     (run / "run_settings.json").write_text("{}")
-    before = _files(tmp_path)
+    before = folder_bytes(tmp_path)
     for target in (run, tmp_path):  # the checkpoint's folder, and a parent of it
         cmd = [
             sys.executable,
@@ -306,7 +305,7 @@ def test_export_never_replaces_a_run_folder(tmp_path):
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert f"error: {target} holds another kind of run (" in proc.stderr
         assert "even with --overwrite" in proc.stderr
-    assert _files(tmp_path) == before
+    assert folder_bytes(tmp_path) == before
 
 
 def test_a_held_lock_is_renewed_whole(tmp_path, monkeypatch):
