@@ -133,34 +133,19 @@ def pytest_addoption(parser):
     )
 
 
-# Modules of the slow tier as a whole: they compare against torch or TensorFlow's C API, start
-# command lines, or train and export models (each test minutes on two cores).
+# The slow tier (make test only): these modules as a whole (they compare against torch, start
+# the GCS emulator, or every test trains a model), and each test marked `slow` elsewhere (over a
+# few seconds on two cores, or Beam with several worker processes). In the fast tier, a test that
+# starts a subprocess is skipped where it starts one (_fast_tier below).
 SLOW_MODULES = {
     "test_parity_hf",
     "test_serving_loader",
     "test_serving_fuzz",
-    "test_benchmark_imports",
-    "test_benchmark_runner",
-    "test_benchmark_runner_cli",
-    "test_export",
-    "test_faults",
+    "test_gcs",
     "test_finetuning",
     "test_finetuning_cv",
-    "test_finetuning_data",
-    "test_finetuning_settings",
-    "test_finetuning_tasks",
-    "test_gcs",
-    "test_gold_as_predictions",
-    "test_pipeline",
-    "test_pipeline_chunks",
-    "test_pipeline_cli",
-    "test_pretraining",
-    "test_pretraining_failures",
     "test_pretraining_resume",
-    "test_pretraining_steps",
-    "test_run_folder",
     "test_task_learning",
-    "test_tpu_scripts",
 }
 
 

@@ -162,6 +162,7 @@ def test_bucketed_prediction_equals_the_model_on_full_length_batches(tiny_spm, j
 
 
 @pytest.mark.parametrize("dataset", ["chemprot", "ncbi_disease"])
+@pytest.mark.slow
 def test_xla_and_graph_training_steps_give_the_same_losses_and_weights(tiny_spm, dataset):
     """compile_task's XLA training step (run_finetuning's default) and the plain graph, from the
     same weights on the same batches (dropout 0): the same loss at every step and the same

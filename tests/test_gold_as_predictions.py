@@ -283,6 +283,7 @@ def _shared_gold_files() -> list[tuple[str, pathlib.Path]]:
     return files
 
 
+@pytest.mark.slow
 def test_every_gold_file_in_shared_data_scores_one_as_its_own_predictions(tmp_path):
     files = _shared_gold_files()
     if not files:

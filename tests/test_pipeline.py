@@ -30,6 +30,7 @@ def built(two_files, tiny_spm, tmp_path_factory):
     return out, stats
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_whatever_the_parallelism(built, two_files, tiny_spm, tmp_path):
     out, _ = built
     again = tmp_path / "two_workers"
@@ -251,6 +252,7 @@ def test_killed_while_writing_shards_leaves_no_partial_shard_and_rerun_completes
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name or p.name.startswith("work-")]
 
 
+@pytest.mark.slow
 def test_dask_runner_writes_the_directrunners_bytes(built, two_files, tiny_spm, tmp_path):
     """Beam's Dask runner (pip install -e '.[dask]'): on a local cluster it starts itself, and on
     one named by --dask_client_address, the shards are byte-identical to the DirectRunner's."""

@@ -80,6 +80,7 @@ def uneven(tmp_path_factory, small_text_corpus) -> str:
     return str(folder / "*")
 
 
+@pytest.mark.slow
 def test_chunks_as_the_unit_of_work_give_the_same_bytes_for_1_2_3_workers(
     uneven, tiny_spm, tmp_path, monkeypatch
 ):

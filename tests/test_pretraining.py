@@ -127,6 +127,7 @@ def test_starts_from_a_tf1_checkpoint(data, tmp_path):
         np.testing.assert_array_equal(got[name], value, err_msg=name)
 
 
+@pytest.mark.slow
 def test_each_logged_learning_rate_is_the_one_its_last_update_used(data, tmp_path):
     # lr 0.005, warm-up 1, 4 steps: the reference's update k (global_step k before it) uses
     # 0.005 * k / 1 while k < 1, else 0.005 * (1 - k / 4). A loop of 2 steps logs its mean

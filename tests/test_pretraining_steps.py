@@ -195,6 +195,7 @@ def test_eval_weighs_every_masked_position_alike(tmp_path):
     assert abs(want - np.mean(batch_means)) > 100 * 1e-5 * want  # the check tells them apart
 
 
+@pytest.mark.slow
 def test_xla_and_plain_steps_agree(tmp_path):
     """From the same initial weights and batches, XLA-compiled and plain training steps give the
     same losses over 4 steps and the same weights after them (so the same LAMB updates), within

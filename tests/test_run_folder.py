@@ -155,6 +155,7 @@ class _Weights:
         monkeypatch.setattr(finetuning.DevEvaluation, "on_train_end", on_train_end, raising=False)
 
 
+@pytest.mark.slow
 def test_interrupted_finetuning_resumes_to_the_same_weights_and_a_finished_run_is_skipped(
     setup,
     tiny_spm,
