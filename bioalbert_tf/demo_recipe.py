@@ -115,14 +115,15 @@ def pretraining_args(steps: int) -> list[str]:
 
 
 def finetuning_args(steps: int, warmup: int, max_seq_length: int = SEQ) -> list[str]:
-    """run_finetuning flags for `steps` steps of the recipe, `warmup` of them warming up, at the
-    pretraining's sequence length unless told, spelt out as `builder_args` are."""
+    """run_finetuning flags for `steps` steps of the recipe, `warmup` of them warming up (at
+    most a tenth of a short run), at the pretraining's sequence length unless told, spelt out as
+    `builder_args` are."""
     return _flags(
         {
             **flagfile_values(FINETUNING_FLAGS),
             "albert_config_file": CONFIG,
             "max_seq_length": max_seq_length,
             "num_train_steps": steps,
-            "num_warmup_steps": warmup,
+            "num_warmup_steps": min(warmup, max(1, steps // 10)),
         }
     )

@@ -111,6 +111,12 @@ def test_the_demo_pretrains_on_the_records_it_builds_with_positions_for_them(tmp
     assert finetuning["max_seq_length"] == pretraining["max_seq_length"]
     assert finetuning["albert_config_file"] == pretraining["albert_config_file"]
     assert (finetuning["num_train_steps"], finetuning["num_warmup_steps"]) == ("300", "30")
+    # a short run (--finetuning_steps / --pretraining_steps) warms up for at most a tenth of it
+    for steps in (1, 10, 299):
+        short = _flags(demo_recipe.finetuning_args(steps, 30))
+        assert 1 <= int(short["num_warmup_steps"]) <= max(1, steps // 10), steps
+        short = _flags(demo_recipe.pretraining_args(steps))
+        assert 1 <= int(short["num_warmup_steps"]) <= max(1, steps // 10), steps
 
 
 def test_a_fill_mask_answer_counts_only_the_expected_whole_word():
