@@ -28,6 +28,17 @@ from tests.conftest import ROOT, SHARED_DATA
 pytest.importorskip("tensorflow")
 
 
+def _benchmark(*flags: str) -> subprocess.CompletedProcess:
+    """`python -m bioalbert_tf.benchmark` with these flags, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "bioalbert_tf.benchmark", *flags],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
 def test_another_runs_results_are_refused_not_replaced(models, tmp_path):
     """A run folder is named by dataset and seed only: another split (or SavedModel, data folder,
     batch size) there is refused before anything is written, unless --overwrite; a rerun of the
@@ -58,23 +69,18 @@ def test_another_runs_results_are_refused_not_replaced(models, tmp_path):
             [dataclasses.replace(c, output_dir=str(tmp_path / "other")) for c in (first, dev)],
             progress=False,
         )
-    cmd = [
-        sys.executable,
-        "-m",
-        "bioalbert_tf.benchmark",
+    flags = [
         f"--saved_model={paths['ner']}",
         "--dataset=bc2gm",
         f"--data_dir={ner_dir}",
         f"--output_dir={out}",
         "--split=dev",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = _benchmark(*flags)
     assert proc.returncode == 1 and re.search("error: " + message, proc.stderr), proc.stderr
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert not (tmp_path / "other").exists()
-    proc = subprocess.run(
-        cmd + ["--overwrite"], capture_output=True, text=True, cwd=ROOT, timeout=300
-    )
+    proc = _benchmark(*flags, "--overwrite")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((folder / "metrics.json").read_text())["run"]["split"] == "dev"
 
@@ -142,14 +148,11 @@ def test_suite_cli_with_seeds_writes_the_report(models, tmp_path):
         )
     )
     out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "bioalbert_tf.benchmark",
+    flags = [
         f"--suite={suite}",
         f"--output_dir={out}",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = _benchmark(*flags)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "biosses" in proc.stdout and "ex/s" in proc.stdout
     runs = [
@@ -176,7 +179,7 @@ def test_suite_cli_with_seeds_writes_the_report(models, tmp_path):
     assert re.search(r"\| ncbi_disease \| 1 \| None \| test \|", md)
     # A broken suite entry is an error naming the file.
     suite.write_text(json.dumps([{"dataset": "biosses"}]))
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = _benchmark(*flags)
     assert proc.returncode == 1 and f"error: {suite}" in proc.stderr
 
 
@@ -206,25 +209,20 @@ def test_a_model_is_scored_on_the_dataset_it_was_trained_for(models, tmp_path):
         runner.run(dataclasses.replace(euadr, dataset="chemprot", allow_other_dataset=True))
     assert not out.exists()
     assert runner.run(dataclasses.replace(euadr, dataset="gad"))["main_score"] > 0
-    cmd = [
-        sys.executable,
-        "-m",
-        "bioalbert_tf.benchmark",
+    flags = [
         f"--saved_model={model}",
         "--dataset=euadr",
         f"--data_dir={data}",
         f"--output_dir={out}",
         "--noreport",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = _benchmark(*flags)
     assert (
         proc.returncode == 1
         and "error: " in proc.stderr
         and "euadr" not in {p.name for p in out.iterdir()}
     ), proc.stderr[-2000:]
-    proc = subprocess.run(
-        cmd + ["--allow_other_dataset"], capture_output=True, text=True, cwd=ROOT, timeout=300
-    )
+    proc = _benchmark(*flags, "--allow_other_dataset")
     assert proc.returncode == 0, proc.stderr[-2000:]
     written = json.loads((out / "euadr" / "metrics.json").read_text())
     assert written["dataset"] == "euadr" and written["convention"] == "BioBERT re_eval (binary)"
@@ -260,14 +258,11 @@ def test_a_suite_is_checked_whole_before_its_first_run(models, tmp_path):
         {**good, "seed": 3, "saved_model": str(tmp_path / "gone")},
     ]
     suite.write_text(json.dumps(runs))
-    cmd = [
-        sys.executable,
-        "-m",
-        "bioalbert_tf.benchmark",
+    flags = [
         f"--suite={suite}",
         f"--output_dir={out}",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = _benchmark(*flags)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert f"error: {tmp_path / 'gone'} is not a SavedModel folder" in proc.stderr
     assert not out.exists()
@@ -283,16 +278,13 @@ def test_runner_output_faults_are_one_line(models, tmp_path, where):
         "under a file": (in_the_way / "out", (in_the_way, "a file is in the way")),
         "read-only": ("/sys/bioalbert_bench", ("/sys/bioalbert_bench", "permission denied")),
     }[where]
-    cmd = [
-        sys.executable,
-        "-m",
-        "bioalbert_tf.benchmark",
+    flags = [
         f"--saved_model={paths['gad']}",
         "--dataset=gad",
         f"--data_dir={SHARED_DATA / 're' / 'GAD'}",
         f"--output_dir={out}",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = _benchmark(*flags)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert re.search(f"error: {re.escape(str(expected[0]))}(/out)?: {expected[1]}", proc.stderr), (
         proc.stderr[-2000:]
