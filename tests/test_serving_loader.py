@@ -60,13 +60,9 @@ def models(tiny_spm, tmp_path_factory):
     return serving_examples.build_models(tiny_spm, str(tmp_path_factory.mktemp("serving")))
 
 
-def run_c_api(model_dir: str, runs: list[dict], libraries=tf_c_api.TEXT_OP_LIBRARIES) -> dict:
-    request = {
-        "model_dir": model_dir,
-        "libraries": tf_c_api.text_op_libraries(libraries),
-        "runs": runs,
-    }
-    proc = subprocess.run(
+def _c_api_process(request: dict) -> subprocess.CompletedProcess:
+    """tests/tf_c_api.py on `request`, in a process of its own (as a model server runs)."""
+    return subprocess.run(
         [sys.executable, str(ROOT / "tests" / "tf_c_api.py")],
         input=json.dumps(request),
         capture_output=True,
@@ -74,6 +70,15 @@ def run_c_api(model_dir: str, runs: list[dict], libraries=tf_c_api.TEXT_OP_LIBRA
         cwd=ROOT,
         timeout=300,
     )
+
+
+def run_c_api(model_dir: str, runs: list[dict], libraries=tf_c_api.TEXT_OP_LIBRARIES) -> dict:
+    request = {
+        "model_dir": model_dir,
+        "libraries": tf_c_api.text_op_libraries(libraries),
+        "runs": runs,
+    }
+    proc = _c_api_process(request)
     assert proc.returncode == 0, f"tests/tf_c_api.py on {model_dir}:\n{proc.stderr[-3000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -117,15 +122,7 @@ def test_c_api_session_serves_what_the_python_loader_serves(models, task):
 def test_c_api_load_fails_without_the_text_op_libraries(models):
     """The C-API path registers nothing by itself: without TF.Text's libraries the load fails
     with the error the model server gives for a missing op."""
-    request = {"model_dir": models["re"], "libraries": [], "runs": []}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "tf_c_api.py")],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    proc = _c_api_process({"model_dir": models["re"], "libraries": [], "runs": []})
     assert proc.returncode != 0
     assert "Op type not registered" in proc.stderr, proc.stderr[-2000:]
 
