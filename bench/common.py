@@ -89,6 +89,33 @@ class ModeFlags:
     spm: str | None = setting(None, "Internal: the SentencePiece model for --measure.")
 
 
+def mode_sentences(output_dir: str, count: int, measuring: bool) -> list[str]:
+    """`count` real MEDLINE sentences, the same in every measuring process: the parent picks them
+    and writes <output_dir>/sentences-<count>.json; each --measure process reads that file."""
+    path = os.path.join(output_dir, f"sentences-{count}.json")
+    if measuring:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    sentences = medline_sentences(count)
+    os.makedirs(output_dir, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(sentences, f)
+    return sentences
+
+
+def write_results(path: str, results: dict) -> None:
+    """The results of a bench with the CPU and this run's flags, as JSON."""
+    from absl import flags
+
+    with open(path, "w") as f:
+        json.dump(
+            {"cpu": cpu(), "flags": flags.FLAGS.flag_values_dict(), "results": results},
+            f,
+            indent=1,
+            default=str,
+        )
+
+
 def define_mode_flags() -> None:
     """The flags of a bench that measures each mode in its own process (see run_mode)."""
     from bioalbert_tf import settings

@@ -117,14 +117,11 @@ def measure(mode: str, spm: str, sentences: list[str]) -> dict:
 
 def main(argv: list[str]) -> None:
     del argv
-    sentences_file = os.path.join(FLAGS.output_dir, "sentences-256.json")
+    sentences = common.mode_sentences(FLAGS.output_dir, 256, measuring=bool(FLAGS.measure))
     if FLAGS.measure:
-        with open(sentences_file, encoding="utf-8") as f:
-            print(json.dumps(measure(FLAGS.measure, FLAGS.spm, json.load(f))))
+        print(json.dumps(measure(FLAGS.measure, FLAGS.spm, sentences)))
         return
     spm = common.medline_spm(FLAGS.output_dir, FLAGS.vocab_size)
-    with open(sentences_file, "w", encoding="utf-8") as f:
-        json.dump(common.medline_sentences(256), f)
     print(
         f"{common.cpu()}; ALBERT-base, random weights, MEDLINE sentences, max_seq_length "
         f"{FLAGS.max_seq_length}, batch {FLAGS.batch_size}, median of {FLAGS.steps} steps after "
@@ -146,13 +143,7 @@ def main(argv: list[str]) -> None:
             f"{ratio} |",
             flush=True,
         )
-    with open(os.path.join(FLAGS.output_dir, "finetuning_bench.json"), "w") as f:
-        json.dump(
-            {"cpu": common.cpu(), "flags": FLAGS.flag_values_dict(), "results": results},
-            f,
-            indent=1,
-            default=str,
-        )
+    common.write_results(os.path.join(FLAGS.output_dir, "finetuning_bench.json"), results)
 
 
 if __name__ == "__main__":

@@ -122,14 +122,13 @@ def measure(mode: str, spm: str, sentences: list[str]) -> dict:
 
 def main(argv: list[str]) -> None:
     del argv
-    sentences_file = os.path.join(FLAGS.output_dir, f"sentences-{FLAGS.sentences}.json")
+    sentences = common.mode_sentences(
+        FLAGS.output_dir, FLAGS.sentences, measuring=bool(FLAGS.measure)
+    )
     if FLAGS.measure:
-        with open(sentences_file, encoding="utf-8") as f:
-            print(json.dumps(measure(FLAGS.measure, FLAGS.spm, json.load(f))))
+        print(json.dumps(measure(FLAGS.measure, FLAGS.spm, sentences)))
         return
     spm = common.medline_spm(FLAGS.output_dir, FLAGS.vocab_size)
-    with open(sentences_file, "w", encoding="utf-8") as f:
-        json.dump(common.medline_sentences(FLAGS.sentences), f)
     print(
         f"{common.cpu()}; ALBERT-base, random weights, {FLAGS.sentences} MEDLINE sentences, "
         f"max_seq_length {FLAGS.max_seq_length}, batch {FLAGS.batch_size}, "
@@ -143,13 +142,7 @@ def main(argv: list[str]) -> None:
         base = results.get("ner_eager" if mode.startswith("ner") else "eager")
         ratio = f"{r['sentences_per_s'] / base['sentences_per_s']:.2f}x" if base else "-"
         print(f"| {mode} | {r['sentences_per_s']} | {r['first_pass_s']} | {ratio} |", flush=True)
-    with open(os.path.join(FLAGS.output_dir, "prediction_bench.json"), "w") as f:
-        json.dump(
-            {"cpu": common.cpu(), "flags": FLAGS.flag_values_dict(), "results": results},
-            f,
-            indent=1,
-            default=str,
-        )
+    common.write_results(os.path.join(FLAGS.output_dir, "prediction_bench.json"), results)
 
 
 if __name__ == "__main__":
