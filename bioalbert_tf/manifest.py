@@ -131,9 +131,9 @@ def check(
     Returns the recorded manifest (None when there is none): the same run's, or with `overwrite`
     another run's. Otherwise another run's raises SettingsMismatchError naming `what` the folder
     holds and every difference (`compare`: as for `differences`), then `instead` (what the user
-    can do). A manifest recorded by
-    another `command` is refused even with `overwrite`: that folder is not this command's.
-    `view` (dict -> dict), when given, is what is compared of each side. Writes nothing."""
+    can do). A manifest recorded by another `command` is refused even with `overwrite`: that
+    folder is not this command's. `view` (dict -> dict), when given, is what is compared of each
+    side. Writes nothing."""
     recorded = read(path)
     if recorded is None:
         return None
